@@ -1,0 +1,709 @@
+"""Declarative dataset definitions and their compilation to pandera, JSON and Table Schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, TypeAlias
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+LogicalType: TypeAlias = Literal["string", "integer", "boolean", "datetime", "date"]
+Aggregation: TypeAlias = Literal["sum", "mean", "last", "none"]
+PeriodType: TypeAlias = Literal["month", "quarter", "year"]
+DerivationMethod: TypeAlias = Literal["count", "count_where", "sum"]
+
+POLARS_TYPES: Mapping[LogicalType, pl.DataType] = MappingProxyType(
+    {
+        "string": pl.String(),
+        "integer": pl.Int64(),
+        "boolean": pl.Boolean(),
+        "datetime": pl.Datetime("us"),
+        "date": pl.Date(),
+    }
+)
+
+# Plain-English wording of pandera's dtype check, by logical type.
+_TYPE_WORDS: Mapping[LogicalType, str] = MappingProxyType(
+    {
+        "string": "text",
+        "integer": "a whole number",
+        "boolean": "true or false",
+        "datetime": "a date and time",
+        "date": "a date",
+    }
+)
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_TEMPORAL: frozenset[LogicalType] = frozenset({"datetime", "date"})
+
+# Name of the key uniqueness check in failure_cases (reported on the frame, not a column).
+UNIQUE_KEY = "unique_key"
+
+
+# ---------------------------------------------------------------------------
+# Items and burden
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    """One measure with one meaning, carried as a column by one or more datasets."""
+
+    code: str
+    name: str
+    definition: str
+    unit: str
+    value_type: Literal["integer"]
+    aggregation: Aggregation
+    org_aggregation: Aggregation
+    disaggregation: tuple[str, ...]
+    primary_dataset: str
+
+    def __post_init__(self) -> None:
+        _require(_NAME.fullmatch(self.code) is not None, f"item code {self.code!r} is not a name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Burden:
+    """Standard Cost Model parameters for one return of a dataset."""
+
+    base_minutes: float
+    minutes_per_item: float
+    source: str
+
+    def __post_init__(self) -> None:
+        _require(self.base_minutes >= 0 and self.minutes_per_item >= 0, "burden must be >= 0")
+        _require(bool(self.source.strip()), "burden needs a source")
+
+
+# ---------------------------------------------------------------------------
+# Column checks
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class InRange:
+    """The value lies between min and max, both included."""
+
+    min: int
+    max: int
+
+    name: ClassVar[str] = "in_range"
+    applies_to: ClassVar[frozenset[LogicalType]] = frozenset({"integer"})
+
+    def __post_init__(self) -> None:
+        _require(self.min <= self.max, f"in_range: {self.min} > {self.max}")
+
+    def describe(self) -> str:
+        """Plain-English statement of the check."""
+        return f"must be between {self.min} and {self.max}"
+
+    def expression(self, column: str) -> pl.Expr:
+        """Boolean expression, true where the value passes."""
+        return pl.col(column).is_between(self.min, self.max, closed="both")
+
+    def constraints(self) -> dict[str, Any]:
+        """The check as Table Schema constraints."""
+        return {"minimum": self.min, "maximum": self.max}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OneOf:
+    """The value is one of a fixed list of codes."""
+
+    values: tuple[str, ...]
+
+    name: ClassVar[str] = "one_of"
+    applies_to: ClassVar[frozenset[LogicalType]] = frozenset({"string"})
+
+    def __post_init__(self) -> None:
+        _require(len(set(self.values)) == len(self.values) > 0, "one_of: values must be distinct")
+
+    def describe(self) -> str:
+        """Plain-English statement of the check."""
+        return "must be one of " + ", ".join(self.values)
+
+    def expression(self, column: str) -> pl.Expr:
+        """Boolean expression, true where the value passes."""
+        return pl.col(column).is_in(list(self.values))
+
+    def constraints(self) -> dict[str, Any]:
+        """The check as Table Schema constraints."""
+        return {"enum": list(self.values)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Length:
+    """The text has exactly this many characters."""
+
+    exact: int
+
+    name: ClassVar[str] = "length"
+    applies_to: ClassVar[frozenset[LogicalType]] = frozenset({"string"})
+
+    def __post_init__(self) -> None:
+        _require(self.exact > 0, "length: exact must be positive")
+
+    def describe(self) -> str:
+        """Plain-English statement of the check."""
+        return f"must be exactly {self.exact} characters long"
+
+    def expression(self, column: str) -> pl.Expr:
+        """Boolean expression, true where the value passes."""
+        return pl.col(column).str.len_chars() == self.exact
+
+    def constraints(self) -> dict[str, Any]:
+        """The check as Table Schema constraints."""
+        return {"minLength": self.exact, "maxLength": self.exact}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pattern:
+    """The whole text matches a regular expression (written without ^ and $, as in Table Schema)."""
+
+    regex: str
+    hint: str = ""
+
+    name: ClassVar[str] = "pattern"
+    applies_to: ClassVar[frozenset[LogicalType]] = frozenset({"string"})
+
+    def __post_init__(self) -> None:
+        # Table Schema patterns are implicitly anchored (XML Schema regex), where ^ and $ are
+        # literals: keep one unanchored form and anchor it only for polars.
+        _require(
+            not self.regex.startswith("^") and not self.regex.endswith("$"),
+            f"pattern {self.regex!r}: write it without ^ and $ (it must match in full)",
+        )
+        re.compile(self.regex)
+
+    def describe(self) -> str:
+        """Plain-English statement of the check."""
+        return f"must be {self.hint}" if self.hint else f"must match the pattern {self.regex}"
+
+    def expression(self, column: str) -> pl.Expr:
+        """Boolean expression, true where the value passes."""
+        return pl.col(column).str.contains(f"^(?:{self.regex})$")
+
+    def constraints(self) -> dict[str, Any]:
+        """The check as Table Schema constraints."""
+        return {"pattern": self.regex}
+
+
+ColumnCheck: TypeAlias = InRange | OneOf | Length | Pattern
+
+
+# ---------------------------------------------------------------------------
+# Rules across columns and rows
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotGreaterThan:
+    """column <= other on every row; a failure is reported on `column`."""
+
+    column: str
+    other: str
+
+    name: ClassVar[str] = "not_greater_than"
+
+    def describe(self) -> str:
+        """Plain-English statement of the rule about `column`."""
+        return f"must not be more than {self.other}"
+
+    def reads(self) -> tuple[str, ...]:
+        """Columns the rule reads."""
+        return (self.column, self.other)
+
+    def expression(self, *, org_code: str | None, period: str | None) -> pl.Expr | None:
+        """Boolean expression, true where the row passes."""
+        return pl.col(self.column) <= pl.col(self.other)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotBefore:
+    """column >= other on every row (times); a failure is reported on `column`."""
+
+    column: str
+    other: str
+
+    name: ClassVar[str] = "not_before"
+
+    def describe(self) -> str:
+        """Plain-English statement of the rule about `column`."""
+        return f"must not be before {self.other}"
+
+    def reads(self) -> tuple[str, ...]:
+        """Columns the rule reads."""
+        return (self.column, self.other)
+
+    def expression(self, *, org_code: str | None, period: str | None) -> pl.Expr | None:
+        """Boolean expression, true where the row passes."""
+        return pl.col(self.column) >= pl.col(self.other)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllValuesPresent:
+    """Every group of `per` has a row for each of `values` in `column`."""
+
+    column: str
+    values: tuple[str, ...]
+    per: tuple[str, ...]
+
+    name: ClassVar[str] = "all_values_present"
+
+    def describe(self) -> str:
+        """Plain-English statement of the rule about `column`."""
+        return (
+            f"must have a row for each of {', '.join(self.values)}"
+            f" for every {' and '.join(self.per)}"
+        )
+
+    def reads(self) -> tuple[str, ...]:
+        """Columns the rule reads."""
+        return (self.column, *self.per)
+
+    def expression(self, *, org_code: str | None, period: str | None) -> pl.Expr | None:
+        """Boolean expression, false on every row of an incomplete group."""
+        # A missing row cannot be pointed at, so the rows of its group carry the failure.
+        return pl.all_horizontal(
+            [(pl.col(self.column) == value).any().over(self.per) for value in self.values]
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmittedBy:
+    """The column holds the submitting organisation's own code (needs the submission)."""
+
+    column: str
+
+    name: ClassVar[str] = "submitting_org"
+
+    def describe(self) -> str:
+        """Plain-English statement of the rule about `column`."""
+        return "must be the submitting organisation's own code"
+
+    def reads(self) -> tuple[str, ...]:
+        """Columns the rule reads."""
+        return (self.column,)
+
+    def expression(self, *, org_code: str | None, period: str | None) -> pl.Expr | None:
+        """Boolean expression, or None without a submission to compare with."""
+        return None if org_code is None else pl.col(self.column) == org_code
+
+
+@dataclass(frozen=True, kw_only=True)
+class InSubmissionPeriod:
+    """The column's month is the submission's period (needs the submission)."""
+
+    column: str
+
+    name: ClassVar[str] = "in_period"
+
+    def describe(self) -> str:
+        """Plain-English statement of the rule about `column`."""
+        return "must be in the month of the submission's period"
+
+    def reads(self) -> tuple[str, ...]:
+        """Columns the rule reads."""
+        return (self.column,)
+
+    def expression(self, *, org_code: str | None, period: str | None) -> pl.Expr | None:
+        """Boolean expression, or None without a submission to compare with."""
+        if period is None:
+            return None
+        # YYYY-MM, YYYY-MM-01, a date and a timestamp all begin with the month as text.
+        return pl.col(self.column).cast(pl.String).str.slice(0, 7) == period
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotEmpty:
+    """The file has at least one data row."""
+
+    column: ClassVar[None] = None
+    name: ClassVar[str] = "not_empty"
+
+    def describe(self) -> str:
+        """Plain-English statement of the rule."""
+        return "the file must have at least one data row"
+
+    def reads(self) -> tuple[str, ...]:
+        """Columns the rule reads."""
+        return ()
+
+    def expression(self, *, org_code: str | None, period: str | None) -> pl.Expr | None:
+        """One-row boolean expression."""
+        return pl.len() > 0
+
+
+Rule: TypeAlias = (
+    NotGreaterThan | NotBefore | AllValuesPresent | SubmittedBy | InSubmissionPeriod | NotEmpty
+)
+# Rules that compare with the submission (its trust and period) are compiled only when it is given.
+CONTEXT_RULES: tuple[type[Rule], ...] = (SubmittedBy, InSubmissionPeriod)
+
+
+# ---------------------------------------------------------------------------
+# Columns, derivations, datasets
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Column:
+    """One column of a return."""
+
+    name: str
+    dtype: LogicalType
+    description: str
+    required: bool = True
+    checks: tuple[ColumnCheck, ...] = ()
+    nullable: bool = False
+
+    @property
+    def polars_dtype(self) -> pl.DataType:
+        """The polars type the column must have."""
+        return POLARS_TYPES[self.dtype]
+
+    def check_named(self, name: str) -> ColumnCheck | None:
+        """The column's check of that name, if any."""
+        return next((check for check in self.checks if check.name == name), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Derivation:
+    """An item computed from this dataset's rows, by `group_by` and the month of `time_column`."""
+
+    item: str
+    method: DerivationMethod
+    # Not compared: polars expressions overload ==; the description says the same thing.
+    expression: pl.Expr = field(compare=False)
+    description: str
+    group_by: tuple[str, ...]
+    time_column: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dataset:
+    """The shape of one return, and everything derived from that shape."""
+
+    code: str
+    version: int
+    title: str
+    description: str
+    period_type: PeriodType = "month"
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    # item code -> the column that carries it
+    items: Mapping[str, str] = field(default_factory=dict, hash=False)
+    rules: tuple[Rule, ...] = ()
+    burden: Burden
+    derivations: tuple[Derivation, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "items", MappingProxyType(dict(self.items)))
+        _require(_NAME.fullmatch(self.code) is not None, f"dataset code {self.code!r}")
+        _require(self.version >= 1, f"{self.code}: version must be >= 1")
+        names = [column.name for column in self.columns]
+        _require(len(set(names)) == len(names) > 0, f"{self.code}: column names must be distinct")
+        for column in self.columns:
+            _require(_NAME.fullmatch(column.name) is not None, f"{self.code}: {column.name!r}")
+            kinds = [check.name for check in column.checks]
+            _require(len(set(kinds)) == len(kinds), f"{column.name}: one check of each kind")
+            for check in column.checks:
+                _require(
+                    column.dtype in check.applies_to,
+                    f"{self.code}.{column.name}: {check.name} does not apply to {column.dtype}",
+                )
+        _require(bool(self.key) and set(self.key) <= set(names), f"{self.code}: key columns")
+        for item, column_name in self.items.items():
+            _require(
+                column_name in names and self.column(column_name).dtype == "integer",
+                f"{self.code}: item {item} needs an integer column",
+            )
+        for rule in self.rules:
+            _require(set(rule.reads()) <= set(names), f"{self.code}: {rule} reads unknown columns")
+        targets = [(rule.column, rule.name) for rule in self.rules] + [
+            (column.name, check.name) for column in self.columns for check in column.checks
+        ]
+        _require(len(set(targets)) == len(targets), f"{self.code}: checks must be distinct")
+        for derivation in self.derivations:
+            _require(
+                set(derivation.group_by) <= set(names)
+                and derivation.time_column in names
+                and self.column(derivation.time_column).dtype in _TEMPORAL,
+                f"{self.code}: derivation of {derivation.item} reads unknown columns",
+            )
+        # derive() groups all derivations at once, so they must share one grain.
+        grains = {(d.group_by, d.time_column) for d in self.derivations}
+        _require(len(grains) <= 1, f"{self.code}: derivations must share group_by and time_column")
+
+    # -- lookups ------------------------------------------------------------
+
+    @property
+    def has_period_column(self) -> bool:
+        """Whether rows carry a `period` column (else the period is the submission's)."""
+        return any(column.name == "period" for column in self.columns)
+
+    def column(self, name: str) -> Column:
+        """The column of that name (KeyError if none)."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{self.code} has no column {name!r}")
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        """Column name -> polars type, in column order (for readers' schema overrides)."""
+        return {column.name: column.polars_dtype for column in self.columns}
+
+    def describe_check(self, *, column: str | None, check: str) -> str | None:
+        """Plain-English message for a check named in pandera failure_cases, or None."""
+        names = ", ".join(c.name for c in self.columns)
+        if column is None or column == self.code:
+            frame_messages = {
+                UNIQUE_KEY: f"each {', '.join(self.key)} must appear only once",
+                "column_in_dataframe": f"every column must be present: {names}",
+                "column_in_schema": f"only these columns are allowed: {names}",
+            }
+            if check in frame_messages:
+                return frame_messages[check]
+        for rule in self.rules:
+            if rule.name == check and rule.column in (column, None):
+                return rule.describe()
+        if column is None or column not in {c.name for c in self.columns}:
+            return None
+        found = self.column(column)
+        if check == "not_nullable":
+            return "must not be empty"
+        if check.startswith("dtype("):
+            return f"must be {_TYPE_WORDS[found.dtype]}"
+        named = found.check_named(check)
+        return None if named is None else named.describe()
+
+    # -- pandera ------------------------------------------------------------
+
+    def pandera_schema(
+        self, *, org_code: str | None = None, period: str | None = None
+    ) -> pa.DataFrameSchema:
+        """The pandera (polars) schema; rules about the submission need org_code and period.
+
+        Validate a collected pl.DataFrame with lazy=True: a LazyFrame is checked for names and
+        types only (pandera's default depth for lazy frames), so value checks would pass silently.
+        """
+        if period is not None:
+            _require(_MONTH.fullmatch(period) is not None, f"period {period!r} is not YYYY-MM")
+        dtypes = self.polars_schema()
+        column_checks: dict[str, list[pa.Check]] = {name: [] for name in dtypes}
+        # Key uniqueness is checked here rather than with pandera's unique=: that crashes (polars
+        # ShapeError) when every key column is missing, and reports false duplicates when some are.
+        frame_checks = [
+            _pandera_check(
+                UNIQUE_KEY, ~pl.struct(self.key).is_duplicated(), {c: dtypes[c] for c in self.key}
+            )
+        ]
+        for column in self.columns:
+            for check in column.checks:
+                compiled = _pandera_check(
+                    check.name, check.expression(column.name), {column.name: column.polars_dtype}
+                )
+                column_checks[column.name].append(compiled)
+        for rule in self.rules:
+            expression = rule.expression(org_code=org_code, period=period)
+            if expression is None:
+                continue
+            compiled = _pandera_check(rule.name, expression, {c: dtypes[c] for c in rule.reads()})
+            if rule.column is None:
+                frame_checks.append(compiled)
+            else:
+                # Attached to the column it is about, so failure_cases name that column and value.
+                column_checks[rule.column].append(compiled)
+        return pa.DataFrameSchema(
+            {
+                column.name: pa.Column(
+                    column.polars_dtype,
+                    checks=column_checks[column.name],
+                    nullable=column.nullable,
+                    required=column.required,
+                    description=column.description,
+                )
+                for column in self.columns
+            },
+            checks=frame_checks,
+            strict=True,
+            coerce=False,
+            name=self.code,
+            title=self.title,
+            description=self.description,
+        )
+
+    # -- published forms ----------------------------------------------------
+
+    def definition(self) -> dict[str, Any]:
+        """The full JSON-ready definition served at GET /v1/datasets/{code}."""
+        return {
+            "code": self.code,
+            "version": self.version,
+            "title": self.title,
+            "description": self.description,
+            "period_type": self.period_type,
+            "has_period_column": self.has_period_column,
+            "key": list(self.key),
+            "items": list(self.items),
+            "item_columns": dict(self.items),
+            "columns": [
+                {
+                    "name": column.name,
+                    "type": column.dtype,
+                    "required": column.required,
+                    "nullable": column.nullable,
+                    "description": column.description,
+                    "checks": [_check_entry(check) for check in column.checks],
+                }
+                for column in self.columns
+            ],
+            "rules": [_rule_entry(rule) for rule in self.rules],
+            "burden": {
+                "base_minutes": self.burden.base_minutes,
+                "minutes_per_item": self.burden.minutes_per_item,
+                "source": self.burden.source,
+            },
+            "derivations": [
+                {
+                    "item": d.item,
+                    "method": d.method,
+                    "description": d.description,
+                    "group_by": list(d.group_by),
+                    "time_column": d.time_column,
+                }
+                for d in self.derivations
+            ],
+        }
+
+    def table_schema(self) -> dict[str, Any]:
+        """The definition as a Frictionless Table Schema; cross-field rules go in x-rules."""
+        fields: list[dict[str, Any]] = []
+        for column in self.columns:
+            constraints: dict[str, Any] = {"required": not column.nullable}
+            for check in column.checks:
+                constraints.update(check.constraints())
+            entry: dict[str, Any] = {
+                "name": column.name,
+                "type": column.dtype,
+                "description": column.description,
+                "constraints": constraints,
+            }
+            if column.dtype == "datetime":
+                # Table Schema's default datetime format demands a UTC "Z"; returns use local time.
+                entry["format"] = "any"
+            fields.append(entry)
+        return {
+            "fields": fields,
+            "primaryKey": list(self.key),
+            "missingValues": [""],
+            "x-rules": [
+                {**_rule_entry(rule), "description": _rule_sentence(rule)} for rule in self.rules
+            ],
+        }
+
+    def template_csv(self) -> str:
+        """The header row of a return, CRLF-terminated as in RFC 4180."""
+        return ",".join(column.name for column in self.columns) + "\r\n"
+
+    def fingerprint(self) -> str:
+        """sha256 hex of the canonical JSON of definition(), to version datasets in the database."""
+        canonical = json.dumps(
+            self.definition(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    # -- derivations --------------------------------------------------------
+
+    def derive(self, rows: pl.LazyFrame) -> pl.LazyFrame:
+        """Derived items from validated rows: one row per month (`period`, YYYY-MM) and group."""
+        _require(bool(self.derivations), f"{self.code} has no derivations")
+        group_by = list(self.derivations[0].group_by)
+        month = pl.col(self.derivations[0].time_column).dt.strftime("%Y-%m").alias("period")
+        keys = ["period", *group_by]
+        items = [d.item for d in self.derivations]
+        derived = rows.group_by(month, *group_by).agg(
+            d.expression.cast(pl.Int64).alias(d.item) for d in self.derivations
+        )
+        # Groups with no rows at all (a department type with no attendances) are zero, as they
+        # are in a monthly return, so the codes of enumerated columns are filled in.
+        enumerated = {
+            name: check.values
+            for name in group_by
+            if isinstance(check := self.column(name).check_named("one_of"), OneOf)
+        }
+        grid = derived.select(k for k in keys if k not in enumerated).unique()
+        for name, values in enumerated.items():
+            grid = grid.join(pl.LazyFrame({name: list(values)}), how="cross")
+        return (
+            grid.join(derived, on=keys, how="left")
+            .with_columns(pl.col(items).fill_null(0))
+            .select(*keys, *items)
+            .sort(keys)
+        )
+
+
+# ---------------------------------------------------------------------------
+# Compilation details
+# ---------------------------------------------------------------------------
+
+
+def _pandera_check(name: str, expression: pl.Expr, reads: Mapping[str, pl.DataType]) -> pa.Check:
+    """A named pandera check evaluating `expression` on the frame."""
+
+    def check(data: PolarsData) -> pl.LazyFrame | bool:
+        present = data.lazyframe.collect_schema()
+        # A missing or mistyped column is already reported by pandera's presence and dtype
+        # checks; evaluating the expression would only add a crash report on top.
+        if any(present.get(column) != dtype for column, dtype in reads.items()):
+            return True
+        return data.lazyframe.select(expression)
+
+    return pa.Check(check, name=name)
+
+
+def _params(check: ColumnCheck | Rule) -> dict[str, Any]:
+    """A check's parameters as JSON-ready values."""
+    return {key: _plain(value) for key, value in dataclasses.asdict(check).items()}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so definitions compare equal to their JSON round trip."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_entry(check: ColumnCheck) -> dict[str, Any]:
+    """A column check in definition()."""
+    return {"name": check.name, **_params(check), "description": check.describe()}
+
+
+def _rule_entry(rule: Rule) -> dict[str, Any]:
+    """A rule in definition()."""
+    return {
+        "name": rule.name,
+        "column": rule.column,
+        **_params(rule),
+        "needs_submission": isinstance(rule, CONTEXT_RULES),
+        "description": rule.describe(),
+    }
+
+
+def _rule_sentence(rule: Rule) -> str:
+    """A rule as a sentence that names its column."""
+    return rule.describe() if rule.column is None else f"{rule.column} {rule.describe()}"
+
+
+def _require(condition: bool, message: str) -> None:
+    """Raise ValueError(message) for an inconsistent definition."""
+    if not condition:
+        raise ValueError(message)

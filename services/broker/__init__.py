@@ -1,0 +1,1 @@
+"""The broker service: the HTTP API (FastAPI). A thin adapter over services/catalogue."""

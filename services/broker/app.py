@@ -1,0 +1,51 @@
+"""The FastAPI application, built from a runtime by the entry point (nothing at import)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from services.broker import problems
+from services.broker.routes import catalogue, health, organisations
+from services.catalogue.runtime import Runtime
+
+DESCRIPTION = """
+The data request broker puts one shared catalogue between oversight bodies and NHS trusts:
+requests are checked against data already held, scheduled or derivable; trusts are asked
+only for the gap and submit each return once.
+
+Every call except `GET /v1/health` needs `Authorization: Bearer <token>`. Errors are
+RFC 9457 problem details.
+"""
+
+
+def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = ()) -> FastAPI:
+    """The HTTP API over ``runtime``'s database and queue; ``on_shutdown`` runs as it stops."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for hook in on_shutdown:
+            hook()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Data request broker",
+        version="1",
+        description=DESCRIPTION,
+        license_info={"name": "MIT"},
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(organisations.router)
+    app.include_router(catalogue.router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,96 @@
+"""Request-scoped dependencies: the runtime, a unit-of-work session, the calling principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from services.broker.problems import Problem
+from services.catalogue import auth
+from services.catalogue.jobs import take_new_job_ids
+from services.catalogue.runtime import Runtime
+
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="drb"'}
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The process runtime the app was built with."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request: committed before the response, jobs relayed after commit."""
+    session = runtime.factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        new_jobs = take_new_job_ids(session)
+        session.close()
+    runtime.relay(new_jobs)
+
+
+# scope="function" ends the unit of work before the response is sent, so a failed commit
+# is reported to the client instead of after a 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_principal(request: Request, session: SessionDep) -> auth.Principal:
+    """The authenticated caller, or 401."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Problem(
+            401,
+            "Send the header 'Authorization: Bearer <token>'.",
+            type_="unauthenticated",
+            headers=BEARER_CHALLENGE,
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "The Authorization header must use the Bearer scheme.",
+            type_="unauthenticated",
+            headers=BEARER_CHALLENGE,
+        )
+    principal = auth.authenticate(session=session, token=token.strip())
+    if principal is None:
+        raise Problem(
+            401,
+            "The token is unknown or has been revoked.",
+            type_="unauthenticated",
+            headers=BEARER_CHALLENGE,
+        )
+    return principal
+
+
+PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
+
+
+def require(*kinds: str) -> Callable[[auth.Principal], auth.Principal]:
+    """A dependency that lets through only organisations of the given kinds (else 403)."""
+    allowed = ", ".join(kinds)
+
+    def dependency(principal: PrincipalDep) -> auth.Principal:
+        if principal.kind not in kinds:
+            raise Problem(
+                403,
+                f"This needs the role {allowed}; the token belongs to a {principal.kind}.",
+                type_="forbidden",
+            )
+        return principal
+
+    return dependency
+
+
+StewardDep = Annotated[auth.Principal, Depends(require("steward"))]

@@ -1,0 +1,1 @@
+"""One router per area of the HTTP contract (API.md)."""

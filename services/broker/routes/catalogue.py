@@ -1,0 +1,134 @@
+"""The shared catalogue: items and dataset definitions (any role)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+import schemas
+from schemas.model import Dataset
+from services.broker.dependencies import PrincipalDep, SessionDep
+from services.catalogue.errors import NotFound
+from services.catalogue.repositories import catalogue as catalogue_repo
+
+router = APIRouter(tags=["catalogue"])
+
+
+class ItemOut(BaseModel):
+    """One item: a measure with one meaning."""
+
+    code: str
+    name: str
+    definition: str
+    unit: str
+    value_type: str
+    aggregation: str
+    org_aggregation: str
+    disaggregation: list[str]
+    primary_dataset: str
+    datasets: list[str]
+    derivable_from: list[str]
+
+
+class DatasetSummary(BaseModel):
+    """A dataset in the list."""
+
+    code: str
+    version: int
+    title: str
+    period_type: str
+    items: list[str]
+
+
+@router.get("/v1/items", summary="Every item in the catalogue")
+def list_items(session: SessionDep, _caller: PrincipalDep) -> list[ItemOut]:
+    """Items with the datasets that carry them and those they can be derived from."""
+    carried = catalogue_repo.datasets_by_item(session=session)
+    derivable: dict[str, list[str]] = {}
+    for dataset in schemas.DATASETS.values():
+        for derivation in dataset.derivations:
+            derivable.setdefault(derivation.item, []).append(dataset.code)
+    return [
+        ItemOut(
+            code=item.code,
+            name=item.name,
+            definition=item.definition,
+            unit=item.unit,
+            value_type=item.value_type,
+            aggregation=item.aggregation,
+            org_aggregation=item.org_aggregation,
+            disaggregation=list(item.disaggregation),
+            primary_dataset=item.primary_dataset,
+            datasets=carried.get(item.code, []),
+            derivable_from=sorted(derivable.get(item.code, [])),
+        )
+        for item in catalogue_repo.items(session=session)
+    ]
+
+
+@router.get("/v1/datasets", summary="Every dataset (the returns trusts send)")
+def list_datasets(session: SessionDep, _caller: PrincipalDep) -> list[DatasetSummary]:
+    """Datasets at their current version."""
+    return [
+        DatasetSummary(
+            code=row.code,
+            version=row.current_version,
+            title=row.title,
+            period_type=row.period_type,
+            items=catalogue_repo.carried_items(session=session, code=row.code),
+        )
+        for row in catalogue_repo.datasets(session=session)
+    ]
+
+
+def _current(session: SessionDep, code: str) -> Dataset:
+    row = catalogue_repo.dataset(session=session, code=code)
+    if row is None or code not in schemas.DATASETS:
+        known = ", ".join(schemas.DATASETS)
+        raise NotFound(f"No dataset has the code {code!r}; the catalogue has {known}.")
+    return schemas.DATASETS[code]
+
+
+@router.get("/v1/datasets/{code}", summary="A dataset's full definition")
+def get_dataset(
+    code: str, session: SessionDep, _caller: PrincipalDep, version: int | None = None
+) -> dict[str, Any]:
+    """Columns, checks, key, items and burden parameters; ``?version=N`` for an older one."""
+    current = _current(session, code)
+    wanted = current.version if version is None else version
+    published = catalogue_repo.version(session=session, code=code, version=wanted)
+    if published is None:
+        raise NotFound(f"Dataset {code!r} has no version {wanted}.")
+    body = dict(published.definition)
+    body["published_at"] = published.published_at.isoformat()
+    body["versions"] = [v.version for v in catalogue_repo.versions(session=session, code=code)]
+    return body
+
+
+@router.get(
+    "/v1/datasets/{code}/template.csv",
+    summary="The header row of the return, as CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Response:
+    """A CSV with the dataset's columns in order, ready to fill in."""
+    dataset = _current(session, code)
+    return Response(
+        dataset.template_csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{code}-template.csv"'},
+    )
+
+
+@router.get(
+    "/v1/datasets/{code}/table-schema.json",
+    summary="The definition as a Frictionless Table Schema",
+)
+def table_schema(code: str, session: SessionDep, _caller: PrincipalDep) -> JSONResponse:
+    """Frictionless Table Schema, for tools that validate files before sending them."""
+    dataset = _current(session, code)
+    return JSONResponse(dataset.table_schema(), media_type="application/schema+json")

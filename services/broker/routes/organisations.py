@@ -1,0 +1,176 @@
+"""Organisations and their tokens (stewards administer; every role may list)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.broker.dependencies import PrincipalDep, SessionDep, StewardDep
+from services.catalogue import auth, organisations
+from services.catalogue.errors import NotFound
+from services.catalogue.models import Organisation
+from services.catalogue.regions import REGIONS
+from services.catalogue.repositories import organisations as org_repo
+from services.catalogue.repositories import tokens as token_repo
+
+router = APIRouter(tags=["organisations"])
+
+Kind = Literal["trust", "oversight_body", "auditor", "steward"]
+
+
+class OrganisationIn(BaseModel):
+    """A new organisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        pattern=r"^[A-Z0-9][A-Z0-9-]{1,15}$",
+        description="ODS code (upper case letters, digits, hyphens).",
+        examples=["RJ1"],
+    )
+    name: str = Field(min_length=1, max_length=200)
+    kind: Kind
+    region: str | None = Field(
+        default=None, description=f"NHS England region code: {', '.join(REGIONS)}."
+    )
+
+
+class OrganisationOut(BaseModel):
+    """An organisation as the API shows it."""
+
+    code: str
+    name: str
+    kind: str
+    region: str | None
+    region_name: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, organisation: Organisation) -> OrganisationOut:
+        """Build from a model row."""
+        return cls(
+            code=organisation.code,
+            name=organisation.name,
+            kind=organisation.kind,
+            region=organisation.region,
+            region_name=REGIONS.get(organisation.region or ""),
+            created_at=organisation.created_at,
+        )
+
+
+class TokenIn(BaseModel):
+    """Options for a new token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, max_length=200, examples=["data team laptop"])
+
+
+class TokenIssued(BaseModel):
+    """A new token: shown once, stored only as a hash."""
+
+    id: str
+    token: str
+    org_code: str
+    label: str | None
+    created_at: datetime
+
+
+class TokenInfo(BaseModel):
+    """A token's metadata (never the token)."""
+
+    id: str
+    org_code: str
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@router.post(
+    "/v1/organisations",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register an organisation (steward)",
+    responses={409: {"description": "The code exists already."}},
+)
+def register_organisation(
+    body: OrganisationIn, session: SessionDep, steward: StewardDep
+) -> OrganisationOut:
+    """Register a trust, oversight body, auditor or steward."""
+    organisation = organisations.register(
+        session=session,
+        code=body.code,
+        name=body.name,
+        kind=body.kind,
+        region=body.region,
+        actor=steward.org_code,
+    )
+    return OrganisationOut.of(organisation)
+
+
+@router.get("/v1/organisations", summary="List organisations (any role)")
+def list_organisations(
+    session: SessionDep,
+    _caller: PrincipalDep,
+    kind: Kind | None = None,
+    region: str | None = None,
+) -> list[OrganisationOut]:
+    """Every registered organisation, optionally of one kind or region."""
+    rows = org_repo.list_all(session=session, kind=kind, region=region)
+    return [OrganisationOut.of(row) for row in rows]
+
+
+@router.get("/v1/organisations/{code}", summary="One organisation (any role)")
+def get_organisation(code: str, session: SessionDep, _caller: PrincipalDep) -> OrganisationOut:
+    """One organisation by ODS code."""
+    organisation = org_repo.get(session=session, code=code)
+    if organisation is None:
+        raise NotFound(f"No organisation has the code {code!r}.")
+    return OrganisationOut.of(organisation)
+
+
+@router.post(
+    "/v1/organisations/{code}/tokens",
+    status_code=status.HTTP_201_CREATED,
+    summary="Issue a token for an organisation (steward)",
+)
+def issue_token(
+    code: str, session: SessionDep, steward: StewardDep, body: TokenIn | None = None
+) -> TokenIssued:
+    """A new bearer token; the response is the only time it is shown."""
+    token, plain = auth.issue_token(
+        session=session, org_code=code, actor=steward.org_code, label=body.label if body else None
+    )
+    return TokenIssued(
+        id=token.id, token=plain, org_code=code, label=token.label, created_at=token.created_at
+    )
+
+
+@router.get("/v1/organisations/{code}/tokens", summary="List an organisation's tokens (steward)")
+def list_tokens(code: str, session: SessionDep, _steward: StewardDep) -> list[TokenInfo]:
+    """Token metadata, newest first; never the tokens themselves."""
+    if org_repo.get(session=session, code=code) is None:
+        raise NotFound(f"No organisation has the code {code!r}.")
+    return [
+        TokenInfo(
+            id=t.id,
+            org_code=t.org_code,
+            label=t.label,
+            created_at=t.created_at,
+            revoked_at=t.revoked_at,
+        )
+        for t in token_repo.list_for(session=session, org_code=code)
+    ]
+
+
+@router.delete(
+    "/v1/organisations/{code}/tokens/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a token (steward)",
+)
+def revoke_token(code: str, token_id: str, session: SessionDep, steward: StewardDep) -> Response:
+    """Revoke a token at once; calls with it get 401 from then on."""
+    auth.revoke_token(session=session, org_code=code, token_id=token_id, actor=steward.org_code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""The shared library of the broker: models, repositories, settings, queue set-up. No HTTP here."""

@@ -1,0 +1,160 @@
+"""The demo: the NHS trusts in NHS England's 2016-2019 A&E data, three oversight bodies, an auditor.
+
+The data files beside this module are public sector information licensed under the Open
+Government Licence v3.0 (see ATTRIBUTION.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from services.catalogue import auth
+from services.catalogue.models import Organisation
+from services.catalogue.regions import REGIONS
+from services.catalogue.repositories import organisations as org_repo
+
+DATA_DIR = Path(__file__).parent
+AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
+ODS_2025 = DATA_DIR / "ods_nhs_trusts_etr_2025.csv"
+ODS_2019 = DATA_DIR / "ods_nhs_trusts_etr_c2019.csv"
+ACTOR = "DRB-DEMO"
+
+# Trusts merged away before 2025 carry only the old regions; their government office region
+# (gor_code) places them in today's NHS England region.
+GOR_TO_REGION = {
+    "A": "Y63",
+    "D": "Y63",
+    "B": "Y62",
+    "E": "Y60",
+    "F": "Y60",
+    "G": "Y61",
+    "H": "Y56",
+    "J": "Y59",
+    "K": "Y58",
+}
+
+BODIES = (
+    ("CQC", "Care Quality Commission", "oversight_body"),
+    ("NHSE", "NHS England", "oversight_body"),
+    ("UKHSA", "UK Health Security Agency", "oversight_body"),
+    ("NAO", "National Audit Office", "auditor"),
+    ("DRB-DEMO", "Broker stewards (demo)", "steward"),
+)
+# Trusts whose tokens the demo prints (all tokens are in the tokens file).
+FEATURED_TRUSTS = ("RJ1", "R0A", "RRK")
+
+
+@dataclass(frozen=True)
+class DemoTrust:
+    """A trust of the demo, with its current NHS England region."""
+
+    code: str
+    name: str
+    region: str
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
+
+
+def trusts() -> list[DemoTrust]:
+    """The English NHS trusts that appear in the A&E data, with name and region."""
+    in_data = {row["org_code"] for row in _rows(AE_FILE)}
+    current = {row["org_code"]: row for row in _rows(ODS_2025)}
+    older = {row["org_code"]: row for row in _rows(ODS_2019)}
+    found: list[DemoTrust] = []
+    for code in sorted(in_data):
+        if code in current and current[code]["national_grouping"] in REGIONS:
+            row = current[code]
+            found.append(DemoTrust(code, row["name"], row["national_grouping"]))
+        elif code in older and older[code]["gor_code"] in GOR_TO_REGION:
+            row = older[code]
+            found.append(DemoTrust(code, row["name"], GOR_TO_REGION[row["gor_code"]]))
+    return found
+
+
+@dataclass
+class DemoSummary:
+    """What the seed did, and the tokens to try the demo with."""
+
+    organisations_added: int = 0
+    trusts: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    tokens_file: Path | None = None
+
+    def describe(self, *, base_url: str) -> str:
+        """The text ``drb seed-demo`` prints."""
+        lines = [
+            f"Demo loaded: {self.trusts} NHS trusts from NHS England's A&E data (2016-2019), "
+            f"{len(BODIES) - 2} oversight bodies, an auditor and a steward "
+            f"({self.organisations_added} organisations added this time).",
+            f"Demo tokens (all {len(self.tokens)} are in {self.tokens_file}):",
+        ]
+        for code in [b[0] for b in BODIES] + list(FEATURED_TRUSTS):
+            if code in self.tokens:
+                lines.append(f"  {code:<9} {self.kinds[code]:<15} {self.tokens[code]}")
+        example = self.tokens.get("NHSE", "")
+        lines.append(
+            "Try:\n"
+            f"  curl -H 'Authorization: Bearer {example}' {base_url}/v1/datasets\n"
+            f"  open {base_url}/docs and press 'Authorize' with a token above"
+        )
+        return "\n".join(lines)
+
+
+def _load_tokens(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    return {str(k): str(v) for k, v in loaded.items()}
+
+
+def _save_tokens(path: Path, tokens: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    # The demo keeps its plain tokens so that `make run` can print them again; owner-only.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(tokens, handle, indent=2, sort_keys=True)
+    temporary.replace(path)
+
+
+def seed(*, session: Session, tokens_file: Path) -> DemoSummary:
+    """Register the demo organisations and give each a token; safe to run again."""
+    summary = DemoSummary(tokens_file=tokens_file)
+    wanted: list[Organisation] = [
+        Organisation(code=code, name=name, kind=kind, region=None) for code, name, kind in BODIES
+    ]
+    demo_trusts = trusts()
+    summary.trusts = len(demo_trusts)
+    wanted += [
+        Organisation(code=t.code, name=t.name, kind="trust", region=t.region) for t in demo_trusts
+    ]
+    existing = org_repo.existing_codes(session=session, codes=[o.code for o in wanted])
+    for organisation in wanted:
+        if organisation.code not in existing:
+            session.add(organisation)
+            summary.organisations_added += 1
+        summary.kinds[organisation.code] = organisation.kind
+    session.flush()
+
+    saved = _load_tokens(tokens_file)
+    for organisation in wanted:
+        kept = saved.get(organisation.code)
+        principal = auth.authenticate(session=session, token=kept) if kept else None
+        if kept is None or principal is None or principal.org_code != organisation.code:
+            _token, kept = auth.issue_token(
+                session=session, org_code=organisation.code, actor=ACTOR, label="demo"
+            )
+        summary.tokens[organisation.code] = kept
+    _save_tokens(tokens_file, summary.tokens)
+    return summary

@@ -1,0 +1,75 @@
+"""The dramatiq broker, set in this one place before any actor module is imported.
+
+With ``DRB_REDIS_URL`` the queue is Redis and ``drb worker`` processes consume it; without it,
+a StubBroker with worker threads inside the API process does the same work (embedded mode).
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from redis import Redis
+from redis.exceptions import RedisError
+
+from services.catalogue.errors import ServiceUnavailable
+from services.catalogue.settings import Settings
+
+QUEUE_NAME = "validator"
+
+
+def configure_broker(settings: Settings) -> dramatiq.Broker:
+    """Build the broker the settings ask for and make it dramatiq's global broker."""
+    broker: dramatiq.Broker
+    if settings.redis_url:
+        check_redis(settings.redis_url)
+        broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
+    else:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+    broker.declare_queue(QUEUE_NAME)
+    # dramatiq would otherwise quietly make a RabbitMQ broker on first use.
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def check_redis(url: str) -> None:
+    """Raise ServiceUnavailable, naming the setting, when Redis does not answer."""
+    try:
+        Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except (RedisError, ValueError, OSError) as error:
+        raise ServiceUnavailable(
+            f"Redis at DRB_REDIS_URL={_redact(url)} does not answer: {error}"
+        ) from error
+
+
+def queue_answers(broker: dramatiq.Broker) -> bool:
+    """True when the queue is reachable (the stub broker always is)."""
+    if isinstance(broker, RedisBroker):
+        try:
+            return bool(broker.client.ping())
+        except RedisError:
+            return False
+    return True
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+RUN_JOB_ACTOR = "run_job"
+
+
+def send_job(broker: dramatiq.Broker, job_id: str) -> None:
+    """Put one job id on the validator's queue (the actor lives in services/validator)."""
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=QUEUE_NAME, actor_name=RUN_JOB_ACTOR, args=(job_id,), kwargs={}, options={}
+        )
+    )

@@ -1,0 +1,1 @@
+"""Every database query of the catalogue lives in one of these modules."""

@@ -1,0 +1,35 @@
+"""Queries on organisations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.catalogue.models import Organisation
+
+
+def get(*, session: Session, code: str) -> Organisation | None:
+    """The organisation with ODS code ``code``, if any."""
+    return session.get(Organisation, code)
+
+
+def list_all(
+    *, session: Session, kind: str | None = None, region: str | None = None
+) -> Sequence[Organisation]:
+    """Organisations ordered by code, optionally of one kind and region."""
+    query = select(Organisation).order_by(Organisation.code)
+    if kind is not None:
+        query = query.where(Organisation.kind == kind)
+    if region is not None:
+        query = query.where(Organisation.region == region)
+    return session.scalars(query).all()
+
+
+def existing_codes(*, session: Session, codes: Sequence[str]) -> set[str]:
+    """The subset of ``codes`` that are registered."""
+    if not codes:
+        return set()
+    query = select(Organisation.code).where(Organisation.code.in_(codes))
+    return set(session.scalars(query).all())

@@ -1,0 +1,78 @@
+"""What a running process holds: settings, database and queue, built once by the entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dramatiq
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.catalogue import auth, jobs, migrate, queue
+from services.catalogue.db import build_engine, session_factory, session_scope
+from services.catalogue.errors import ServiceUnavailable
+from services.catalogue.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """The process's connections; passed explicitly, never a module global."""
+
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    broker: dramatiq.Broker
+
+    def send_job(self, job_id: str) -> None:
+        """Send one job to the queue."""
+        queue.send_job(self.broker, job_id)
+
+    def relay(self, job_ids: list[str]) -> None:
+        """Send jobs committed by a unit of work."""
+        if job_ids:
+            jobs.relay(factory=self.factory, job_ids=job_ids, send=self.send_job)
+
+    @property
+    def stale_after(self) -> timedelta:
+        """How long a sent job may stay unfinished before the sweep sends it again."""
+        return timedelta(seconds=self.settings.job_timeout_seconds)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.broker.close()
+        self.engine.dispose()
+
+
+def database_engine(settings: Settings) -> Engine:
+    """An engine for the configured database, checked to answer."""
+    engine = build_engine(settings.sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        engine.dispose()
+        shown = engine.url.render_as_string(hide_password=True)
+        reason = str(error.orig if hasattr(error, "orig") else error).strip().splitlines()[0]
+        setting = "DRB_DATABASE_URL" if settings.database_url else "DRB_DATA_DIR"
+        raise ServiceUnavailable(
+            f"the database at {setting} ({shown}) does not answer: {reason}"
+        ) from error
+    return engine
+
+
+def boot(settings: Settings) -> Runtime:
+    """Connect to the database and queue, check the schema, and bootstrap the admin token."""
+    engine = database_engine(settings)
+    if not migrate.is_current(engine):
+        engine.dispose()
+        raise ServiceUnavailable("the database schema is not up to date: run `drb migrate` first")
+    broker = queue.configure_broker(settings)
+    factory = session_factory(engine)
+    if settings.admin_token is not None:
+        with session_scope(factory) as session:
+            auth.bootstrap_admin_token(
+                session=session, admin_token=settings.admin_token.get_secret_value()
+            )
+    return Runtime(settings=settings, engine=engine, factory=factory, broker=broker)

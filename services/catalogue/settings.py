@@ -1,0 +1,61 @@
+"""Runtime settings, read from the environment (prefix ``DRB_``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the broker; built once per process by its entry point, never at import."""
+
+    model_config = SettingsConfigDict(env_prefix="DRB_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="State: SQLite file, store, outbox.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means SQLite under the data dir."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for the queue; unset means an in-process worker."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    admin_token: SecretStr | None = Field(
+        default=None, description="A steward token accepted from start-up (bootstrap)."
+    )
+    demo: bool = Field(default=True, description="Seed the demo data on `drb seed-demo`.")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    job_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="A job sent but not finished by then is sent again."
+    )
+    mesh_url: str | None = None
+    mesh_mailbox: str | None = None
+    mesh_password: SecretStr | None = None
+    mesh_shared_key: SecretStr | None = None
+
+    @field_validator("database_url", "redis_url", "mesh_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The database URL in force: the setting, or SQLite under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'broker.sqlite3').resolve()}"
+
+    @property
+    def store_dir(self) -> Path:
+        """Where accepted data and uploads live (Parquet, partitioned by dataset and period)."""
+        return self.data_dir / "store"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where the file delivery channel writes each body's extracts."""
+        return self.data_dir / "outbox"

@@ -1,0 +1,156 @@
+"""The ``drb`` program: the one entry point that wires settings, the API and the worker."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from services.catalogue.errors import ServiceUnavailable
+from services.catalogue.settings import Settings
+
+app = typer.Typer(
+    name="drb",
+    help="Data request broker: ask NHS trusts once, share what is already held.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as error:  # pydantic's ValidationError, with the variable it names
+        _fail(f"invalid setting: {error}")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"drb: error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the catalogue database and publish the dataset definitions."""
+    from services.catalogue import datasets
+    from services.catalogue import migrate as migrations
+    from services.catalogue.db import session_factory, session_scope
+    from services.catalogue.runtime import database_engine
+
+    settings = _settings()
+    try:
+        engine = database_engine(settings)
+    except ServiceUnavailable as error:
+        _fail(str(error))
+    try:
+        migrations.upgrade(engine)
+        with session_scope(session_factory(engine)) as session:
+            published = datasets.publish(session=session)
+    finally:
+        engine.dispose()
+    typer.echo(f"database up to date: {engine.url.render_as_string(hide_password=True)}")
+    for line in published:
+        typer.echo(f"  {line}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (DRB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (DRB_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API; without DRB_REDIS_URL the validator runs in this process too."""
+    import uvicorn
+
+    from services.broker.app import create_app
+    from services.catalogue.runtime import boot
+    from services.validator import worker
+
+    _logging()
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    try:
+        runtime = boot(settings)
+    except ServiceUnavailable as error:
+        _fail(str(error))
+    handle = None if settings.redis_url else worker.start(runtime, threads=settings.worker_threads)
+    base = f"http://{host}:{port}"
+    typer.echo(
+        f"Data request broker on {base}\n"
+        f"  API docs:   {base}/docs\n"
+        f"  health:     {base}/v1/health\n"
+        f"  mode:       {'distributed (Redis queue)' if handle is None else 'embedded'}"
+    )
+    # Stopped from the app's shutdown: uvicorn re-raises SIGTERM once it has shut down.
+    hooks = [handle.stop] if handle is not None else []
+    uvicorn.run(
+        create_app(runtime, on_shutdown=[*hooks, runtime.close]),
+        host=host,
+        port=port,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker threads (DRB_WORKER_THREADS).")
+    ] = None,
+) -> None:
+    """Run the validator: consume jobs from Redis (DRB_REDIS_URL) until stopped."""
+    from services.catalogue.runtime import boot
+    from services.validator import worker as validator
+
+    _logging()
+    settings = _settings()
+    if not settings.redis_url:
+        _fail(
+            "DRB_REDIS_URL is not set: `drb worker` consumes the Redis queue "
+            "(without Redis, `drb serve` runs the validator in its own process)"
+        )
+    try:
+        runtime = boot(settings)
+    except ServiceUnavailable as error:
+        _fail(str(error))
+    try:
+        validator.run_until_signalled(runtime, threads=threads or settings.worker_threads)
+    finally:
+        runtime.close()
+
+
+@app.command("seed-demo")
+def seed_demo(
+    tokens_file: Annotated[
+        Path | None, typer.Option(help="Where the demo tokens are kept (default: data dir).")
+    ] = None,
+) -> None:
+    """Load the demo (real NHS England A&E data, trusts, bodies); skipped when DRB_DEMO=false."""
+    from services.catalogue import demo
+    from services.catalogue.db import session_factory, session_scope
+    from services.catalogue.runtime import database_engine
+
+    settings = _settings()
+    if not settings.demo:
+        typer.echo("DRB_DEMO=false: starting empty, no demo loaded.")
+        return
+    try:
+        engine = database_engine(settings)
+    except ServiceUnavailable as error:
+        _fail(str(error))
+    try:
+        with session_scope(session_factory(engine)) as session:
+            summary = demo.seed(
+                session=session, tokens_file=tokens_file or settings.data_dir / "demo-tokens.json"
+            )
+    finally:
+        engine.dispose()
+    typer.echo(summary.describe(base_url=f"http://{settings.host}:{settings.port}"))

@@ -1,0 +1,1 @@
+"""The validator service: dramatiq actors that run the broker's jobs. No HTTP here."""

@@ -1,0 +1,125 @@
+"""Shared fixtures: settings in a temporary data dir, a migrated runtime, an HTTP client."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from services.broker.app import create_app
+from services.catalogue import datasets, migrate
+from services.catalogue.db import build_engine, session_factory, session_scope
+from services.catalogue.runtime import Runtime, boot
+from services.catalogue.settings import Settings
+from services.validator import worker
+
+pytest_plugins = ["tests.service_urls"]
+
+ADMIN_TOKEN = "drb_test-admin-token-" + "x" * 20
+
+
+def migrate_database(url: str) -> None:
+    """Run every migration and publish the catalogue, as `drb migrate` does."""
+    engine = build_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with session_scope(session_factory(engine)) as session:
+            datasets.publish(session=session)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"drb_t_{secrets.token_hex(6)}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The catalogue database, on SQLite (the embedded default) and on PostgreSQL."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("fresh_postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'broker.sqlite3'}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test: its own data dir and database, embedded queue."""
+    return Settings(
+        data_dir=tmp_path / "var",
+        database_url=database_url,
+        redis_url=None,
+        admin_token=ADMIN_TOKEN,
+        sweep_interval_seconds=0.2,
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """A booted runtime over a migrated database."""
+    migrate_database(settings.sqlalchemy_url)
+    booted = boot(settings)
+    try:
+        yield booted
+    finally:
+        booted.close()
+
+
+@pytest.fixture
+def running_worker(runtime: Runtime) -> Iterator[worker.WorkerHandle]:
+    """The in-process validator (embedded mode), started and stopped around the test."""
+    handle = worker.start(runtime, threads=2)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    """An HTTP client for the app; server errors become responses, as for a real client."""
+    with TestClient(create_app(runtime), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    """Headers of the bootstrap steward (DRB_ADMIN_TOKEN)."""
+    return bearer(ADMIN_TOKEN)
+
+
+@pytest.fixture
+def make_org(client: TestClient, admin: dict[str, str]) -> Callable[..., dict[str, str]]:
+    """Register an organisation and return the headers of a new token of it."""
+
+    def _make(code: str, kind: str, region: str | None = None) -> dict[str, str]:
+        body = {"code": code, "name": f"{code} test organisation", "kind": kind, "region": region}
+        created = client.post("/v1/organisations", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
+        assert issued.status_code == 201, issued.text
+        return bearer(issued.json()["token"])
+
+    return _make
