@@ -107,7 +107,9 @@ def test_malformed_json_is_422_not_500(client: TestClient, admin: Headers) -> No
         headers={**admin, "Content-Type": "application/json"},
     )
     problem = assert_problem(response, 422)
-    assert problem["errors"]
+    assert problem["errors"] == [
+        {"field": "body", "message": "not valid JSON at character 24: Expecting value"}
+    ]
 
 
 @pytest.mark.parametrize("kind", ["trust", "oversight_body", "auditor"])

@@ -96,12 +96,19 @@ async def _on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(Problem(400, exc.detail))
 
 
+def _validation_error(error: dict[str, Any]) -> dict[str, Any]:
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        # loc is ("body", character offset): name the body and say where the JSON broke.
+        position = loc[1] if len(loc) > 1 else "?"
+        reason = (error.get("ctx") or {}).get("error", "not valid JSON")
+        return {"field": "body", "message": f"not valid JSON at character {position}: {reason}"}
+    return {"field": _field(loc), "message": error.get("msg", "invalid")}
+
+
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": _field(tuple(error.get("loc", ()))), "message": error.get("msg", "invalid")}
-        for error in exc.errors()
-    ]
+    errors = [_validation_error(error) for error in exc.errors()]
     fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
     return problem_response(
         Problem(422, f"The request is not valid: check {fields}.", type_="invalid", errors=errors)
