@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from services.broker.problems import Problem
@@ -45,7 +46,15 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_principal(request: Request, session: SessionDep) -> auth.Principal:
+# Declares the scheme in OpenAPI (the "Authorize" button of /docs); errors are ours, below.
+_bearer_scheme = HTTPBearer(auto_error=False, description="A token issued by a steward.")
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> auth.Principal:
     """The authenticated caller, or 401."""
     header = request.headers.get("authorization")
     if not header:
