@@ -29,6 +29,14 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=_BY_TYPE,
         primary_dataset="ae_monthly",
+        # Not "type 1 attendances": that is one department type of this item, not all of it.
+        synonyms=(
+            "accident and emergency attendances",
+            "emergency department attendances",
+            "ED attendances",
+            "casualty attendances",
+            "emergency care attendances",
+        ),
     ),
     Item(
         code="ae_breaches",
@@ -44,6 +52,15 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=_BY_TYPE,
         primary_dataset="ae_monthly",
+        # Not "4-hour performance" (a percentage) nor "12-hour waits" (another measure).
+        synonyms=(
+            "4-hour breaches",
+            "4-hour standard breaches",
+            "ED 4hr breaches",
+            "waits over 4 hours in A&E",
+            "four-hour waits",
+            "time in department over 4 hours",
+        ),
     ),
     Item(
         code="ae_admissions",
@@ -58,6 +75,12 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=_BY_TYPE,
         primary_dataset="ae_monthly",
+        # Not "emergency admissions" (they include those not via A&E) nor "conversion" (a rate).
+        synonyms=(
+            "admissions via ED",
+            "A&E admissions",
+            "admitted A&E attendances",
+        ),
     ),
 )
 

@@ -6,7 +6,7 @@ from schemas.conventions import ORG_CODE, PERIOD, count_column, return_rules
 from schemas.model import Burden, Dataset, Item, NotGreaterThan
 
 
-def _beds_item(code: str, name: str, definition: str) -> Item:
+def _beds_item(code: str, name: str, definition: str, synonyms: tuple[str, ...]) -> Item:
     """A bed item: an average over the days of the month, so a mean over time."""
     return Item(
         code=code,
@@ -18,6 +18,7 @@ def _beds_item(code: str, name: str, definition: str) -> Item:
         org_aggregation="sum",
         disaggregation=(),
         primary_dataset="beds_monthly",
+        synonyms=synonyms,
     )
 
 
@@ -37,22 +38,45 @@ ITEMS: tuple[Item, ...] = (
         "G&A beds available",
         f"Average number of {_GA}, open overnight on each day of the month, rounded to a whole"
         " number.",
+        (
+            "general and acute beds available",
+            "G&A bed base",
+            "general and acute bed base",
+            "G&A beds open overnight",
+            "KH03 G&A beds available",
+        ),
     ),
     _beds_item(
         "beds_ga_occupied",
         "G&A beds occupied",
         f"Average number of {_GA}, occupied at midnight on each day of the month, rounded to a"
         " whole number.",
+        # Not "bed occupancy" alone: it usually means the rate, occupied / available.
+        (
+            "general and acute beds occupied",
+            "KH03 G&A beds occupied",
+            "G&A beds occupied at midnight",
+        ),
     ),
     _beds_item(
         "beds_cc_available",
         "Adult critical care beds available",
         f"Average number of {_CC}, available on each day of the month, rounded to a whole number.",
+        # ICU/ITU alone is level 3 care only; adult critical care is levels 2 and 3 (ICU and HDU).
+        (
+            "adult critical care bed capacity",
+            "adult ICU/HDU beds available",
+            "adult level 2 and 3 critical care beds available",
+        ),
     ),
     _beds_item(
         "beds_cc_occupied",
         "Adult critical care beds occupied",
         f"Average number of {_CC}, occupied on each day of the month, rounded to a whole number.",
+        (
+            "adult ICU/HDU beds occupied",
+            "adult level 2 and 3 critical care beds occupied",
+        ),
     ),
 )
 

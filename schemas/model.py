@@ -67,6 +67,8 @@ class Item:
     org_aggregation: Aggregation
     disaggregation: tuple[str, ...]
     primary_dataset: str
+    # Other names analysts use for this same measure (not for related ones), found by item search.
+    synonyms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(_NAME.fullmatch(self.code) is not None, f"item code {self.code!r} is not a name")

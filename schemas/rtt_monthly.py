@@ -23,6 +23,14 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=(),
         primary_dataset="rtt_monthly",
+        # Not "RTT waiting list" (all incomplete pathways) nor "18-week performance" (a percentage).
+        synonyms=(
+            "18 week waiters",
+            "RTT waiting list over 18 weeks",
+            "patients waiting more than 18 weeks",
+            "incomplete pathways over 18 weeks",
+            "RTT 18-week breaches",
+        ),
     ),
     Item(
         code="rtt_over_52_weeks",
@@ -34,6 +42,15 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=(),
         primary_dataset="rtt_monthly",
+        # Not "long waits": that also names the 65-, 78- and 104-week measures.
+        synonyms=(
+            "52 week waiters",
+            "year-long waits",
+            "patients waiting over a year",
+            "patients waiting more than 52 weeks",
+            "incomplete pathways over 52 weeks",
+            "RTT 52-week breaches",
+        ),
     ),
 )
 

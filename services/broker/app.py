@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from services.broker import problems
-from services.broker.routes import catalogue, health, organisations
+from services.broker.routes import asks, catalogue, health, organisations, requests
 from services.catalogue.runtime import Runtime
 
 DESCRIPTION = """
@@ -43,6 +43,8 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(health.router)
     app.include_router(organisations.router)
     app.include_router(catalogue.router)
+    app.include_router(requests.router)
+    app.include_router(asks.router)
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:

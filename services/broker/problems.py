@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.catalogue.errors import AlreadyExists, DomainError, Invalid, NotFound
+from services.catalogue.errors import (
+    AlreadyExists,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +96,14 @@ async def _on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     if isinstance(exc, NotFound):
         return problem_response(Problem(404, exc.detail, type_="not-found"))
-    if isinstance(exc, AlreadyExists):
+    if isinstance(exc, AlreadyExists | Conflict):
         return problem_response(Problem(409, exc.detail, type_="conflict"))
+    if isinstance(exc, Forbidden):
+        return problem_response(Problem(403, exc.detail, type_="forbidden"))
     if isinstance(exc, Invalid):
-        return problem_response(Problem(422, exc.detail, type_="invalid", errors=exc.errors))
+        problem = Problem(422, exc.detail, type_="invalid", errors=exc.errors)
+        problem.extra = dict(exc.extra)
+        return problem_response(problem)
     return problem_response(Problem(400, exc.detail))
 
 

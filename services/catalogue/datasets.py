@@ -10,8 +10,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 import schemas
-from services.catalogue import audit
-from services.catalogue.models import Dataset, DatasetItem, DatasetVersion, Item
+from services.catalogue import audit, coverage_index
+from services.catalogue.models import Dataset, DatasetItem, DatasetVersion, Derivation, Item
 from services.catalogue.repositories import catalogue as catalogue_repo
 
 ACTOR = "DRB-CATALOGUE"
@@ -36,6 +36,8 @@ def publish(*, session: Session) -> list[str]:
             session.add(row)
         row.title = definition.title
         row.period_type = definition.period_type
+        row.base_minutes = definition.burden.base_minutes
+        row.minutes_per_item = definition.burden.minutes_per_item
         published = catalogue_repo.version(
             session=session, code=definition.code, version=definition.version
         )
@@ -79,11 +81,23 @@ def publish(*, session: Session) -> list[str]:
         existing.org_aggregation = item.org_aggregation
         existing.disaggregation = list(item.disaggregation)
         existing.primary_dataset = item.primary_dataset
+        existing.synonyms = list(getattr(item, "synonyms", ()))
     session.flush()
 
     session.execute(delete(DatasetItem))
+    session.execute(delete(Derivation))
     for definition in schemas.DATASETS.values():
         for item_code in definition.items:
             session.add(DatasetItem(dataset_code=definition.code, item_code=item_code))
+        for derivation in definition.derivations:
+            session.add(
+                Derivation(
+                    item_code=derivation.item,
+                    dataset_code=definition.code,
+                    method=derivation.method,
+                    description=derivation.description,
+                )
+            )
     session.flush()
+    coverage_index.bump(session=session, key=coverage_index.CATALOGUE_KEY)
     return changes

@@ -22,9 +22,23 @@ class AlreadyExists(DomainError):
 class Invalid(DomainError):
     """The input breaks a rule; ``errors`` names each field at fault."""
 
-    def __init__(self, detail: str, errors: list[dict[str, object]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        errors: list[dict[str, object]] | None = None,
+        **extra: object,
+    ) -> None:
         super().__init__(detail)
         self.errors = errors or []
+        self.extra = extra
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""
+
+
+class Conflict(DomainError):
+    """The thing is in a state that does not allow this."""
 
 
 class ServiceUnavailable(RuntimeError):

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -110,6 +114,8 @@ class Item(Base):
     org_aggregation: Mapped[str] = mapped_column(String(10))
     disaggregation: Mapped[list[str]] = mapped_column(JSON, default=list)
     primary_dataset: Mapped[str] = mapped_column(ForeignKey("datasets.code"))
+    # Other names analysts use for the same measure (for search and suggestions).
+    synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Dataset(Base):
@@ -121,6 +127,9 @@ class Dataset(Base):
     title: Mapped[str] = mapped_column(String(200))
     period_type: Mapped[str] = mapped_column(String(10))
     current_version: Mapped[int] = mapped_column(Integer)
+    # Burden parameters (Standard Cost Model): minutes per return and per item in it.
+    base_minutes: Mapped[float] = mapped_column(Float, default=0.0)
+    minutes_per_item: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class DatasetVersion(Base):
@@ -144,6 +153,17 @@ class DatasetItem(Base):
 
     dataset_code: Mapped[str] = mapped_column(ForeignKey("datasets.code"), primary_key=True)
     item_code: Mapped[str] = mapped_column(ForeignKey("items.code"), primary_key=True)
+
+
+class Derivation(Base):
+    """That an item can be computed from another dataset's rows (e.g. A&E counts from ECDS)."""
+
+    __tablename__ = "derivations"
+
+    item_code: Mapped[str] = mapped_column(ForeignKey("items.code"), primary_key=True)
+    dataset_code: Mapped[str] = mapped_column(ForeignKey("datasets.code"), primary_key=True)
+    method: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(Text)
 
 
 class Job(Base):
@@ -186,3 +206,91 @@ class AuditHead(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class DataRequest(Base):
+    """What an oversight body asks for: items, population, periods, grain, and why."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    body_code: Mapped[str] = mapped_column(ForeignKey("organisations.code"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    items: Mapped[list[str]] = mapped_column(JSON)
+    # The population as asked (codes or a selector) and as resolved at registration.
+    population: Mapped[Any] = mapped_column(JSON)
+    org_codes: Mapped[list[str]] = mapped_column(JSON)
+    period_start: Mapped[str] = mapped_column(String(7))
+    period_end: Mapped[str] = mapped_column(String(7))
+    period_type: Mapped[str] = mapped_column(String(10))
+    org_level: Mapped[str] = mapped_column(String(10))
+    due_days: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="active", index=True)
+    coverage: Mapped[dict[str, Any]] = mapped_column(JSON)
+    returns_requested: Mapped[int] = mapped_column(Integer)
+    minutes_requested: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]
+
+
+class Ask(Base):
+    """One return (dataset, trust, month) a trust must send, however many requests need it."""
+
+    __tablename__ = "asks"
+    # One row per key, ever: a cancelled ask that is needed again is reopened, not duplicated.
+    __table_args__ = (UniqueConstraint("dataset_code", "org_code", "period"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    dataset_code: Mapped[str] = mapped_column(ForeignKey("datasets.code"))
+    org_code: Mapped[str] = mapped_column(ForeignKey("organisations.code"), index=True)
+    period: Mapped[str] = mapped_column(String(7))
+    due_date: Mapped[date] = mapped_column(Date)
+    # The union of the items the linked requests need from this return.
+    items: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # outstanding | submitted | accepted | cancelled (overdue is worked out when read)
+    status: Mapped[str] = mapped_column(String(12), default="outstanding", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AskLink(Base):
+    """That a request needs an ask, for which items, and the burden it bears for it."""
+
+    __tablename__ = "ask_links"
+    __table_args__ = (Index("ix_ask_links_request_id_active", "request_id", "active"),)
+
+    ask_id: Mapped[str] = mapped_column(ForeignKey("asks.id"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    # collects: the ask returns the items themselves; derives: the items are computed from it.
+    role: Mapped[str] = mapped_column(String(10))
+    items: Mapped[list[str]] = mapped_column(JSON)
+    due_date: Mapped[date] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    imposer: Mapped[bool] = mapped_column(Boolean, default=False)
+    minutes_imposed: Mapped[float] = mapped_column(Float, default=0.0)
+    seq: Mapped[int] = mapped_column(Integer, autoincrement=False)
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HeldRun(Base):
+    """A run of consecutive months for which a dataset is held (accepted) for one trust."""
+
+    __tablename__ = "held_runs"
+    __table_args__ = (Index("ix_held_runs_dataset_org", "dataset_code", "org_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    dataset_code: Mapped[str] = mapped_column(ForeignKey("datasets.code"))
+    org_code: Mapped[str] = mapped_column(ForeignKey("organisations.code"))
+    start_month: Mapped[int] = mapped_column(Integer)
+    end_month: Mapped[int] = mapped_column(Integer)  # exclusive
+
+
+class CoverageEpoch(Base):
+    """A counter per dataset (and one for organisations), bumped when its coverage changes."""
+
+    __tablename__ = "coverage_epochs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)

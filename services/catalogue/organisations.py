@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from services.catalogue import audit
+from services.catalogue import audit, coverage_index
 from services.catalogue.errors import AlreadyExists, Invalid
 from services.catalogue.models import ORGANISATION_KINDS, Organisation
 from services.catalogue.regions import REGIONS
@@ -36,6 +36,7 @@ def register(
     organisation = Organisation(code=code, name=name, kind=kind, region=region)
     session.add(organisation)
     session.flush()
+    coverage_index.bump(session=session, key=coverage_index.ORGANISATIONS_KEY)
     audit.record(
         session=session,
         actor=actor,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import dramatiq
@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalogue import auth, jobs, migrate, queue
+from services.catalogue.coverage_index import CoverageIndex
 from services.catalogue.db import build_engine, session_factory, session_scope
 from services.catalogue.errors import ServiceUnavailable
 from services.catalogue.settings import Settings
@@ -24,6 +25,7 @@ class Runtime:
     engine: Engine
     factory: sessionmaker[Session]
     broker: dramatiq.Broker
+    coverage: CoverageIndex = field(default_factory=CoverageIndex)
 
     def send_job(self, job_id: str) -> None:
         """Send one job to the queue."""

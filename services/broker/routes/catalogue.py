@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 import schemas
 from schemas.model import Dataset
-from services.broker.dependencies import PrincipalDep, SessionDep
-from services.catalogue.errors import NotFound
+from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
+from services.catalogue.errors import Invalid, NotFound
 from services.catalogue.repositories import catalogue as catalogue_repo
 
 router = APIRouter(tags=["catalogue"])
@@ -66,6 +66,34 @@ def list_items(session: SessionDep, _caller: PrincipalDep) -> list[ItemOut]:
             derivable_from=sorted(derivable.get(item.code, [])),
         )
         for item in catalogue_repo.items(session=session)
+    ]
+
+
+class ItemMatch(BaseModel):
+    """An item ranked by how closely it matches a search."""
+
+    code: str
+    name: str
+    score: float
+    matched: str
+
+
+@router.get("/v1/items/search", summary="Items ranked by similarity of name and definition")
+def search_items(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _caller: PrincipalDep,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="What you are after.")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> list[ItemMatch]:
+    """The nearest catalogue items, best first, each with a score from 0 to 100."""
+    if not q.strip():
+        raise Invalid("Say what you are looking for.", [{"field": "q", "message": "blank"}])
+    catalogue = runtime.coverage.snapshot(session).catalogue
+    assert catalogue is not None
+    return [
+        ItemMatch(code=m.code, name=m.name, score=m.score, matched=m.matched)
+        for m in catalogue.search.search(q, limit=limit)
     ]
 
 

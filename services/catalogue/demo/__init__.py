@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from services.catalogue import auth
+from services.catalogue import auth, coverage_index
 from services.catalogue.models import Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
@@ -146,6 +146,8 @@ def seed(*, session: Session, tokens_file: Path) -> DemoSummary:
             summary.organisations_added += 1
         summary.kinds[organisation.code] = organisation.kind
     session.flush()
+    if summary.organisations_added:
+        coverage_index.bump(session=session, key=coverage_index.ORGANISATIONS_KEY)
 
     saved = _load_tokens(tokens_file)
     for organisation in wanted:

@@ -1,0 +1,161 @@
+"""Data requests (oversight bodies register; trusts and auditors read)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, require
+from services.catalogue import auth, data_requests
+from services.catalogue.errors import Forbidden, NotFound
+from services.catalogue.repositories import requests as request_repo
+
+router = APIRouter(tags=["requests"])
+
+BodyDep = Annotated[auth.Principal, Depends(require("oversight_body"))]
+ReaderDep = Annotated[auth.Principal, Depends(require("oversight_body", "auditor", "trust"))]
+
+
+class Selector(BaseModel):
+    """A population given by kind or region instead of a list of codes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["trust"] | None = None
+    region: str | None = Field(default=None, examples=["Y56"])
+
+
+class RequestIn(BaseModel):
+    """A data request, as API.md defines it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(min_length=1, max_length=5000)
+    legal_basis: str = Field(min_length=1, max_length=2000)
+    items: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=1000, examples=[["ae_attendances", "ae_breaches"]]
+    )
+    organisations: list[Annotated[str, Field(min_length=1, max_length=16)]] | Selector = Field(
+        description='ODS codes of trusts, or {"kind": "trust"}, or {"region": CODE}.',
+        examples=[["RJ1", "R0A"]],
+    )
+    period_start: str = Field(examples=["2025-01"])
+    period_end: str = Field(examples=["2025-06"])
+    period_type: Literal["month", "quarter", "year"] = "month"
+    org_level: Literal["trust", "region", "national"] = "trust"
+    due_days: int = Field(default=20, ge=0, le=365)
+
+    def spec(self) -> data_requests.RequestSpec:
+        """The domain's view of the request."""
+        population: list[str] | dict[str, str]
+        if isinstance(self.organisations, Selector):
+            population = self.organisations.model_dump(exclude_none=True)
+        else:
+            population = list(self.organisations)
+        return data_requests.RequestSpec(
+            title=self.title,
+            purpose=self.purpose,
+            legal_basis=self.legal_basis,
+            items=tuple(self.items),
+            organisations=population,
+            period_start=self.period_start,
+            period_end=self.period_end,
+            period_type=self.period_type,
+            org_level=self.org_level,
+            due_days=self.due_days,
+        )
+
+
+@router.post(
+    "/v1/requests",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a data request, or check it with ?dry_run=true",
+    responses={200: {"description": "A dry run: nothing registered."}},
+)
+def register_request(
+    body: RequestIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    caller: BodyDep,
+    response: Response,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Coverage per item and in total, the burden, and (unless a dry run) the new asks."""
+    outcome = data_requests.submit(
+        session=session,
+        index=runtime.coverage,
+        body_code=caller.org_code,
+        spec=body.spec(),
+        dry_run=dry_run,
+    )
+    coverage = outcome.check.coverage_dict()
+    burden = outcome.check.burden.as_dict()
+    if outcome.request is None:
+        response.status_code = status.HTTP_200_OK
+        return {
+            "id": None,
+            "status": "dry_run",
+            "org_count": len(outcome.org_codes),
+            "coverage": coverage,
+            "burden": burden,
+            "asks": {"would_create": outcome.check.burden.returns_imposed},
+        }
+    body_out = data_requests.as_dict(outcome.request, burden=burden)
+    body_out["asks"] = {"created": outcome.asks_created, "joined": outcome.asks_joined}
+    response.headers["Location"] = f"/v1/requests/{outcome.request.id}"
+    return body_out
+
+
+@router.get("/v1/requests", summary="Requests the caller may read")
+def list_requests(
+    session: SessionDep,
+    caller: ReaderDep,
+    status_filter: Annotated[Literal["active", "withdrawn"] | None, Query(alias="status")] = None,
+) -> list[dict[str, Any]]:
+    """A body's own, every request for an auditor, those that include the trust for a trust."""
+    rows = data_requests.visible(session=session, org_code=caller.org_code, kind=caller.kind)
+    return [
+        data_requests.as_dict(r, burden=data_requests.burden_now(session=session, request=r))
+        for r in rows
+        if status_filter is None or r.status == status_filter
+    ]
+
+
+def _readable(session: SessionDep, request_id: str, caller: auth.Principal) -> Any:
+    request = request_repo.get(session=session, request_id=request_id)
+    if request is None:
+        raise NotFound(f"No request has the id {request_id!r}.")
+    if not data_requests.may_read(request, org_code=caller.org_code, kind=caller.kind):
+        raise Forbidden("This request belongs to another body and does not include you.")
+    return request
+
+
+@router.get("/v1/requests/{request_id}", summary="One request, with its asks by status")
+def get_request(request_id: str, session: SessionDep, caller: ReaderDep) -> dict[str, Any]:
+    """The request as registered, its burden now and how its asks stand."""
+    request = _readable(session, request_id, caller)
+    return data_requests.as_dict(
+        request,
+        burden=data_requests.burden_now(session=session, request=request),
+        asks=data_requests.ask_counts(session=session, request_id=request.id, today=date.today()),
+    )
+
+
+@router.post("/v1/requests/{request_id}/withdraw", summary="Withdraw a request (its body)")
+def withdraw_request(request_id: str, session: SessionDep, caller: BodyDep) -> dict[str, Any]:
+    """Withdraw; asks that no other active request needs are cancelled, the rest kept."""
+    request = data_requests.withdraw(
+        session=session, request_id=request_id, body_code=caller.org_code
+    )
+    return data_requests.as_dict(
+        request,
+        burden=data_requests.burden_now(session=session, request=request),
+        asks=data_requests.ask_counts(session=session, request_id=request.id, today=date.today()),
+    )
+
+
+_ = PrincipalDep  # every route here authenticates through ReaderDep or BodyDep

@@ -1,0 +1,359 @@
+"""The coverage check: how much of a request is held, scheduled, derivable, or new.
+
+Cells are (item, organisation, period) at the request's grain. Every state is worked out at the
+grain data is collected at, (trust, month), as boolean matrices over the request's trusts and
+months, in this order of precedence:
+
+1. held: a dataset carrying the item is held for the trust and month;
+2. scheduled: an open ask of a dataset carrying the item will deliver it;
+3. derivable: a dataset the item can be derived from is held or scheduled;
+4. new: none of these.
+
+A coarser cell (a quarter or year; a region or the nation) is derivable when every (trust,
+month) cell it is made of is available, and new otherwise. Only new (trust, month) cells become
+asks, one per (primary dataset, trust, month).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from services.catalogue.coverage_index import (
+    CatalogueView,
+    IntArray,
+    MaskArray,
+    Organisations,
+    Snapshot,
+)
+from services.catalogue.periods import Period
+
+BoolMatrix = npt.NDArray[np.bool_]
+MaskMatrix = npt.NDArray[np.uint64]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The cells a request covers: items, trusts (positions in the snapshot), periods, grain."""
+
+    items: tuple[str, ...]
+    trusts: IntArray
+    periods: tuple[Period, ...]
+    period_type: str
+    org_level: str
+
+    @property
+    def first_month(self) -> int:
+        """The first month of the first period."""
+        return self.periods[0].first_month
+
+    @property
+    def months(self) -> int:
+        """How many months the periods span."""
+        return self.periods[-1].end_month - self.first_month
+
+
+@dataclass
+class ItemCoverage:
+    """Cell counts of one item."""
+
+    item: str
+    cells_requested: int = 0
+    cells_held: int = 0
+    cells_scheduled: int = 0
+    cells_derivable: int = 0
+    cells_new: int = 0
+
+    @property
+    def status(self) -> str:
+        """covered (nothing new), partial, or new (everything new)."""
+        if self.cells_new == 0:
+            return "covered"
+        return "new" if self.cells_new == self.cells_requested else "partial"
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON shape of API.md."""
+        return {
+            "item": self.item,
+            "cells_requested": self.cells_requested,
+            "cells_held": self.cells_held,
+            "cells_scheduled": self.cells_scheduled,
+            "cells_derivable": self.cells_derivable,
+            "cells_new": self.cells_new,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Cells:
+    """(trust, month) cells of one dataset with, per cell, a bit mask of the dataset's items."""
+
+    trusts: IntArray  # positions in the snapshot's organisations
+    months: IntArray
+    items: MaskArray
+
+    def __len__(self) -> int:
+        return int(self.trusts.shape[0])
+
+
+@dataclass
+class Burden:
+    """The burden figures of one request (minutes; hours in the API)."""
+
+    returns_requested: int = 0
+    minutes_requested: float = 0.0
+    returns_imposed: int = 0
+    minutes_imposed: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON shape of API.md."""
+        hours_requested = round(self.minutes_requested / 60, 2)
+        hours_imposed = round(self.minutes_imposed / 60, 2)
+        return {
+            "returns_requested": self.returns_requested,
+            "returns_imposed": self.returns_imposed,
+            "returns_avoided": self.returns_requested - self.returns_imposed,
+            "hours_requested": hours_requested,
+            "hours_imposed": hours_imposed,
+            "hours_avoided": round(hours_requested - hours_imposed, 2),
+        }
+
+
+@dataclass
+class Check:
+    """The result of a coverage check, with what registration needs to act on it."""
+
+    scope: Scope
+    items: list[ItemCoverage]
+    burden: Burden
+    # New cells to ask for, by primary dataset; item bits are of the dataset's items.
+    new: dict[str, Cells] = field(default_factory=dict)
+    # Open asks that will deliver the request's items, by dataset (items that join them).
+    collects: dict[str, Cells] = field(default_factory=dict)
+    # Open asks the request's items will be derived from, by dataset, with the items derived.
+    derives: dict[str, Cells] = field(default_factory=dict)
+    derived_items: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def coverage_dict(self) -> dict[str, object]:
+        """The ``coverage`` object of API.md, with totals for every state."""
+        totals = {
+            key: sum(getattr(i, key) for i in self.items)
+            for key in (
+                "cells_requested",
+                "cells_held",
+                "cells_scheduled",
+                "cells_derivable",
+                "cells_new",
+            )
+        }
+        return {"items": [i.as_dict() for i in self.items], **totals}
+
+
+class _Matrices:
+    """Held and scheduled matrices of each dataset over the scope, built once per check."""
+
+    def __init__(self, snapshot: Snapshot, scope: Scope) -> None:
+        assert snapshot.organisations is not None
+        self.snapshot = snapshot
+        self.scope = scope
+        self.n = int(scope.trusts.shape[0])
+        self.m = scope.months
+        self.position = np.full(len(snapshot.organisations.codes), -1, dtype=np.int64)
+        self.position[scope.trusts] = np.arange(self.n)
+        self._held: dict[str, BoolMatrix] = {}
+        self._scheduled: dict[str, tuple[BoolMatrix, MaskMatrix]] = {}
+
+    def held(self, dataset: str) -> BoolMatrix:
+        if dataset not in self._held:
+            runs = self.snapshot.held.get(dataset)
+            matrix = np.zeros((self.n, self.m), dtype=np.bool_)
+            if runs is not None and runs.org.size:
+                first, end = self.scope.first_month, self.scope.first_month + self.m
+                position = self.position[runs.org]
+                keep = (position >= 0) & (runs.start < end) & (runs.end > first)
+                rows = position[keep]
+                starts = np.clip(runs.start[keep], first, end) - first
+                stops = np.clip(runs.end[keep], first, end) - first
+                # A difference array fills every run in one pass, however long the runs are.
+                steps = np.zeros((self.n, self.m + 1), dtype=np.int32)
+                np.add.at(steps, (rows, starts), 1)
+                np.add.at(steps, (rows, stops), -1)
+                matrix = np.cumsum(steps, axis=1)[:, : self.m] > 0
+            self._held[dataset] = matrix
+        return self._held[dataset]
+
+    def scheduled(self, dataset: str) -> tuple[BoolMatrix, MaskMatrix]:
+        if dataset not in self._scheduled:
+            cells = self.snapshot.scheduled.get(dataset)
+            present = np.zeros((self.n, self.m), dtype=np.bool_)
+            masks = np.zeros((self.n, self.m), dtype=np.uint64)
+            if cells is not None and cells.org.size:
+                position = self.position[cells.org]
+                month = cells.month - self.scope.first_month
+                keep = (position >= 0) & (month >= 0) & (month < self.m)
+                present[position[keep], month[keep]] = True
+                masks[position[keep], month[keep]] = cells.items[keep]
+            self._scheduled[dataset] = (present, masks)
+        return self._scheduled[dataset]
+
+
+def check(snapshot: Snapshot, scope: Scope) -> Check:
+    """Coverage of every item of ``scope``, the new cells to ask for, and the burden."""
+    catalogue = snapshot.catalogue
+    organisations = snapshot.organisations
+    assert catalogue is not None
+    assert organisations is not None
+    matrices = _Matrices(snapshot, scope)
+    n, m = matrices.n, matrices.m
+    result = Check(scope=scope, items=[], burden=Burden())
+    new_masks: dict[str, MaskMatrix] = {}
+    collect_masks: dict[str, MaskMatrix] = {}
+    derive_cells: dict[str, BoolMatrix] = {}
+    derived_items: dict[str, set[str]] = {}
+
+    # Items with the same carriers and derivers have the same matrices: work them out once.
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for item in scope.items:
+        groups.setdefault((catalogue.carriers[item], catalogue.derivers[item]), []).append(item)
+    by_item: dict[str, ItemCoverage] = {}
+    for (carriers, derivers), items in groups.items():
+        held = np.zeros((n, m), dtype=np.bool_)
+        for dataset in carriers:
+            held |= matrices.held(dataset)
+        scheduled = np.zeros((n, m), dtype=np.bool_)
+        for dataset in carriers:
+            scheduled |= matrices.scheduled(dataset)[0]
+        scheduled &= ~held
+        source_held = np.zeros((n, m), dtype=np.bool_)
+        source_any = np.zeros((n, m), dtype=np.bool_)
+        for dataset in derivers:
+            source_held |= matrices.held(dataset)
+            source_any |= matrices.held(dataset) | matrices.scheduled(dataset)[0]
+        derivable = source_any & ~held & ~scheduled
+        new = ~(held | scheduled | derivable)
+
+        for item in items:
+            by_item[item] = _count(
+                item, held, scheduled, derivable, new, scope, organisations, catalogue
+            )
+        for dataset in carriers:
+            bits = np.uint64(sum(catalogue.item_bit(dataset, i) for i in items))
+            present, _asked = matrices.scheduled(dataset)
+            joins = present & ~held
+            if joins.any():
+                collect = collect_masks.setdefault(dataset, np.zeros((n, m), dtype=np.uint64))
+                collect[joins] |= bits
+        for dataset in derivers:
+            joins = derivable & matrices.scheduled(dataset)[0] & ~source_held
+            if joins.any():
+                derive_cells[dataset] = (
+                    derive_cells.get(dataset, np.zeros((n, m), np.bool_)) | joins
+                )
+                derived_items.setdefault(dataset, set()).update(items)
+        by_primary: dict[str, list[str]] = {}
+        for item in items:
+            by_primary.setdefault(catalogue.primary[item], []).append(item)
+        for dataset, primary_items in by_primary.items():
+            if new.any():
+                bits = np.uint64(sum(catalogue.item_bit(dataset, i) for i in primary_items))
+                asks = new_masks.setdefault(dataset, np.zeros((n, m), dtype=np.uint64))
+                asks[new] |= bits
+
+    result.items = [by_item[item] for item in scope.items]
+    result.new = {d: _cells(mask, scope) for d, mask in new_masks.items()}
+    result.collects = {d: _cells(mask, scope) for d, mask in collect_masks.items()}
+    result.derives = {
+        d: _cells(cells.astype(np.uint64), scope) for d, cells in derive_cells.items()
+    }
+    result.derived_items = {d: tuple(sorted(items)) for d, items in derived_items.items()}
+    result.burden = _burden(result, matrices, catalogue, collect_masks)
+    return result
+
+
+def _count(
+    item: str,
+    held: BoolMatrix,
+    scheduled: BoolMatrix,
+    derivable: BoolMatrix,
+    new: BoolMatrix,
+    scope: Scope,
+    organisations: Organisations,
+    catalogue: CatalogueView,
+) -> ItemCoverage:
+    coverage = ItemCoverage(item=item)
+    if scope.period_type == "month" and scope.org_level == "trust":
+        coverage.cells_requested = int(held.size)
+        coverage.cells_held = int(held.sum())
+        coverage.cells_scheduled = int(scheduled.sum())
+        coverage.cells_derivable = int(derivable.sum())
+        coverage.cells_new = int(new.sum())
+        return coverage
+    n = held.shape[0]
+    per_period = scope.periods[0].months
+    available = ~new
+    over_time: BoolMatrix = np.asarray(
+        available.reshape(n, len(scope.periods), per_period).all(axis=2)
+    )
+    if per_period > 1 and catalogue.aggregation[item] == "none":
+        over_time[:] = False  # a value that cannot be added up over time is never derivable
+    if scope.org_level == "trust":
+        cells: BoolMatrix = over_time
+    else:
+        if catalogue.org_aggregation[item] == "none":
+            over_time[:] = False
+        if scope.org_level == "national":
+            cells = np.asarray(over_time.all(axis=0, keepdims=True))
+        else:
+            regions = np.array(
+                [organisations.regions[t] or "" for t in scope.trusts.tolist()], dtype=object
+            )
+            names = sorted(set(regions.tolist()))
+            cells = np.stack([over_time[regions == r].all(axis=0) for r in names])
+    coverage.cells_requested = int(cells.size)
+    coverage.cells_derivable = int(cells.sum())
+    coverage.cells_new = coverage.cells_requested - coverage.cells_derivable
+    return coverage
+
+
+def _cells(mask: MaskMatrix, scope: Scope) -> Cells:
+    rows, columns = np.nonzero(mask)
+    return Cells(
+        trusts=scope.trusts[rows].astype(np.int32),
+        months=(columns + scope.first_month).astype(np.int32),
+        items=mask[rows, columns],
+    )
+
+
+def _burden(
+    result: Check,
+    matrices: _Matrices,
+    catalogue: CatalogueView,
+    collect_masks: dict[str, MaskMatrix],
+) -> Burden:
+    """Counterfactual (this request alone) against what it imposes (its new asks)."""
+    scope = result.scope
+    burden = Burden()
+    trust_months = matrices.n * matrices.m
+    by_primary: dict[str, int] = {}
+    for item in scope.items:
+        by_primary[catalogue.primary[item]] = by_primary.get(catalogue.primary[item], 0) + 1
+    for dataset, count in by_primary.items():
+        burden.returns_requested += trust_months
+        burden.minutes_requested += trust_months * (
+            catalogue.base_minutes[dataset] + catalogue.minutes_per_item[dataset] * count
+        )
+    for dataset, cells in result.new.items():
+        items = int(np.bitwise_count(cells.items).sum())
+        burden.returns_imposed += len(cells)
+        burden.minutes_imposed += (
+            len(cells) * catalogue.base_minutes[dataset]
+            + items * catalogue.minutes_per_item[dataset]
+        )
+    # Joining an open ask with items it did not ask for yet adds those items to its return.
+    for dataset, collect in collect_masks.items():
+        _present, asked = matrices.scheduled(dataset)
+        added = int(np.bitwise_count(collect & ~asked).sum())
+        burden.minutes_imposed += added * catalogue.minutes_per_item[dataset]
+    return burden
