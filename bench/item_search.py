@@ -187,30 +187,36 @@ def _pseudo_word(rng: random.Random) -> str:
 
 
 def _phrase(rng: random.Random, vocabulary: Sequence[str], low: int, high: int) -> str:
-    """Words drawn from the vocabulary."""
+    """Words drawn evenly from the vocabulary."""
     return " ".join(rng.choices(vocabulary, k=rng.randint(low, high)))
 
 
 def synthetic_items(count: int, rng: random.Random) -> list[Item]:
-    """`count` made-up items with distinct codes."""
+    """`count` made-up items with distinct codes, words drawn as in real text (Zipf's law)."""
     vocabulary = list(_TOPICS) + [_pseudo_word(rng) for _ in range(6000)]
+    # A few words are in thousands of texts (as "attendances" would be), most in a handful.
+    weights = [1 / rank for rank in range(1, len(vocabulary) + 1)]
+
+    def phrase(low: int, high: int) -> str:
+        return " ".join(rng.choices(vocabulary, weights, k=rng.randint(low, high)))
+
     items = []
     for number in range(count):
-        name = _phrase(rng, vocabulary, 2, 6)
-        words = [w for w in "".join(c if c.isalnum() else " " for c in name).split() if w]
-        code = "x_" + "_".join(words[:3]) + f"_{number}"
+        name = phrase(2, 6)
+        words = "".join(c if c.isalnum() else " " for c in name.lower()).split()
         items.append(
             Item(
-                code=code.lower(),
+                # A code starts with a letter: "111 calls ..." -> "n111_calls_..."
+                code=("n" if words[0][0].isdigit() else "") + "_".join([*words[:3], str(number)]),
                 name=name.capitalize(),
-                definition=_phrase(rng, vocabulary, 20, 45).capitalize() + ".",
+                definition=phrase(20, 45).capitalize() + ".",
                 unit="count",
                 value_type="integer",
                 aggregation="sum",
                 org_aggregation="sum",
                 disaggregation=(),
                 primary_dataset="synthetic",
-                synonyms=tuple(_phrase(rng, vocabulary, 2, 5) for _ in range(rng.randint(0, 4))),
+                synonyms=tuple(phrase(2, 5) for _ in range(rng.randint(0, 4))),
             )
         )
     return items

@@ -56,11 +56,34 @@ def test_seed_demo_loads_the_trusts_and_keeps_its_tokens(env: dict[str, str]) ->
     assert kinds == {"trust": 170, "oversight_body": 3, "auditor": 1, "steward": 1}
     assert regions == 0
 
+    # Three overlapping requests: the later ones reuse the earlier ones' asks.
+    assert "NHSE: Winter pressures" in out
+    assert "% scheduled" in out
+    assert "% derivable" in out
+    engine = create_engine(f"sqlite:///{Path(env['DRB_DATA_DIR']) / 'broker.sqlite3'}")
+    with engine.connect() as connection:
+        requests = connection.execute(text("SELECT count(*) FROM requests")).scalar_one()
+        shared = connection.execute(
+            text(
+                "SELECT count(*) FROM (SELECT ask_id FROM ask_links GROUP BY ask_id"
+                " HAVING count(*) > 1) AS shared"
+            )
+        ).scalar_one()
+        asks = connection.execute(text("SELECT count(*) FROM asks")).scalar_one()
+    engine.dispose()
+    assert requests == 3
+    assert shared > 0
+
     # A second run adds nothing and prints the same tokens.
     code, out, _ = drb("seed-demo", env=env)
     assert code == 0
     assert "0 organisations added" in out
     assert json.loads(tokens_file.read_text()) == tokens
+    engine = create_engine(f"sqlite:///{Path(env['DRB_DATA_DIR']) / 'broker.sqlite3'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM requests")).scalar_one() == 3
+        assert connection.execute(text("SELECT count(*) FROM asks")).scalar_one() == asks
+    engine.dispose()
 
 
 def test_demo_false_starts_empty(env: dict[str, str]) -> None:

@@ -199,15 +199,98 @@ class _Matrices:
         return self._scheduled[dataset]
 
 
-def check(snapshot: Snapshot, scope: Scope) -> Check:
-    """Coverage of every item of ``scope``, the new cells to ask for, and the burden."""
+def check(snapshot: Snapshot, scope: Scope, *, cells: bool = False) -> Check:
+    """Coverage of every item of ``scope`` and the burden; with ``cells``, also which cells.
+
+    Registration needs the cells (to create and link asks); a dry run needs only counts, which
+    for most items come straight from the runs and asks, without building any matrix.
+    """
     catalogue = snapshot.catalogue
     organisations = snapshot.organisations
     assert catalogue is not None
     assert organisations is not None
     matrices = _Matrices(snapshot, scope)
-    n, m = matrices.n, matrices.m
     result = Check(scope=scope, items=[], burden=Burden())
+    simple = set() if cells else _simple_datasets(scope, catalogue)
+    by_item: dict[str, ItemCoverage] = {}
+    fast_imposed = Burden()
+    for dataset in sorted(simple):
+        items = [i for i in scope.items if catalogue.primary[i] == dataset]
+        held, scheduled, added = _counts_from_runs(matrices, dataset, items, catalogue)
+        total = matrices.n * matrices.m
+        for item in items:
+            by_item[item] = ItemCoverage(
+                item=item,
+                cells_requested=total,
+                cells_held=held,
+                cells_scheduled=scheduled,
+                cells_new=total - held - scheduled,
+            )
+        new = total - held - scheduled
+        fast_imposed.returns_imposed += new
+        fast_imposed.minutes_imposed += (
+            new
+            * (catalogue.base_minutes[dataset] + catalogue.minutes_per_item[dataset] * len(items))
+            + added * catalogue.minutes_per_item[dataset]
+        )
+    rest = [i for i in scope.items if i not in by_item]
+    collect_masks = _check_with_matrices(result, matrices, rest, by_item, catalogue, organisations)
+    result.items = [by_item[item] for item in scope.items]
+    result.burden = _burden(result, matrices, catalogue, collect_masks)
+    result.burden.returns_imposed += fast_imposed.returns_imposed
+    result.burden.minutes_imposed += fast_imposed.minutes_imposed
+    return result
+
+
+def _simple_datasets(scope: Scope, catalogue: CatalogueView) -> set[str]:
+    """Datasets whose items in scope are only collected there (no other carrier, no derivation).
+
+    Their counts need no matrices, since a dataset's open asks never cover its held cells (an
+    ask is closed when its return is accepted).
+    """
+    if scope.period_type != "month" or scope.org_level != "trust":
+        return set()
+    involved: dict[str, bool] = {}
+    for item in scope.items:
+        primary = catalogue.primary[item]
+        plain = catalogue.carriers[item] == (primary,) and not catalogue.derivers[item]
+        for dataset in (primary, *catalogue.carriers[item], *catalogue.derivers[item]):
+            involved[dataset] = involved.get(dataset, True) and plain
+    return {dataset for dataset, plain in involved.items() if plain}
+
+
+def _counts_from_runs(
+    matrices: _Matrices, dataset: str, items: list[str], catalogue: CatalogueView
+) -> tuple[int, int, int]:
+    """Held cells, scheduled cells and item slots added to open asks, from runs and asks."""
+    first, end = matrices.scope.first_month, matrices.scope.first_month + matrices.m
+    held = 0
+    runs = matrices.snapshot.held.get(dataset)
+    if runs is not None and runs.org.size:
+        inside = matrices.position[runs.org] >= 0
+        overlap = np.minimum(runs.end, end) - np.maximum(runs.start, first)
+        held = int(np.clip(overlap[inside], 0, None).sum())
+    scheduled = added = 0
+    asks = matrices.snapshot.scheduled.get(dataset)
+    if asks is not None and asks.org.size:
+        inside = (matrices.position[asks.org] >= 0) & (asks.month >= first) & (asks.month < end)
+        scheduled = int(inside.sum())
+        bits = np.uint64(sum(catalogue.item_bit(dataset, i) for i in items))
+        added = int(np.bitwise_count(bits & ~asks.items[inside]).sum())
+    return held, scheduled, added
+
+
+def _check_with_matrices(
+    result: Check,
+    matrices: _Matrices,
+    items_left: list[str],
+    by_item: dict[str, ItemCoverage],
+    catalogue: CatalogueView,
+    organisations: Organisations,
+) -> dict[str, MaskMatrix]:
+    """The cell-by-cell check of ``items_left``; fills ``result`` and returns the join masks."""
+    scope = result.scope
+    n, m = matrices.n, matrices.m
     new_masks: dict[str, MaskMatrix] = {}
     collect_masks: dict[str, MaskMatrix] = {}
     derive_cells: dict[str, BoolMatrix] = {}
@@ -215,9 +298,8 @@ def check(snapshot: Snapshot, scope: Scope) -> Check:
 
     # Items with the same carriers and derivers have the same matrices: work them out once.
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
-    for item in scope.items:
+    for item in items_left:
         groups.setdefault((catalogue.carriers[item], catalogue.derivers[item]), []).append(item)
-    by_item: dict[str, ItemCoverage] = {}
     for (carriers, derivers), items in groups.items():
         held = np.zeros((n, m), dtype=np.bool_)
         for dataset in carriers:
@@ -261,15 +343,13 @@ def check(snapshot: Snapshot, scope: Scope) -> Check:
                 asks = new_masks.setdefault(dataset, np.zeros((n, m), dtype=np.uint64))
                 asks[new] |= bits
 
-    result.items = [by_item[item] for item in scope.items]
     result.new = {d: _cells(mask, scope) for d, mask in new_masks.items()}
     result.collects = {d: _cells(mask, scope) for d, mask in collect_masks.items()}
     result.derives = {
         d: _cells(cells.astype(np.uint64), scope) for d, cells in derive_cells.items()
     }
     result.derived_items = {d: tuple(sorted(items)) for d, items in derived_items.items()}
-    result.burden = _burden(result, matrices, catalogue, collect_masks)
-    return result
+    return collect_masks
 
 
 def _count(

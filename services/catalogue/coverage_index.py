@@ -27,8 +27,9 @@ from services.catalogue.models import (
     HeldRun,
     Item,
     Organisation,
+    utcnow,
 )
-from services.catalogue.periods import parse_month
+from services.catalogue.periods import month_label, parse_month
 
 ORGANISATIONS_KEY = "~organisations"
 CATALOGUE_KEY = "~catalogue"
@@ -64,6 +65,18 @@ def mark_held(*, session: Session, dataset_code: str, org_code: str, month: int)
     ).all()
     if any(run.start_month <= month < run.end_month for run in runs):
         return False
+    # Held data closes the open ask for the same return: a dataset's held cells and its open
+    # asks never overlap, which the coverage check relies on.
+    session.execute(
+        update(Ask)
+        .where(
+            Ask.dataset_code == dataset_code,
+            Ask.org_code == org_code,
+            Ask.period == month_label(month),
+            Ask.status.in_(SCHEDULED_STATUSES),
+        )
+        .values(status="accepted", updated_at=utcnow())
+    )
     before = next((r for r in runs if r.end_month == month), None)
     after = next((r for r in runs if r.start_month == month + 1), None)
     if before is not None and after is not None:

@@ -214,7 +214,7 @@ def submit(
         _lock(session)
     snapshot = index.snapshot(session)
     scope, org_codes = scope_of(spec, snapshot)
-    result = coverage.check(snapshot, scope)
+    result = coverage.check(snapshot, scope, cells=not dry_run)
     outcome = Outcome(request=None, check=result, spec=spec, org_codes=org_codes)
     if dry_run:
         return outcome

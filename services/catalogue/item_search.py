@@ -19,9 +19,10 @@ is also what makes it fast: an index from each word to the texts holding it, bui
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -68,8 +69,8 @@ class Match:
 # "A&E", "A & E", "A and E", "A+E", "a/e" -> "ae"; "G&A" -> "ga". One token, so that A&E and G&A
 # share no word ("a", "and") and the code `ae_attendances` reads as the name "A&E attendances".
 _LETTER_PAIR = re.compile(r"\b([a-z])\s*(?:&|\+|/|\band\b)\s*([a-z])\b")
-_NOT_WORD = re.compile(r"[^a-z0-9]+")
-_DIGITS_AND_LETTERS = re.compile(r"(?<=[0-9])(?=[a-z])|(?<=[a-z])(?=[0-9])")
+# Runs of letters and runs of digits: "4hr" -> "4", "hr"; "kh03" -> "kh", "03"; "_" splits too.
+_WORD = re.compile(r"[a-z]+|[0-9]+")
 
 _UNITS = {
     word: value
@@ -110,23 +111,27 @@ _STOP_WORDS = frozenset(
 
 def normalise(text: str) -> str:
     """Lower-case words of the text with A&E, numbers, plurals and filler words made uniform."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    text = ascii_text.lower().replace("_", " ").replace("%", " percent ")
-    text = _LETTER_PAIR.sub(r"\1\2", text)
-    text = _DIGITS_AND_LETTERS.sub(" ", _NOT_WORD.sub(" ", text))
-    words: list[str] = []
-    for word in _numbers(text.split()):
-        if word in _STOP_WORDS:
-            continue
-        word = _stem(word)
-        word = _FORMS.get(word, word)
-        if word not in _STOP_WORDS:
-            words.append(word)
-    return " ".join(words)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = _LETTER_PAIR.sub(r"\1\2", text.lower().replace("_", " ").replace("%", " percent "))
+    words = (_word(word) for word in _numbers(_WORD.findall(text)))
+    return " ".join(word for word in words if word)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _word(word: str) -> str:
+    """The word's uniform form, or "" for a filler word."""
+    if word in _STOP_WORDS:
+        return ""
+    word = _stem(word)
+    word = _FORMS.get(word, word)
+    return "" if word in _STOP_WORDS else word
 
 
 def _numbers(words: Sequence[str]) -> list[str]:
     """Number words as digits: "four" -> "4", "fifty two" -> "52"."""
+    if _UNITS.keys().isdisjoint(words) and _TENS.keys().isdisjoint(words):
+        return list(words)
     out: list[str] = []
     position = 0
     while position < len(words):
@@ -165,49 +170,103 @@ def _key(normalised: str) -> str:
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """Lower and upper bounds of the scores of the texts that share a word with a query."""
+
+    positions: Indices
+    lower: Scores
+    upper: Scores
+
+
 class _Texts:
     """Keys to compare with, and an index from each word to the keys that hold it."""
 
     def __init__(self, keys: list[str]) -> None:
         self.keys = keys
+        self._lengths = np.array([len(key) for key in keys], dtype=np.float64)
+        self._word_counts = np.array([len(key.split()) for key in keys], dtype=np.float64)
         holders: dict[str, list[int]] = {}
         for position, key in enumerate(keys):
             for word in key.split():
                 holders.setdefault(word, []).append(position)
-        self._words = list(holders)
-        self._holders = [np.array(found, dtype=np.intp) for found in holders.values()]
+        self._holders = {word: np.array(found, dtype=np.intp) for word, found in holders.items()}
+        self._spellable = [word for word in holders if _spellable(word)]
 
-    def sharing(self, query_key: str) -> Indices:
-        """Positions of the keys that hold a word of the query, or one a letter or so away."""
-        if not self._words:
-            return np.empty(0, dtype=np.intp)
-        near: Scores = process.cdist(
-            query_key.split(),
-            self._words,
-            scorer=fuzz.ratio,
-            score_cutoff=NEAR_WORD,
-            dtype=np.float64,
+    def bounds(self, query_key: str, *, whole: bool) -> _Bounds:
+        """Bounds of the scores of the keys that share a word (or a near word) with the query."""
+        words = query_key.split()
+        # Per key: letters of the query's words it holds (plus a space each), and how many.
+        held = np.zeros(len(self.keys))
+        count = np.zeros(len(self.keys))
+        for word in words:
+            found = self._holders.get(word)
+            if found is not None:
+                held[found] += len(word) + 1
+                count[found] += 1
+        sharing = count > 0
+        for word in self._near_words(words):
+            sharing[self._holders[word]] = True
+        positions = np.flatnonzero(sharing)
+
+        # token_set_ratio from its parts (rapidfuzz's fuzz_py.token_set_ratio): S, Q and T are the
+        # lengths of the words in common, of the query and of the key (distinct, sorted, joined).
+        # It is 100 when one holds all the words of the other; else the best of
+        # 2S/(S+Q) and 2S/(S+T) (the words in common against each whole) and the ratio of the
+        # two wholes with the words in common put first, which is at most 2 min(Q,T)/(Q+T).
+        held_count = count[positions]
+        common = np.maximum(held[positions] - 1, 0)
+        query_length = float(len(query_key))
+        key_length = self._lengths[positions]
+        subset = (held_count > 0) & (
+            (held_count == len(words)) | (held_count == self._word_counts[positions])
         )
-        words = np.flatnonzero((near >= NEAR_WORD).any(axis=0))
-        found = [self._holders[word] for word in words]
-        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.intp)
+        in_common = np.maximum(
+            200 * common / (common + query_length), 200 * common / (common + key_length)
+        )
+        lengths_allow = 200 * np.minimum(query_length, key_length) / (query_length + key_length)
+        set_lower = np.where(subset, 100.0, in_common)
+        set_upper = np.where(subset, 100.0, np.maximum(in_common, lengths_allow))
+        if not whole:
+            return _Bounds(positions=positions, lower=set_lower, upper=set_upper)
+        sorted_ratio = self._ratio(query_key, positions, fuzz.ratio)
+        # With no word in common, token_set_ratio is the ratio of the sorted words.
+        set_lower = np.where(held_count > 0, set_lower, sorted_ratio)
+        set_upper = np.where(held_count > 0, set_upper, sorted_ratio)
+        return _Bounds(
+            positions=positions,
+            lower=(set_lower + sorted_ratio) / 2,
+            upper=(set_upper + sorted_ratio) / 2,
+        )
 
-    def score(self, query_key: str, positions: Indices, *, whole: bool) -> Scores:
-        """Scores of the query to the keys at `positions`, 0 elsewhere; `whole` for short texts."""
-        scores = np.zeros(len(self.keys))
-        if positions.size == 0:
-            return scores
+    def exact(self, query_key: str, positions: Indices, *, whole: bool) -> Scores:
+        """Scores of the query to the keys at `positions` (see the module doc)."""
+        token_set = self._ratio(query_key, positions, fuzz.token_set_ratio)
+        if not whole:
+            return token_set
+        return (token_set + self._ratio(query_key, positions, fuzz.ratio)) / 2
+
+    def _ratio(self, query_key: str, positions: Indices, scorer: Callable[..., float]) -> Scores:
+        """A rapidfuzz scorer of the query against the keys at `positions`."""
         keys = [self.keys[position] for position in positions]
-        computed: Scores = process.cdist(
-            [query_key], keys, scorer=fuzz.token_set_ratio, dtype=np.float64
-        )[0]
-        if whole:
-            sorted_ratio: Scores = process.cdist(
-                [query_key], keys, scorer=fuzz.ratio, dtype=np.float64
-            )[0]
-            computed = (computed + sorted_ratio) / 2
-        scores[positions] = computed
+        scores: Scores = process.cdist([query_key], keys, scorer=scorer, dtype=np.float64)[0]
         return scores
+
+    def _near_words(self, words: Sequence[str]) -> list[str]:
+        """Words of the keys a letter or so away from a word of the query (see _spellable)."""
+        spellable = [word for word in words if _spellable(word)]
+        if not spellable or not self._spellable:
+            return []
+        near: Scores = process.cdist(
+            spellable, self._spellable, scorer=fuzz.ratio, score_cutoff=NEAR_WORD, dtype=np.float64
+        )
+        return [self._spellable[found] for found in np.flatnonzero((near > 0).any(axis=0))]
+
+
+def _spellable(word: str) -> bool:
+    """Whether a misspelling of the word is recognised: letters only (18 is not 19), four or more
+    (one wrong letter in a shorter word is another word)."""
+    return len(word) >= 4 and word.isalpha()
 
 
 class ItemIndex:
@@ -240,7 +299,7 @@ class ItemIndex:
                 kinds.append(kind)
         self._short = _Texts(keys)
         self._kinds = kinds
-        self._weights = np.array([CODE_WEIGHT if k == "code" else 1.0 for k in kinds])
+        self._weights = np.array([CODE_WEIGHT if kind == "code" else 1.0 for kind in kinds])
         self._starts = np.array(starts, dtype=np.intp)
         self._ends = np.append(self._starts[1:], len(keys)).astype(np.intp)
         self._definitions = _Texts([_key(normalise(item.definition)) for item in self._items])
@@ -257,26 +316,23 @@ class ItemIndex:
         query_key = _key(normalise(query))
         if not query_key or not self._items:
             return []
-        short = self._short_scores(query_key)
-        by_short = np.maximum.reduceat(short, self._starts)
-        definitions = self._definitions
-        by_definition = DEFINITION_WEIGHT * definitions.score(
-            query_key, definitions.sharing(query_key), whole=False
-        )
-        unrounded = np.maximum(by_short, by_definition)
+        # A query that is exactly a code finds that item for sure.
         exact = self._position.get(query.strip().lower())
+        known = np.zeros(len(self))
         if exact is not None:
-            unrounded[exact] = 100.0
-        scores: Scores = unrounded.round(1)
+            known[exact] = 100.0
+        scored = self._score(
+            query_key, known=known, definitions=True, limit=limit, min_score=min_score
+        )
         matches = []
-        for position in self._best(scores, limit=limit, min_score=min_score):
+        for position in self._best(scored.items, limit=limit, min_score=min_score):
             if position == exact:
                 matched: MatchedText = "code"
-            elif by_definition[position] > by_short[position]:
+            elif scored.definitions[position] > scored.by_short[position]:
                 matched = "definition"
             else:
-                matched = self._best_short(position, short)
-            matches.append(self._match(position, scores, matched))
+                matched = self._best_short(position, scored.short)
+            matches.append(self._match(position, scored.items, matched))
         return matches
 
     def suggest(self, code: str, *, limit: int = 3) -> list[Match]:
@@ -289,27 +345,63 @@ class ItemIndex:
         by_code: Scores = process.cdist([code], self._codes, scorer=fuzz.ratio, dtype=np.float64)[0]
         # The code read as words, to the names, synonyms and codes read as words.
         query_key = _key(normalise(code))
-        short = self._short_scores(query_key) if query_key else np.zeros(len(self._short.keys))
-        by_short = np.maximum.reduceat(short, self._starts)
-        scores: Scores = np.maximum(by_code, by_short).round(1)
-        best = self._best(scores, limit=limit, min_score=SUGGEST_MIN_SCORE)
+        scored = self._score(
+            query_key, known=by_code, definitions=False, limit=limit, min_score=SUGGEST_FLOOR
+        )
+        best = self._best(scored.items, limit=limit, min_score=SUGGEST_MIN_SCORE)
         if best.size == 0:
-            best = self._best(scores, limit=1, min_score=SUGGEST_FLOOR)
+            best = self._best(scored.items, limit=1, min_score=SUGGEST_FLOOR)
         return [
             self._match(
                 position,
-                scores,
+                scored.items,
                 "code"
-                if by_code[position] >= by_short[position]
-                else self._best_short(position, short),
+                if by_code[position] >= scored.by_short[position]
+                else self._best_short(position, scored.short),
             )
             for position in best
         ]
 
-    def _short_scores(self, query_key: str) -> Scores:
-        """Weighted scores of the query to every name, synonym and code."""
-        texts = self._short
-        return self._weights * texts.score(query_key, texts.sharing(query_key), whole=True)
+    def _score(
+        self, query_key: str, *, known: Scores, definitions: bool, limit: int, min_score: float
+    ) -> _Scored:
+        """Scores of every item, exact for every item that can be among the best `limit`.
+
+        Bounds come first, from the word index; the rapidfuzz scorers then run only on the texts
+        whose upper bound reaches the `limit`-th best lower bound (and min_score): the others
+        cannot change the result, and keep their lower bound.
+        """
+        short = np.zeros(len(self._short.keys))
+        by_definition = np.zeros(len(self))
+        if not query_key:
+            by_short = np.maximum.reduceat(short, self._starts)
+            return _Scored(
+                known.round(1), short=short, by_short=by_short, definitions=by_definition
+            )
+        short_bounds = self._short.bounds(query_key, whole=True)
+        short_weights = self._weights[short_bounds.positions]
+        short[short_bounds.positions] = short_weights * short_bounds.lower
+        definition_bounds = (
+            self._definitions.bounds(query_key, whole=False) if definitions else None
+        )
+        if definition_bounds is not None:
+            by_definition[definition_bounds.positions] = DEFINITION_WEIGHT * definition_bounds.lower
+        lower = np.maximum(
+            known, np.maximum(np.maximum.reduceat(short, self._starts), by_definition)
+        )
+        # Margin: scores within 0.1 of the bar may round to the same figure and tie with it.
+        bar = max(min_score, _kth_largest(lower, limit)) - 0.1
+
+        reach = short_bounds.positions[short_weights * short_bounds.upper >= bar]
+        short[reach] = self._weights[reach] * self._short.exact(query_key, reach, whole=True)
+        if definition_bounds is not None:
+            reach = definition_bounds.positions[DEFINITION_WEIGHT * definition_bounds.upper >= bar]
+            by_definition[reach] = DEFINITION_WEIGHT * self._definitions.exact(
+                query_key, reach, whole=False
+            )
+        by_short = np.maximum.reduceat(short, self._starts)
+        items = np.maximum(known, np.maximum(by_short, by_definition)).round(1)
+        return _Scored(items, short=short, by_short=by_short, definitions=by_definition)
 
     def _best(self, scores: Scores, *, limit: int, min_score: float) -> Indices:
         """Positions of the `limit` best items at or above min_score, by score then code."""
@@ -326,6 +418,23 @@ class ItemIndex:
         """The item at `position` as a Match."""
         item = self._items[position]
         return Match(code=item.code, name=item.name, score=float(scores[position]), matched=matched)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """Scores of one query: per item (rounded), per short text, and their parts per item."""
+
+    items: Scores
+    short: Scores
+    by_short: Scores
+    definitions: Scores
+
+
+def _kth_largest(values: Scores, k: int) -> float:
+    """The k-th largest value, or -inf if there are fewer than k."""
+    if len(values) < k:
+        return float("-inf")
+    return float(np.partition(values, len(values) - k)[len(values) - k])
 
 
 def _check_limit(limit: int) -> None:

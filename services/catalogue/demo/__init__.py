@@ -15,10 +15,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from services.catalogue import auth, coverage_index
+from services.catalogue import auth, coverage_index, data_requests
+from services.catalogue.coverage_index import CoverageIndex
 from services.catalogue.models import Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
+from services.catalogue.repositories import requests as request_repo
 
 DATA_DIR = Path(__file__).parent
 AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
@@ -47,6 +49,56 @@ BODIES = (
     ("NAO", "National Audit Office", "auditor"),
     ("DRB-DEMO", "Broker stewards (demo)", "steward"),
 )
+# Overlapping requests of the three bodies, over the months of the real A&E data, so that the
+# coverage check has something to find: shared asks, derivable quarters and regions.
+REQUESTS = (
+    (
+        "CQC",
+        data_requests.RequestSpec(
+            title="Urgent and emergency care in London: four-hour performance",
+            purpose="Monitor A&E waiting times at London trusts ahead of inspections.",
+            legal_basis=(
+                "Health and Social Care Act 2008, section 64 (CQC powers to require information)"
+            ),
+            items=("ae_attendances", "ae_breaches"),
+            organisations={"region": "Y56"},
+            period_start="2018-04",
+            period_end="2019-03",
+            due_days=20,
+        ),
+    ),
+    (
+        "NHSE",
+        data_requests.RequestSpec(
+            title="Winter pressures: A&E activity and general and acute beds",
+            purpose="Track winter demand and bed occupancy across every NHS trust.",
+            legal_basis=(
+                "Health and Social Care Act 2012, section 259 (NHS England data collections)"
+            ),
+            items=("ae_attendances", "ae_admissions", "beds_ga_available", "beds_ga_occupied"),
+            organisations={"kind": "trust"},
+            period_start="2018-10",
+            period_end="2019-03",
+            due_days=15,
+        ),
+    ),
+    (
+        "UKHSA",
+        data_requests.RequestSpec(
+            title="Emergency admissions surveillance, North West, by quarter",
+            purpose="Regional surveillance of emergency admissions for seasonal illness.",
+            legal_basis="Health Protection (Notification) Regulations 2010",
+            items=("ae_admissions",),
+            organisations={"region": "Y62"},
+            period_start="2018-Q2",
+            period_end="2019-Q1",
+            period_type="quarter",
+            org_level="region",
+            due_days=30,
+        ),
+    ),
+)
+
 # Trusts whose tokens the demo prints (all tokens are in the tokens file).
 FEATURED_TRUSTS = ("RJ1", "R0A", "RRK")
 
@@ -90,6 +142,7 @@ class DemoSummary:
     tokens: dict[str, str] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     tokens_file: Path | None = None
+    requests: list[str] = field(default_factory=list)
 
     def describe(self, *, base_url: str) -> str:
         """The text ``drb seed-demo`` prints."""
@@ -102,10 +155,15 @@ class DemoSummary:
         for code in [b[0] for b in BODIES] + list(FEATURED_TRUSTS):
             if code in self.tokens:
                 lines.append(f"  {code:<9} {self.kinds[code]:<15} {self.tokens[code]}")
+        if self.requests:
+            lines.append("Demo requests (overlapping, so later ones reuse earlier asks):")
+            lines.extend(f"  {line}" for line in self.requests)
         example = self.tokens.get("NHSE", "")
+        trust = self.tokens.get("RJ1", "")
         lines.append(
             "Try:\n"
-            f"  curl -H 'Authorization: Bearer {example}' {base_url}/v1/datasets\n"
+            f"  curl -H 'Authorization: Bearer {example}' {base_url}/v1/requests\n"
+            f"  curl -H 'Authorization: Bearer {trust}' {base_url}/v1/asks   (RJ1's asks)\n"
             f"  open {base_url}/docs and press 'Authorize' with a token above"
         )
         return "\n".join(lines)
@@ -159,4 +217,40 @@ def seed(*, session: Session, tokens_file: Path) -> DemoSummary:
             )
         summary.tokens[organisation.code] = kept
     _save_tokens(tokens_file, summary.tokens)
+    summary.requests = _register_requests(session)
     return summary
+
+
+def _register_requests(session: Session) -> list[str]:
+    """Register the demo requests not registered yet; a line on each."""
+    lines = []
+    index = CoverageIndex()
+    for body, spec in REQUESTS:
+        existing = [
+            r
+            for r in request_repo.list_all(session=session, body_code=body)
+            if r.title == spec.title and r.status == "active"
+        ]
+        if existing:
+            request = existing[0]
+            coverage = request.coverage
+            burden = data_requests.burden_now(session=session, request=request)
+        else:
+            outcome = data_requests.submit(
+                session=session, index=index, body_code=body, spec=spec, dry_run=False
+            )
+            coverage = outcome.check.coverage_dict()
+            burden = outcome.check.burden.as_dict()
+            session.flush()
+        total = int(coverage["cells_requested"]) or 1
+        shares = ", ".join(
+            f"{100 * int(coverage[key]) / total:.0f}% {key.removeprefix('cells_')}"
+            for key in ("cells_held", "cells_scheduled", "cells_derivable", "cells_new")
+            if coverage[key]
+        )
+        lines.append(
+            f"{body}: {spec.title}: {total:,} cells ({shares}); "
+            f"{burden['returns_requested']:,} returns requested, "
+            f"{burden['returns_imposed']:,} asked, {burden['hours_avoided']} hours avoided"
+        )
+    return lines

@@ -69,7 +69,7 @@ def asks_with_bodies(
     limit: int,
     offset: int,
 ) -> list[tuple[Ask, list[tuple[str, bool, list[str]]]]]:
-    """Asks with, for each, the (body, active, items) of every link, ordered by period and dataset."""
+    """Asks and the (body, active, items) of each of their links, by period and dataset."""
     query = select(Ask).order_by(Ask.period, Ask.dataset_code, Ask.org_code)
     if org_code is not None:
         query = query.where(Ask.org_code == org_code)
