@@ -177,16 +177,16 @@ class CoverageIndex:
             changed = {
                 k for k in set(epochs) | set(old.epochs) if epochs.get(k) != old.epochs.get(k)
             }
-            reload_all = (
-                old.catalogue is None
-                or old.organisations is None
-                or CATALOGUE_KEY in changed
-                or ORGANISATIONS_KEY in changed
+            new_catalogue = old.catalogue is None or CATALOGUE_KEY in changed
+            new_organisations = old.organisations is None or ORGANISATIONS_KEY in changed
+            # Rebuilding the catalogue (and its search index) is the slow part: only on publish.
+            new.catalogue = load_catalogue(session) if new_catalogue else old.catalogue
+            new.organisations = (
+                load_organisations(session) if new_organisations else old.organisations
             )
-            new.catalogue = load_catalogue(session) if reload_all else old.catalogue
-            new.organisations = load_organisations(session) if reload_all else old.organisations
             assert new.catalogue is not None
             assert new.organisations is not None
+            reload_all = new_catalogue or new_organisations
             for dataset in new.catalogue.datasets:
                 if reload_all or dataset in changed:
                     new.held[dataset] = load_held(session, dataset, new.organisations)
