@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -135,9 +136,11 @@ def seed_demo(
     ] = None,
 ) -> None:
     """Load the demo (real NHS England A&E data, trusts, bodies); skipped when DRB_DEMO=false."""
-    from services.catalogue import demo
+    from services.catalogue import demo, jobs
     from services.catalogue.db import session_factory, session_scope
+    from services.catalogue.models import Job
     from services.catalogue.runtime import database_engine
+    from services.validator.handlers import HANDLERS
 
     settings = _settings()
     if not settings.demo:
@@ -147,11 +150,66 @@ def seed_demo(
         engine = database_engine(settings)
     except ServiceUnavailable as error:
         _fail(str(error))
+    factory = session_factory(engine)
     try:
-        with session_scope(session_factory(engine)) as session:
+        with session_scope(factory) as session:
             summary = demo.seed(
                 session=session, tokens_file=tokens_file or settings.data_dir / "demo-tokens.json"
             )
+            pending = demo.send_returns(session=session, settings=settings)
+            job_ids = [
+                job.id
+                for job in session.query(Job).filter(
+                    Job.subject_id.in_(pending), Job.status.in_(("pending", "sent"))
+                )
+            ]
+        # The trusts' returns go through the validator here, so the demo starts with held data.
+        for job_id in job_ids:
+            jobs.run(
+                factory=factory,
+                job_id=job_id,
+                handlers=HANDLERS,
+                stale_after=timedelta(seconds=settings.job_timeout_seconds),
+                settings=settings,
+            )
+        with session_scope(factory) as session:
+            returns = demo.returns_summary(session=session)
     finally:
         engine.dispose()
     typer.echo(summary.describe(base_url=f"http://{settings.host}:{settings.port}"))
+    typer.echo(returns)
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    dataset: Annotated[str, typer.Option(help="Dataset code, e.g. ae_monthly.")],
+    period: Annotated[str, typer.Option(help="The month of the return, YYYY-MM.")],
+    url: Annotated[
+        str, typer.Option(envvar="DRB_URL", help="The broker's address (DRB_URL).")
+    ] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None, typer.Option(envvar="DRB_TOKEN", help="Your trust's token (DRB_TOKEN).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Makes a retried upload safe: sent once, however often.")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for validation and show the result.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for validation.")] = 600.0,
+) -> None:
+    """Send a return with a progress bar, then show validation and any errors."""
+    from services import submit_client
+
+    if not token:
+        _fail("no token: pass --token or set DRB_TOKEN to your trust's token")
+    code = submit_client.run(
+        file=file,
+        dataset=dataset,
+        period=period,
+        url=url.rstrip("/"),
+        token=token,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        timeout=timeout,
+    )
+    raise typer.Exit(code=code)

@@ -73,6 +73,18 @@ def test_seed_demo_loads_the_trusts_and_keeps_its_tokens(env: dict[str, str]) ->
     engine.dispose()
     assert requests == 3
     assert shared > 0
+    # Real returns went through the validator: London trusts' A&E months are held, and the
+    # first attempt in NHS England's published layout was rejected.
+    assert "132 accepted, 1 rejected" in out
+    engine = create_engine(f"sqlite:///{Path(env['DRB_DATA_DIR']) / 'broker.sqlite3'}")
+    with engine.connect() as connection:
+        accepted_asks = connection.execute(
+            text("SELECT count(*) FROM asks WHERE status = 'accepted'")
+        ).scalar_one()
+        checks = set(connection.execute(text('SELECT "check" FROM submission_errors')).scalars())
+    engine.dispose()
+    assert accepted_asks == 132
+    assert checks == {"missing_column", "extra_column"}
 
     # A second run adds nothing and prints the same tokens.
     code, out, _ = drb("seed-demo", env=env)

@@ -83,7 +83,7 @@ def test_a_lost_message_is_sent_again(
 
 def test_running_a_finished_job_again_changes_nothing(runtime: Runtime) -> None:
     calls: list[str | None] = []
-    handlers: dict[str, jobs.Handler] = {"probe": lambda _s, subject: calls.append(subject)}
+    handlers: dict[str, jobs.Handler] = {"probe": lambda context: calls.append(context.subject_id)}
     job_id = enqueue_probe(runtime)
     for _ in range(3):
         jobs.run(
@@ -91,13 +91,14 @@ def test_running_a_finished_job_again_changes_nothing(runtime: Runtime) -> None:
             job_id=job_id,
             handlers=handlers,
             stale_after=runtime.stale_after,
+            settings=runtime.settings,
         )
     assert len(calls) == 1
     assert wait_for_status(runtime, job_id, "done").attempts == 1
 
 
 def test_a_failing_job_is_kept_for_retry(runtime: Runtime) -> None:
-    def boom(_session: object, _subject: str | None) -> None:
+    def boom(_context: jobs.JobContext) -> None:
         raise ValueError("disk full")
 
     job_id = enqueue_probe(runtime)
@@ -107,6 +108,7 @@ def test_a_failing_job_is_kept_for_retry(runtime: Runtime) -> None:
             job_id=job_id,
             handlers={"probe": boom},
             stale_after=runtime.stale_after,
+            settings=runtime.settings,
         )
     job = wait_for_status(runtime, job_id, "sent")
     assert job.last_error == "ValueError: disk full"
@@ -115,8 +117,9 @@ def test_a_failing_job_is_kept_for_retry(runtime: Runtime) -> None:
         jobs.run(
             factory=runtime.factory,
             job_id=job_id,
-            handlers={"probe": lambda *_: None},
+            handlers={"probe": lambda _context: None},
             stale_after=runtime.stale_after,
+            settings=runtime.settings,
         )
         == "done"
     )
@@ -149,6 +152,7 @@ def test_a_message_for_an_unknown_job_is_dropped(runtime: Runtime) -> None:
             job_id="no-such-job",
             handlers={},
             stale_after=runtime.stale_after,
+            settings=runtime.settings,
         )
         == "missing"
     )

@@ -9,7 +9,14 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from services.broker import problems
-from services.broker.routes import asks, catalogue, health, organisations, requests
+from services.broker.routes import (
+    asks,
+    catalogue,
+    health,
+    organisations,
+    requests,
+    submissions,
+)
 from services.catalogue.runtime import Runtime
 
 DESCRIPTION = """
@@ -45,6 +52,7 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(catalogue.router)
     app.include_router(requests.router)
     app.include_router(asks.router)
+    app.include_router(submissions.router)
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:

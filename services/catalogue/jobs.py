@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.catalogue.db import session_scope
 from services.catalogue.models import Job, utcnow
 from services.catalogue.repositories import jobs as job_repo
+from services.catalogue.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,18 @@ MAX_ATTEMPTS = 5
 RELAY_GRACE = timedelta(seconds=5)
 
 Send = Callable[[str], None]
-Handler = Callable[[Session, str | None], None]
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler gets: the job's subject, sessions to open, and the settings."""
+
+    subject_id: str | None
+    factory: sessionmaker[Session]
+    settings: Settings
+
+
+Handler = Callable[[JobContext], None]
 
 
 def enqueue(*, session: Session, kind: str, subject_id: str | None = None) -> Job:
@@ -92,8 +105,12 @@ def run(
     job_id: str,
     handlers: dict[str, Handler],
     stale_after: timedelta,
+    settings: Settings,
 ) -> str:
-    """Run one job if no one else is running it; returns the job's status afterwards."""
+    """Run one job if no one else is running it; returns the job's status afterwards.
+
+    The handler opens its own units of work, so a long job holds no transaction open.
+    """
     now = utcnow()
     with session_scope(factory) as session:
         job = job_repo.get(session=session, job_id=job_id)
@@ -111,8 +128,8 @@ def run(
     try:
         if handler is None:
             raise LookupError(f"no handler for job kind {kind!r}")
+        handler(JobContext(subject_id=subject_id, factory=factory, settings=settings))
         with session_scope(factory) as session:
-            handler(session, subject_id)
             _finish(session, job_id, status="done", error=None)
     except Exception as error:
         with session_scope(factory) as session:

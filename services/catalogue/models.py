@@ -294,3 +294,58 @@ class CoverageEpoch(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Submission(Base):
+    """One file a trust sent for a (dataset, month), and what validation made of it."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        # The same bytes for the same return are one submission, however often they are sent.
+        UniqueConstraint(
+            "org_code", "dataset_code", "period", "sha256", name="uq_submissions_content"
+        ),
+        UniqueConstraint("org_code", "idempotency_key", name="uq_submissions_idempotency_key"),
+        # Accepted revisions of a return are numbered 1, 2, ... without gaps or repeats.
+        UniqueConstraint(
+            "org_code", "dataset_code", "period", "revision", name="uq_submissions_revision"
+        ),
+        Index("ix_submissions_key", "org_code", "dataset_code", "period"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_code: Mapped[str] = mapped_column(ForeignKey("organisations.code"))
+    dataset_code: Mapped[str] = mapped_column(ForeignKey("datasets.code"))
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(7))
+    # received | validating | accepted | rejected
+    status: Mapped[str] = mapped_column(String(12), default="received", index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    format: Mapped[str | None] = mapped_column(String(10))
+    rows: Mapped[int | None] = mapped_column(Integer)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    revision: Mapped[int | None] = mapped_column(Integer)
+    supersedes_id: Mapped[str | None] = mapped_column(String(36))
+    superseded_by_id: Mapped[str | None] = mapped_column(String(36))
+    data_path: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    validated_at: Mapped[datetime | None]
+
+
+class SubmissionError(Base):
+    """One row-level (or file-level) error of a rejected submission."""
+
+    __tablename__ = "submission_errors"
+
+    submission_id: Mapped[str] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    row: Mapped[int | None] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(200))
+    check: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)

@@ -32,4 +32,5 @@ def run_job(job_id: str) -> None:
         job_id=job_id,
         handlers=HANDLERS,
         stale_after=_runtime.stale_after,
+        settings=_runtime.settings,
     )

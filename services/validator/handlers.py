@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from services.catalogue.jobs import Handler, JobContext
+from services.validator.submissions import validate_submission
 
-from services.catalogue.jobs import Handler
 
-
-def probe(session: Session, subject_id: str | None) -> None:
+def probe(context: JobContext) -> None:
     """Do nothing: finishing proves the path database -> queue -> worker -> database works."""
 
 
 HANDLERS: dict[str, Handler] = {
     "probe": probe,
+    "validate_submission": validate_submission,
 }

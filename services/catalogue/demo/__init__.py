@@ -7,6 +7,8 @@ Government Licence v3.0 (see ATTRIBUTION.md).
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -15,12 +17,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from services.catalogue import auth, coverage_index, data_requests
+from services.catalogue import auth, coverage_index, data_requests, store
+from services.catalogue import submissions as intake
 from services.catalogue.coverage_index import CoverageIndex
 from services.catalogue.models import Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.settings import Settings
 
 DATA_DIR = Path(__file__).parent
 AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
@@ -98,6 +102,13 @@ REQUESTS = (
         ),
     ),
 )
+
+# Real monthly A&E returns sent through the submission path: London trusts, April to September
+# 2018, as the CQC request asks. One trust first sends NHS England's published layout as it is
+# (column `type`, missing department rows): rejected with row-level errors, then corrected.
+RETURNS_REGION = "Y56"
+RETURNS_MONTHS = ("2018-04", "2018-05", "2018-06", "2018-07", "2018-08", "2018-09")
+FIRST_ATTEMPT = ("RJ1", "2018-04")
 
 # Trusts whose tokens the demo prints (all tokens are in the tokens file).
 FEATURED_TRUSTS = ("RJ1", "R0A", "RRK")
@@ -221,6 +232,69 @@ def seed(*, session: Session, tokens_file: Path) -> DemoSummary:
     return summary
 
 
+def ae_returns() -> list[tuple[str, str, str, bytes]]:
+    """The demo's ae_monthly returns as CSV files: (org_code, period, filename, content)."""
+    regions = {t.code: t.region for t in trusts()}
+    figures: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {}
+    for row in _rows(AE_FILE):
+        period = row["period"][:7]
+        if period in RETURNS_MONTHS and regions.get(row["org_code"]) == RETURNS_REGION:
+            figures.setdefault((row["org_code"], period), {})[row["type"]] = (
+                row["attendances"],
+                row["breaches"],
+                row["admissions"],
+            )
+    files: list[tuple[str, str, str, bytes]] = []
+    for (org_code, period), by_type in sorted(figures.items()):
+        if (org_code, period) == FIRST_ATTEMPT:
+            published = io.StringIO()
+            writer = csv.writer(published, lineterminator="\r\n")
+            writer.writerow(["period", "org_code", "type", "attendances", "breaches", "admissions"])
+            for kind, values in sorted(by_type.items()):
+                writer.writerow([f"{period}-01", org_code, kind, *values])
+            files.append(
+                (org_code, period, "ae-published-layout.csv", published.getvalue().encode())
+            )
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(
+            ["period", "org_code", "department_type", "attendances", "breaches", "admissions"]
+        )
+        # Every return has the three department rows; zeros where a trust has no such department.
+        for kind in ("1", "2", "other"):
+            writer.writerow([f"{period}-01", org_code, kind, *by_type.get(kind, ("0", "0", "0"))])
+        files.append((org_code, period, f"ae-{org_code}-{period}.csv", out.getvalue().encode()))
+    return files
+
+
+def send_returns(*, session: Session, settings: Settings) -> list[str]:
+    """Receive the demo returns as submissions (once); the ids of those still to validate."""
+    pending: list[str] = []
+    staging = store.staging_dir(settings)
+    for org_code, period, filename, content in ae_returns():
+        staged = staging / f"demo-{org_code}-{period}-{len(content)}"
+        staged.write_bytes(content)
+        upload = intake.Upload(
+            path=staged,
+            filename=filename,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+        )
+        submission, _created = intake.receive(
+            session=session,
+            settings=settings,
+            org_code=org_code,
+            dataset_code="ae_monthly",
+            period=period,
+            upload=upload,
+            idempotency_key=None,
+        )
+        staged.unlink(missing_ok=True)
+        if submission.status in ("received", "validating"):
+            pending.append(submission.id)
+    return pending
+
+
 def _register_requests(session: Session) -> list[str]:
     """Register the demo requests not registered yet; a line on each."""
     lines = []
@@ -254,3 +328,28 @@ def _register_requests(session: Session) -> list[str]:
             f"{burden['returns_imposed']:,} asked, {burden['hours_avoided']} hours avoided"
         )
     return lines
+
+
+def returns_summary(*, session: Session) -> str:
+    """What happened to the demo's returns, in a few lines."""
+    from sqlalchemy import func, select
+
+    from services.catalogue.models import Submission
+
+    counts = dict(
+        session.execute(select(Submission.status, func.count()).group_by(Submission.status)).all()
+    )
+    rejected = session.scalars(
+        select(Submission).where(Submission.status == "rejected").limit(1)
+    ).first()
+    lines = [
+        f"Real A&E returns sent through the validator: {counts.get('accepted', 0)} accepted, "
+        f"{counts.get('rejected', 0)} rejected."
+    ]
+    if rejected is not None:
+        lines.append(
+            f"  {rejected.org_code} first sent NHS England's published layout for "
+            f"{rejected.period}: see GET /v1/submissions/{rejected.id}/errors "
+            f"(with {rejected.org_code}'s token)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""Submissions: trusts send each return once; the validator decides; errors come back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from services.broker.dependencies import RuntimeDep, SessionDep, require
+from services.broker.problems import Problem
+from services.broker.uploads import receive_form
+from services.catalogue import auth, store
+from services.catalogue import submissions as intake
+from services.catalogue.db import session_scope
+from services.catalogue.errors import Forbidden, NotFound
+from services.catalogue.jobs import take_new_job_ids
+from services.catalogue.repositories import submissions as submission_repo
+from services.catalogue.runtime import Runtime
+
+router = APIRouter(tags=["submissions"])
+
+TrustDep = Annotated[auth.Principal, Depends(require("trust"))]
+ReaderDep = Annotated[auth.Principal, Depends(require("trust", "auditor"))]
+
+
+@router.post(
+    "/v1/submissions",
+    status_code=202,
+    summary="Send a return (multipart: file, dataset, period)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", "dataset", "period"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "CSV (UTF-8), Parquet or XLSX.",
+                            },
+                            "dataset": {"type": "string", "examples": ["ae_monthly"]},
+                            "period": {"type": "string", "examples": ["2025-01"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses={
+        200: {"description": "The same file was sent before: the first submission."},
+        409: {"description": "The Idempotency-Key was used for other bytes."},
+        413: {"description": "Larger than DRB_MAX_UPLOAD_BYTES."},
+    },
+)
+async def submit(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: TrustDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    """Stream the file to disk (hashed as it arrives), record it, and queue its validation."""
+    settings = runtime.settings
+    form = await receive_form(
+        request, staging=store.staging_dir(settings), max_bytes=settings.max_upload_bytes
+    )
+    upload = form.upload
+    try:
+        missing = [name for name in ("dataset", "period") if not form.fields.get(name)]
+        if upload is None:
+            missing.insert(0, "file")
+        if missing:
+            raise Problem(
+                422,
+                f"The form needs the field(s) {', '.join(missing)}.",
+                type_="invalid",
+                errors=[{"field": name, "message": "required"} for name in missing],
+            )
+        assert upload is not None
+        submission, created = await run_in_threadpool(
+            _record,
+            runtime,
+            caller.org_code,
+            form.fields["dataset"],
+            form.fields["period"],
+            upload,
+            idempotency_key,
+        )
+    finally:
+        if upload is not None:
+            upload.path.unlink(missing_ok=True)  # moved into place when recorded
+    return JSONResponse(
+        submission,
+        status_code=202 if created else 200,
+        headers={"Location": f"/v1/submissions/{submission['id']}"},
+    )
+
+
+def _record(
+    runtime: Runtime,
+    org_code: str,
+    dataset: str,
+    period: str,
+    upload: intake.Upload,
+    idempotency_key: str | None,
+) -> tuple[dict[str, Any], bool]:
+    with session_scope(runtime.factory) as session:
+        submission, created = intake.receive(
+            session=session,
+            settings=runtime.settings,
+            org_code=org_code,
+            dataset_code=dataset,
+            period=period,
+            upload=upload,
+            idempotency_key=idempotency_key,
+        )
+        body = intake.as_dict(submission)
+        new_jobs = take_new_job_ids(session)
+    runtime.relay(new_jobs)
+    return body, created
+
+
+def _readable(session: SessionDep, submission_id: str, caller: auth.Principal) -> Any:
+    submission = submission_repo.get(session=session, submission_id=submission_id)
+    if submission is None:
+        raise NotFound(f"No submission has the id {submission_id!r}.")
+    if caller.kind == "trust" and submission.org_code != caller.org_code:
+        # Another trust's submission: not found, so its existence is not revealed.
+        raise NotFound(f"No submission has the id {submission_id!r}.")
+    return submission
+
+
+@router.get("/v1/submissions", summary="Submissions (a trust's own; an auditor's all)")
+def list_submissions(
+    session: SessionDep,
+    caller: ReaderDep,
+    dataset: str | None = None,
+    period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+    status: Literal["received", "validating", "accepted", "rejected"] | None = None,
+    org_code: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Newest first."""
+    if caller.kind == "trust":
+        if org_code not in (None, caller.org_code):
+            raise Forbidden("A trust sees only its own submissions.")
+        org_code = caller.org_code
+    rows = submission_repo.list_filtered(
+        session=session,
+        org_code=org_code,
+        dataset_code=dataset,
+        period=period,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return [intake.as_dict(row) for row in rows]
+
+
+@router.get("/v1/submissions/{submission_id}", summary="One submission and its status")
+def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -> dict[str, Any]:
+    """Status, rows read, error count and revision."""
+    return intake.as_dict(_readable(session, submission_id, caller))
+
+
+@router.get(
+    "/v1/submissions/{submission_id}/errors",
+    summary="Row-level errors of a submission (JSON, or ?format=csv)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def submission_errors(
+    submission_id: str,
+    session: SessionDep,
+    caller: ReaderDep,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """``[{row, column, check, value, message}]``; auditors see no row values."""
+    submission = _readable(session, submission_id, caller)
+    with_value = caller.kind == "trust"
+    errors = [
+        intake.error_dict(e, with_value=with_value)
+        for e in submission_repo.errors(session=session, submission_id=submission.id)
+    ]
+    if format == "csv":
+        name = f"submission-{submission.id}-errors.csv"
+        return Response(
+            intake.errors_csv(errors),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return JSONResponse(errors)

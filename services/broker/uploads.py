@@ -1,0 +1,170 @@
+"""Streaming a multipart upload to disk, hashing it on the way, never holding it in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from services.broker.problems import Problem
+from services.catalogue.submissions import Upload
+
+MAX_FIELD_BYTES = 10_000
+
+
+@dataclass
+class _Part:
+    name: str = ""
+    filename: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    value: bytearray = field(default_factory=bytearray)
+    handle: BinaryIO | None = None
+    path: Path | None = None
+    size: int = 0
+    digest: hashlib._Hash | None = None
+
+
+@dataclass
+class Form:
+    """The small text fields of the form, and the one file (staged on disk)."""
+
+    fields: dict[str, str]
+    upload: Upload | None
+
+
+async def receive_form(
+    request: Request, *, staging: Path, max_bytes: int, file_field: str = "file"
+) -> Form:
+    """Parse ``multipart/form-data`` from the request stream; 413 past ``max_bytes``."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise Problem(
+            415,
+            "Send the return as multipart/form-data with the fields file, dataset and period.",
+            type_="unsupported-media-type",
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+        raise _too_large(max_bytes)
+
+    parts: list[_Part] = []
+    current = _Part()
+    header_field = bytearray()
+    header_value = bytearray()
+    fields: dict[str, str] = {}
+    upload: Upload | None = None
+    failure: list[Problem] = []
+
+    def on_part_begin() -> None:
+        nonlocal current
+        current = _Part()
+        parts.append(current)
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        current.headers[header_field.decode("latin-1").lower()] = header_value.decode("latin-1")
+        header_field.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        _kind, params = parse_options_header(current.headers.get("content-disposition", ""))
+        current.name = params.get(b"name", b"").decode("utf-8", "replace")
+        raw_filename = params.get(b"filename")
+        if current.name == file_field:
+            current.filename = (raw_filename or b"upload").decode("utf-8", "replace")
+            # Closed in on_part_end (or _discard); it outlives this callback by design.
+            descriptor, name = tempfile.mkstemp(dir=staging, prefix="upload-")
+            current.handle = os.fdopen(descriptor, "wb")
+            current.path = Path(name)
+            current.digest = hashlib.sha256()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        current.size += len(chunk)
+        if current.handle is not None and current.digest is not None:
+            if current.size > max_bytes:
+                failure.append(_too_large(max_bytes))
+                return
+            current.digest.update(chunk)
+            current.handle.write(chunk)
+        elif len(current.value) + len(chunk) <= MAX_FIELD_BYTES:
+            current.value.extend(chunk)
+        else:
+            failure.append(
+                Problem(422, f"The form field {current.name!r} is too long.", type_="invalid")
+            )
+
+    def on_part_end() -> None:
+        nonlocal upload
+        if current.handle is not None:
+            current.handle.close()
+            if upload is not None:
+                failure.append(Problem(422, "Send one file per submission.", type_="invalid"))
+            elif current.path is not None and current.digest is not None:
+                upload = Upload(
+                    path=current.path,
+                    filename=current.filename or "upload",
+                    size=current.size,
+                    sha256=current.digest.hexdigest(),
+                )
+        else:
+            fields[current.name] = current.value.decode("utf-8", "replace").strip()
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if failure:
+                raise failure[0]
+        parser.finalize()
+        if failure:
+            raise failure[0]
+    except Problem:
+        _discard(parts)
+        raise
+    except Exception as error:
+        _discard(parts)
+        raise Problem(
+            400, f"The multipart body could not be read: {error}", type_="bad-multipart"
+        ) from error
+    return Form(fields=fields, upload=upload)
+
+
+def _too_large(max_bytes: int) -> Problem:
+    return Problem(
+        413,
+        f"The file is larger than this broker accepts ({max_bytes:,} bytes, "
+        "DRB_MAX_UPLOAD_BYTES). Split the return or ask the broker's stewards.",
+        type_="too-large",
+    )
+
+
+def _discard(parts: list[_Part]) -> None:
+    for part in parts:
+        if part.handle is not None:
+            part.handle.close()
+        if part.path is not None:
+            part.path.unlink(missing_ok=True)

@@ -1,0 +1,114 @@
+"""Queries on submissions and their errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from services.catalogue.models import Ask, Submission, SubmissionError
+
+
+def get(*, session: Session, submission_id: str) -> Submission | None:
+    """One submission."""
+    return session.get(Submission, submission_id)
+
+
+def by_key(*, session: Session, org_code: str, idempotency_key: str) -> Submission | None:
+    """The submission a trust sent with this Idempotency-Key."""
+    query = select(Submission).where(
+        Submission.org_code == org_code, Submission.idempotency_key == idempotency_key
+    )
+    return session.scalars(query).first()
+
+
+def by_content(
+    *, session: Session, org_code: str, dataset_code: str, period: str, sha256: str
+) -> Submission | None:
+    """The submission of these exact bytes for this return."""
+    query = select(Submission).where(
+        Submission.org_code == org_code,
+        Submission.dataset_code == dataset_code,
+        Submission.period == period,
+        Submission.sha256 == sha256,
+    )
+    return session.scalars(query).first()
+
+
+def latest_accepted(
+    *, session: Session, org_code: str, dataset_code: str, period: str
+) -> Submission | None:
+    """The accepted submission with the highest revision for this return."""
+    query = (
+        select(Submission)
+        .where(
+            Submission.org_code == org_code,
+            Submission.dataset_code == dataset_code,
+            Submission.period == period,
+            Submission.status == "accepted",
+        )
+        .order_by(Submission.revision.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def pending_count(*, session: Session, org_code: str, dataset_code: str, period: str) -> int:
+    """Submissions of this return still being received or validated."""
+    query = select(func.count()).where(
+        Submission.org_code == org_code,
+        Submission.dataset_code == dataset_code,
+        Submission.period == period,
+        Submission.status.in_(("received", "validating")),
+    )
+    return int(session.scalar(query) or 0)
+
+
+def list_filtered(
+    *,
+    session: Session,
+    org_code: str | None,
+    dataset_code: str | None,
+    period: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> Sequence[Submission]:
+    """Submissions, newest first."""
+    query = select(Submission).order_by(Submission.received_at.desc(), Submission.id)
+    if org_code is not None:
+        query = query.where(Submission.org_code == org_code)
+    if dataset_code is not None:
+        query = query.where(Submission.dataset_code == dataset_code)
+    if period is not None:
+        query = query.where(Submission.period == period)
+    if status is not None:
+        query = query.where(Submission.status == status)
+    return session.scalars(query.limit(limit).offset(offset)).all()
+
+
+def errors(*, session: Session, submission_id: str) -> Sequence[SubmissionError]:
+    """A submission's errors in the order they were found."""
+    query = (
+        select(SubmissionError)
+        .where(SubmissionError.submission_id == submission_id)
+        .order_by(SubmissionError.seq)
+    )
+    return session.scalars(query).all()
+
+
+def set_ask_status(
+    *, session: Session, org_code: str, dataset_code: str, period: str, old: str, new: str
+) -> None:
+    """Move the ask of one return from ``old`` to ``new`` status, if it is in ``old``."""
+    session.execute(
+        update(Ask)
+        .where(
+            Ask.org_code == org_code,
+            Ask.dataset_code == dataset_code,
+            Ask.period == period,
+            Ask.status == old,
+        )
+        .values(status=new)
+    )

@@ -1,0 +1,340 @@
+"""Submissions: a trust's return, received once, validated, then held or rejected."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+import schemas
+from services.catalogue import audit, coverage_index, jobs, store
+from services.catalogue.errors import Conflict, Invalid
+from services.catalogue.models import Submission, SubmissionError, new_id, utcnow
+from services.catalogue.periods import PeriodError, parse_month
+from services.catalogue.repositories import catalogue as catalogue_repo
+from services.catalogue.repositories import submissions as submission_repo
+from services.catalogue.settings import Settings
+
+log = logging.getLogger(__name__)
+
+VALIDATE_JOB = "validate_submission"
+# Cells starting with these are read as formulas by spreadsheets (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file streamed to the staging folder, with its size and SHA-256."""
+
+    path: Path
+    filename: str
+    size: int
+    sha256: str
+
+
+def check_return(*, session: Session, dataset_code: str, period: str) -> int:
+    """Validate the dataset and period of a return; the dataset's current version."""
+    errors: list[dict[str, object]] = []
+    row = catalogue_repo.dataset(session=session, code=dataset_code)
+    if row is None:
+        errors.append(
+            {
+                "field": "dataset",
+                "message": f"unknown dataset {dataset_code!r}; "
+                f"the catalogue has {', '.join(schemas.DATASETS)}",
+            }
+        )
+    try:
+        parse_month(period)
+    except PeriodError as error:
+        errors.append({"field": "period", "message": str(error)})
+    if errors:
+        raise Invalid(
+            f"The submission is not valid: check {', '.join(str(e['field']) for e in errors)}.",
+            errors,
+        )
+    assert row is not None
+    return row.current_version
+
+
+def receive(
+    *,
+    session: Session,
+    settings: Settings,
+    org_code: str,
+    dataset_code: str,
+    period: str,
+    upload: Upload,
+    idempotency_key: str | None,
+) -> tuple[Submission, bool]:
+    """Record an upload as a submission and queue its validation; (submission, created).
+
+    The same bytes for the same return, or the same Idempotency-Key with the same bytes,
+    give back the first submission and create nothing; the key with other bytes is a conflict.
+    """
+    version = check_return(session=session, dataset_code=dataset_code, period=period)
+    if idempotency_key is not None:
+        earlier = submission_repo.by_key(
+            session=session, org_code=org_code, idempotency_key=idempotency_key
+        )
+        if earlier is not None:
+            if earlier.sha256 != upload.sha256 or (earlier.dataset_code, earlier.period) != (
+                dataset_code,
+                period,
+            ):
+                raise Conflict(
+                    "This Idempotency-Key was used for another file: use a new key for new content."
+                )
+            return earlier, False
+    earlier = submission_repo.by_content(
+        session=session,
+        org_code=org_code,
+        dataset_code=dataset_code,
+        period=period,
+        sha256=upload.sha256,
+    )
+    if earlier is not None:
+        return earlier, False
+    submission = Submission(
+        id=new_id(),
+        org_code=org_code,
+        dataset_code=dataset_code,
+        dataset_version=version,
+        period=period,
+        status="received",
+        filename=upload.filename[:255],
+        size_bytes=upload.size,
+        sha256=upload.sha256,
+        idempotency_key=idempotency_key,
+        error_count=0,
+        received_at=utcnow(),
+    )
+    session.add(submission)
+    session.flush()
+    store.place(upload.path, store.upload_path(settings, submission.id))
+    submission_repo.set_ask_status(
+        session=session,
+        org_code=org_code,
+        dataset_code=dataset_code,
+        period=period,
+        old="outstanding",
+        new="submitted",
+    )
+    jobs.enqueue(session=session, kind=VALIDATE_JOB, subject_id=submission.id)
+    audit.record(
+        session=session,
+        actor=org_code,
+        action="submission.received",
+        subject_type="submission",
+        subject_id=submission.id,
+        detail={
+            "dataset": dataset_code,
+            "period": period,
+            "sha256": upload.sha256,
+            "bytes": upload.size,
+        },
+    )
+    return submission, True
+
+
+def start_validation(*, session: Session, submission_id: str) -> Submission | None:
+    """Mark a submission as being validated; None when it is already decided (idempotent)."""
+    submission = submission_repo.get(session=session, submission_id=submission_id)
+    if submission is None or submission.status in ("accepted", "rejected"):
+        return None
+    submission.status = "validating"
+    return submission
+
+
+def accept(
+    *,
+    session: Session,
+    settings: Settings,
+    submission_id: str,
+    rows: int,
+    file_format: str | None,
+    validated: Path,
+) -> Submission:
+    """Put validated rows in the store as the return's next revision; its cells become held."""
+    submission = submission_repo.get(session=session, submission_id=submission_id)
+    assert submission is not None
+    previous = submission_repo.latest_accepted(
+        session=session,
+        org_code=submission.org_code,
+        dataset_code=submission.dataset_code,
+        period=submission.period,
+    )
+    revision = 1 if previous is None else (previous.revision or 0) + 1
+    target = store.partition_path(
+        settings,
+        dataset=submission.dataset_code,
+        period=submission.period,
+        org_code=submission.org_code,
+        revision=revision,
+    )
+    submission.status = "accepted"
+    submission.rows = rows
+    submission.format = file_format
+    submission.revision = revision
+    submission.validated_at = utcnow()
+    submission.data_path = store.relative(settings, target)
+    if previous is not None:
+        submission.supersedes_id = previous.id
+        previous.superseded_by_id = submission.id
+    session.flush()
+    # The file goes in place last: if the commit fails, a retry overwrites it with the same rows.
+    store.place(validated, target)
+    coverage_index.mark_held(
+        session=session,
+        dataset_code=submission.dataset_code,
+        org_code=submission.org_code,
+        month=parse_month(submission.period),
+    )
+    submission_repo.set_ask_status(
+        session=session,
+        org_code=submission.org_code,
+        dataset_code=submission.dataset_code,
+        period=submission.period,
+        old="submitted",
+        new="accepted",
+    )
+    audit.record(
+        session=session,
+        actor="DRB-VALIDATOR",
+        action="submission.accepted",
+        subject_type="submission",
+        subject_id=submission.id,
+        detail={"rows": rows, "revision": revision, "supersedes": submission.supersedes_id},
+    )
+    return submission
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One error as the validator reports it."""
+
+    row: int | None
+    column: str | None
+    check: str
+    value: str | None
+    message: str
+
+
+def reject(
+    *,
+    session: Session,
+    settings: Settings,
+    submission_id: str,
+    rows: int | None,
+    file_format: str | None,
+    errors: Sequence[ErrorRow],
+    error_count: int,
+) -> Submission:
+    """Keep the errors of a rejected submission; nothing of its file is kept."""
+    submission = submission_repo.get(session=session, submission_id=submission_id)
+    assert submission is not None
+    submission.status = "rejected"
+    submission.rows = rows
+    submission.format = file_format
+    submission.error_count = max(error_count, len(errors))
+    submission.validated_at = utcnow()
+    if errors:
+        session.execute(
+            insert(SubmissionError),
+            [
+                {
+                    "submission_id": submission.id,
+                    "seq": n,
+                    "row": e.row,
+                    "column": e.column,
+                    "check": e.check,
+                    "value": e.value,
+                    "message": e.message,
+                }
+                for n, e in enumerate(errors)
+            ],
+        )
+    if (
+        submission_repo.pending_count(
+            session=session,
+            org_code=submission.org_code,
+            dataset_code=submission.dataset_code,
+            period=submission.period,
+        )
+        == 0
+    ):
+        submission_repo.set_ask_status(
+            session=session,
+            org_code=submission.org_code,
+            dataset_code=submission.dataset_code,
+            period=submission.period,
+            old="submitted",
+            new="outstanding",
+        )
+    audit.record(
+        session=session,
+        actor="DRB-VALIDATOR",
+        action="submission.rejected",
+        subject_type="submission",
+        subject_id=submission.id,
+        detail={"rows": rows, "errors": submission.error_count},
+    )
+    store.upload_path(settings, submission.id).unlink(missing_ok=True)
+    return submission
+
+
+def as_dict(submission: Submission) -> dict[str, Any]:
+    """The JSON shape of API.md, plus what a data manager wants to see."""
+    return {
+        "id": submission.id,
+        "org_code": submission.org_code,
+        "dataset": submission.dataset_code,
+        "dataset_version": submission.dataset_version,
+        "period": submission.period,
+        "status": submission.status,
+        "rows": submission.rows,
+        "error_count": submission.error_count,
+        "revision": submission.revision,
+        "supersedes": submission.supersedes_id,
+        "superseded_by": submission.superseded_by_id,
+        "filename": submission.filename,
+        "format": submission.format,
+        "size_bytes": submission.size_bytes,
+        "sha256": submission.sha256,
+        "received_at": submission.received_at.isoformat(),
+        "validated_at": submission.validated_at.isoformat() if submission.validated_at else None,
+    }
+
+
+def error_dict(error: SubmissionError, *, with_value: bool) -> dict[str, Any]:
+    """One error as the API shows it (auditors see no row values)."""
+    return {
+        "row": error.row,
+        "column": error.column,
+        "check": error.check,
+        "value": error.value if with_value else None,
+        "message": error.message,
+    }
+
+
+def _safe_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def errors_csv(errors: Iterable[dict[str, Any]]) -> str:
+    """Errors as CSV that is safe to open in a spreadsheet (no cell runs as a formula)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    columns = ("row", "column", "check", "value", "message")
+    writer.writerow(columns)
+    for error in errors:
+        writer.writerow([_safe_cell(error.get(c)) for c in columns])
+    return out.getvalue()

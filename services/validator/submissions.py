@@ -1,0 +1,65 @@
+"""The validation job: read a submission's file, validate it, then accept or reject it."""
+
+from __future__ import annotations
+
+import logging
+
+import schemas
+from services.catalogue import store
+from services.catalogue import submissions as intake
+from services.catalogue.db import session_scope
+from services.catalogue.jobs import JobContext
+from services.validator.validation import validate_file
+
+log = logging.getLogger(__name__)
+
+
+def validate_submission(context: JobContext) -> None:
+    """Validate one submission (idempotent: a decided submission is left as it is)."""
+    assert context.subject_id is not None
+    settings = context.settings
+    with session_scope(context.factory) as session:
+        submission = intake.start_validation(session=session, submission_id=context.subject_id)
+        if submission is None:
+            return
+        submission_id = submission.id
+        dataset = schemas.get_dataset(submission.dataset_code)
+        org_code, period, filename = submission.org_code, submission.period, submission.filename
+
+    validated = store.validated_path(settings, submission_id)
+    # Outside any transaction: validating a large file takes a while.
+    report = validate_file(
+        path=store.upload_path(settings, submission_id),
+        filename=filename,
+        dataset=dataset,
+        org_code=org_code,
+        period=period,
+        write_to=validated,
+    )
+    with session_scope(context.factory) as session:
+        if report.status == "accepted":
+            assert report.rows is not None
+            intake.accept(
+                session=session,
+                settings=settings,
+                submission_id=submission_id,
+                rows=report.rows,
+                file_format=report.format,
+                validated=validated,
+            )
+        else:
+            intake.reject(
+                session=session,
+                settings=settings,
+                submission_id=submission_id,
+                rows=report.rows,
+                file_format=report.format,
+                errors=[
+                    intake.ErrorRow(
+                        row=e.row, column=e.column, check=e.check, value=e.value, message=e.message
+                    )
+                    for e in report.errors
+                ],
+                error_count=report.error_count,
+            )
+    log.info("submission %s %s (%s rows)", submission_id, report.status, report.rows)

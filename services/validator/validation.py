@@ -1,0 +1,626 @@
+"""Validating a submitted file against a dataset, chunk by chunk, in bounded memory.
+
+Each chunk is converted (``reading``) and validated with the dataset's pandera schema on a
+collected polars DataFrame, lazily, so that every failure is reported. Rules about the whole file
+are checked once at the end instead: the key's uniqueness (every row's key is kept, compactly),
+rules that compare rows with each other (``all_values_present``) and ``not_empty``. Rows of a file
+that passes are written to Parquet as they are checked; a rejected file leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import pandera.polars as pa
+import polars as pl
+import pyarrow.parquet as pq
+
+from schemas.model import (
+    UNIQUE_KEY,
+    AllValuesPresent,
+    Dataset,
+    InSubmissionPeriod,
+    NotBefore,
+    NotEmpty,
+    NotGreaterThan,
+    SubmittedBy,
+)
+from services.validator.reading import (
+    VALUE_CHARS,
+    ErrorRecord,
+    FileError,
+    Format,
+    RaggedRow,
+    ReturnReader,
+)
+
+__all__ = ["ErrorRecord", "FileError", "Report", "validate_file"]
+
+Status: TypeAlias = Literal["accepted", "rejected"]
+
+# Seed of the key hash; any fixed value, so that equal keys hash alike in every chunk.
+_KEY_HASH_SEED = 20_250_101
+# How many rows of one duplicated key a message lists.
+_ROWS_LISTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The outcome of validating one file."""
+
+    status: Status
+    # Data rows read: 0 for a header alone; None when the rows could not be read at all.
+    rows: int | None
+    errors: list[ErrorRecord] = field(default_factory=list)
+    # Every error found; more than len(errors) when the list was cut at max_errors.
+    error_count: int = 0
+    format: Format | None = None
+
+
+def validate_file(
+    *,
+    path: Path,
+    filename: str,
+    dataset: Dataset,
+    org_code: str,
+    period: str,
+    write_to: Path | None = None,
+    chunk_rows: int = 500_000,
+    max_errors: int = 10_000,
+) -> Report:
+    """Validate the file as the trust's return of the dataset for the period; write it if it passes.
+
+    On acceptance ``write_to`` holds the rows as zstd Parquet with exactly the dataset's columns and
+    types; on rejection nothing is left there.
+    """
+    output = _ParquetOutput(write_to, dataset) if write_to is not None else None
+    try:
+        report = _Validation(
+            path=path,
+            filename=filename,
+            dataset=dataset,
+            org_code=org_code,
+            period=period,
+            chunk_rows=max(chunk_rows, 1),
+            max_errors=max(max_errors, 1),
+            output=output,
+        ).run()
+    except BaseException:
+        if output is not None:
+            output.discard()
+        raise
+    if output is not None:
+        if report.status == "accepted":
+            output.commit()
+        else:
+            output.discard()
+    return report
+
+
+# ---------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------
+
+
+class _Validation:
+    """The state of validating one file: errors so far, every key, rows of whole-file rules."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        filename: str,
+        dataset: Dataset,
+        org_code: str,
+        period: str,
+        chunk_rows: int,
+        max_errors: int,
+        output: _ParquetOutput | None,
+    ) -> None:
+        self.path = path
+        self.filename = filename
+        self.dataset = dataset
+        self.org_code = org_code
+        self.period = period
+        self.chunk_rows = chunk_rows
+        self.output = output
+        self.errors = _Errors(max_errors)
+        self.schema = _chunk_schema(dataset, org_code=org_code, period=period)
+        self.position = {column.name: i for i, column in enumerate(dataset.columns)}
+        self.keys = _KeyIndex(dataset)
+        self.group_rules = [rule for rule in dataset.rules if isinstance(rule, AllValuesPresent)]
+        self.group_columns = list(dict.fromkeys(c for r in self.group_rules for c in r.reads()))
+        self.group_parts: list[pl.DataFrame] = []
+
+    def run(self) -> Report:
+        """Read, check and (while clean) write every chunk, then check the whole file."""
+        try:
+            reader = ReturnReader(
+                self.path,
+                filename=self.filename,
+                dataset=self.dataset,
+                chunk_rows=self.chunk_rows,
+                max_errors=self.errors.cap,
+            )
+        except FileError as error:
+            return self._unreadable(error, file_format=None)
+        with reader:
+            try:
+                stopped = self._read(reader)
+            except FileError as error:
+                return self._unreadable(error, file_format=reader.format)
+            rows = reader.rows_read + len(reader.ragged)
+            if not stopped:
+                self._check_whole_file(reader, rows)
+            ragged = reader.locate_ragged() if reader.ragged else []
+        self._add_ragged(reader, ragged)
+        return self._report(rows=rows, file_format=reader.format, stopped=stopped)
+
+    def _read(self, reader: ReturnReader) -> bool:
+        """Check every chunk; True if reading stopped early because the error list is full."""
+        for chunk in reader.chunks():
+            self._check_chunk(chunk.frame, chunk.offset, chunk.cast_errors)
+            self.keys.add(chunk.frame)
+            if self.group_columns:
+                self.group_parts.append(chunk.frame.select(self.group_columns))
+            clean = self.errors.count == 0 and not reader.ragged
+            if self.output is not None:
+                if clean:
+                    self.output.write(chunk.frame)
+                else:
+                    self.output.discard()  # the file is rejected: stop writing at once
+            if self.errors.count + len(reader.ragged) >= self.errors.cap:
+                return True
+        return False
+
+    def _check_chunk(self, frame: pl.DataFrame, offset: int, cast_errors: pl.DataFrame) -> None:
+        """Record the chunk's conversion failures and pandera's failures, in row order."""
+        failures = _pandera_failures(self.schema, frame)
+        if not cast_errors.is_empty():
+            # A cell that would not convert is null; pandera's not_nullable would say it again.
+            failures = failures.join(
+                cast_errors.select("index", "column", nulled=pl.lit(True)),
+                on=["index", "column"],
+                how="left",
+            ).filter(~(pl.col("nulled").fill_null(False) & (pl.col("check") == "not_nullable")))
+        problems = pl.concat(
+            [
+                cast_errors.select(
+                    "index",
+                    "column",
+                    check=pl.lit("dtype"),
+                    value=pl.col("value"),
+                    message=pl.col("message"),
+                ),
+                failures.select(
+                    "index",
+                    "column",
+                    "check",
+                    value=pl.lit(None, dtype=pl.String),
+                    message=pl.lit(None, dtype=pl.String),
+                ),
+            ]
+        )
+        if problems.is_empty():
+            return
+        self.errors.count += problems.height
+        room = self.errors.room
+        if room <= 0:
+            return
+        order = pl.col("column").replace_strict(self.position, default=-1, return_dtype=pl.Int64)
+        listed = problems.sort(pl.col("index"), order, nulls_last=False).head(room)
+        for index, column, check, value, message in listed.iter_rows():
+            row = None if index is None else offset + index + 1
+            if message is not None:
+                record = ErrorRecord(row, column, check, value, message)
+            else:
+                record = self._pandera_record(frame, row, index, column, check)
+            self.errors.records.append(record)
+
+    def _pandera_record(
+        self, frame: pl.DataFrame, row: int | None, index: int | None, column: str, check: str
+    ) -> ErrorRecord:
+        """An error record for one of pandera's failures, its message naming the values."""
+        if column not in self.position:  # a frame-level failure
+            message = self.dataset.describe_check(column=column, check=check) or check
+            return ErrorRecord(row, None, check, None, message)
+        value = None if index is None else _text(frame.get_column(column)[index])
+        rule = next((r for r in self.dataset.rules if (r.column, r.name) == (column, check)), None)
+        shown = _shown(value, quoted=frame.schema[column] == pl.String)
+        if isinstance(rule, NotGreaterThan | NotBefore) and index is not None:
+            other = _text(frame.get_column(rule.other)[index])
+            relation = "more than" if isinstance(rule, NotGreaterThan) else "before"
+            message = f"{column} {shown} is {relation} {rule.other} {other}"
+        elif isinstance(rule, SubmittedBy):
+            message = (
+                f"{column} {shown} is not the submitting organisation's own code {self.org_code}"
+            )
+        elif isinstance(rule, InSubmissionPeriod):
+            message = f"{column} {shown} is not in the submission's period {self.period}"
+        elif check == "not_nullable":
+            message = f"{column} is empty: it must have a value"
+        else:
+            described = self.dataset.describe_check(column=column, check=check)
+            message = f"{column} {shown} {described or f'fails the check {check}'}"
+        return ErrorRecord(row, column, check, value, message)
+
+    # -- the whole file --------------------------------------------------------
+
+    def _check_whole_file(self, reader: ReturnReader, rows: int) -> None:
+        """not_empty, key uniqueness across chunks, and rules that compare rows."""
+        if rows == 0:
+            self.errors.add(
+                ErrorRecord(None, None, NotEmpty.name, None, "the file has no data rows")
+            )
+            return
+        self._check_unique_key()
+        self._check_groups()
+
+    def _check_unique_key(self) -> None:
+        """One error for each row whose key an earlier row already has."""
+        repeated = self.keys.repeated()
+        if repeated.is_empty():
+            return
+        if not self.keys.exact:
+            repeated = self._key_values(repeated["row"])
+        key = list(self.dataset.key)
+        groups = repeated.group_by(key).agg(pl.col("row").sort().alias("rows"))
+        later = (
+            groups.with_columns(pl.col("rows").list.slice(1).alias("row"))
+            .explode("row")
+            .drop_nulls("row")
+            .sort("row")
+        )
+        self.errors.count += later.height
+        names = ",".join(key)
+        for values in later.head(max(self.errors.room, 0)).iter_rows(named=True):
+            texts = [_text(values[name]) or "" for name in key]
+            described = ", ".join(f"{n} {v}" for n, v in zip(key, texts, strict=True))
+            rows: list[int] = values["rows"]
+            listed = _and([str(r) for r in rows[:_ROWS_LISTED]])
+            more = f" and {len(rows) - _ROWS_LISTED} more" if len(rows) > _ROWS_LISTED else ""
+            message = f"{described} appears {len(rows)} times: rows {listed}{more}"
+            self.errors.records.append(
+                ErrorRecord(values["row"], names, UNIQUE_KEY, ", ".join(texts), message)
+            )
+
+    def _key_values(self, rows: pl.Series) -> pl.DataFrame:
+        """The exact key of each of those rows, reading the file again (only on a hash match)."""
+        wanted = np.sort(rows.to_numpy())
+        parts: list[pl.DataFrame] = []
+        with ReturnReader(
+            self.path,
+            filename=self.filename,
+            dataset=self.dataset,
+            chunk_rows=self.chunk_rows,
+            max_errors=self.errors.cap,
+        ) as reader:
+            for chunk in reader.chunks():
+                first, last = np.searchsorted(
+                    wanted, [chunk.offset + 1, chunk.offset + 1 + len(chunk.frame)]
+                )
+                if first == last:
+                    continue
+                here = wanted[first:last]
+                picked = chunk.frame.select(self.dataset.key)[here - chunk.offset - 1]
+                parts.append(picked.with_columns(row=pl.Series(here)))
+                if last == len(wanted):
+                    break
+        return pl.concat(parts)
+
+    def _check_groups(self) -> None:
+        """Rules that need every row of a group (all_values_present), on the kept columns."""
+        if not self.group_parts:
+            return
+        kept = pl.concat(self.group_parts).with_row_index("row", offset=1)
+        self.group_parts = []
+        for rule in self.group_rules:
+            passes = rule.expression(org_code=self.org_code, period=self.period)
+            if passes is None:
+                continue
+            failing = kept.filter(~passes)
+            if failing.is_empty():
+                continue
+            self.errors.count += failing.height
+            present = failing.group_by(list(rule.per)).agg(pl.col(rule.column).unique())
+            absent = {
+                tuple(values[p] for p in rule.per): [
+                    v for v in rule.values if v not in values[rule.column]
+                ]
+                for values in present.iter_rows(named=True)
+            }
+            for values in failing.head(max(self.errors.room, 0)).iter_rows(named=True):
+                group = tuple(values[p] for p in rule.per)
+                where = " and ".join(
+                    f"{p} {_text(v)}" for p, v in zip(rule.per, group, strict=True)
+                )
+                missing = _and(absent[group])
+                message = (
+                    f"there is no row with {rule.column} {missing} for {where}:"
+                    f" {rule.column} {rule.describe()}"
+                )
+                value = _text(values[rule.column])
+                self.errors.records.append(
+                    ErrorRecord(values["row"], rule.column, rule.name, value, message)
+                )
+
+    # -- the report ------------------------------------------------------------
+
+    def _add_ragged(self, reader: ReturnReader, located: Sequence[RaggedRow]) -> None:
+        """Errors for CSV rows with the wrong number of fields, at their rows in the file."""
+        if located:
+            # Other errors were numbered without the skipped rows; number them as in the file.
+            skipped = [place.row for place in located if place.row is not None]
+            self.errors.records = _renumbered(self.errors.records, skipped)
+        width = reader.header_width
+        for index, found in enumerate(reader.ragged):
+            ragged = located[index] if index < len(located) else found
+            where = f"line {ragged.line}" if ragged.line is not None else "a line"
+            message = (
+                f"{where} has {ragged.fields} fields but the header has {width}:"
+                " look for an unquoted comma or a missing value"
+            )
+            value = ragged.text[:VALUE_CHARS]
+            self.errors.add(ErrorRecord(ragged.row, None, "field_count", value, message))
+
+    def _unreadable(self, error: FileError, *, file_format: Format | None) -> Report:
+        """A file that could not be read: only the errors that say why."""
+        return Report(
+            status="rejected",
+            rows=None,
+            errors=list(error.errors),
+            error_count=len(error.errors),
+            format=file_format,
+        )
+
+    def _report(
+        self,
+        *,
+        rows: int,
+        file_format: Format,
+        stopped: bool,
+    ) -> Report:
+        records = sorted(self.errors.records, key=self._order)
+        count = max(self.errors.count, len(records))
+        unlisted = count - len(records)
+        if stopped:
+            records.append(
+                ErrorRecord(
+                    None,
+                    None,
+                    "max_errors",
+                    None,
+                    f"the report stops at {self.errors.cap} errors: at least {unlisted} more were"
+                    f" found and not listed, and rows after row {rows} were not checked",
+                )
+            )
+        elif unlisted > 0:
+            records.append(
+                ErrorRecord(
+                    None, None, "max_errors", None, f"and {unlisted} more errors not listed"
+                )
+            )
+        return Report(
+            status="rejected" if count else "accepted",
+            rows=rows,
+            errors=records,
+            error_count=count,
+            format=file_format,
+        )
+
+    def _order(self, record: ErrorRecord) -> tuple[int, int, int]:
+        """File-level errors first, then by row and by the column's place in the dataset."""
+        position = self.position.get(record.column or "", -1)
+        return (0 if record.row is None else 1, record.row or 0, position)
+
+
+@dataclass(slots=True)
+class _Errors:
+    """Error records up to the cap, and the count of every error found."""
+
+    cap: int
+    records: list[ErrorRecord] = field(default_factory=list)
+    count: int = 0
+
+    @property
+    def room(self) -> int:
+        """How many more records may be listed."""
+        return self.cap - len(self.records)
+
+    def add(self, record: ErrorRecord) -> None:
+        """Count one error and list it while there is room."""
+        self.count += 1
+        if self.room > 0:
+            self.records.append(record)
+
+
+# ---------------------------------------------------------------------------
+# Keys across the whole file
+# ---------------------------------------------------------------------------
+
+
+class _KeyIndex:
+    """Every row's key, kept compactly, to find duplicates across all chunks.
+
+    A single whole-number key is kept as it is (8 bytes a row). Other keys are kept as a 64-bit
+    hash of their values; rows whose hashes match are then compared on their exact values.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.key = list(dataset.key)
+        self.exact = len(self.key) == 1 and dataset.column(self.key[0]).dtype == "integer"
+        self.parts: list[pl.Series] = []
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Keep the chunk's keys; a key with an empty part is left out (already an error)."""
+        if self.exact:
+            self.parts.append(frame.get_column(self.key[0]))
+            return
+        incomplete = pl.any_horizontal(pl.col(self.key).is_null())
+        hashed = pl.struct(self.key).hash(seed=_KEY_HASH_SEED)
+        self.parts.append(frame.select(pl.when(~incomplete).then(hashed)).to_series())
+
+    def repeated(self) -> pl.DataFrame:
+        """Rows (1-based) whose key or key hash another row has: ``row``, and the key if exact."""
+        if not self.parts:
+            return pl.DataFrame(schema={"row": pl.Int64})
+        keys = pl.concat(self.parts, rechunk=False)
+        self.parts = []
+        column = self.key[0] if self.exact else "hash"
+        found = (
+            pl.DataFrame({column: keys})
+            .with_row_index("row", offset=1)
+            .filter(pl.col(column).is_not_null() & pl.col(column).is_duplicated())
+            .with_columns(pl.col("row").cast(pl.Int64))
+        )
+        return found if self.exact else found.select("row")
+
+
+# ---------------------------------------------------------------------------
+# Pandera
+# ---------------------------------------------------------------------------
+
+
+def _chunk_schema(dataset: Dataset, *, org_code: str, period: str) -> pa.DataFrameSchema:
+    """The dataset's schema without the checks that need the whole file (checked at the end)."""
+    schema = dataset.pandera_schema(org_code=org_code, period=period)
+    whole_file = {UNIQUE_KEY, NotEmpty.name, AllValuesPresent.name}
+    schema = schema.update_columns(
+        {
+            name: {"checks": [check for check in column.checks if check.name not in whole_file]}
+            for name, column in schema.columns.items()
+        }
+    )
+    schema.checks = [check for check in schema.checks if check.name not in whole_file]
+    return schema
+
+
+def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """pandera's failure cases for the chunk: ``index``, ``column``, ``check`` (empty if none)."""
+    # A collected DataFrame, not a LazyFrame: pandera checks a LazyFrame's names and types only.
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases: pl.DataFrame = errors.failure_cases
+        return cases.select(
+            pl.col("index").cast(pl.Int64), pl.col("column").cast(pl.String), "check"
+        )
+    return pl.DataFrame(schema={"index": pl.Int64, "column": pl.String, "check": pl.String})
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+
+class _ParquetOutput:
+    """Validated rows written chunk by chunk to a partial file, renamed into place on acceptance.
+
+    Writing (encoding and zstd) runs on a thread of its own while the next chunk is read and
+    checked; pyarrow releases the GIL. One write at most is pending, so memory stays bounded.
+    """
+
+    def __init__(self, write_to: Path, dataset: Dataset) -> None:
+        self.write_to = write_to
+        self.partial = write_to.with_name(write_to.name + ".partial")
+        empty = pl.DataFrame(schema=dataset.polars_schema())
+        self.schema = empty.to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+        self.writer: pq.ParquetWriter | None = None
+        self.pending: Future[None] | None = None
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drb-parquet")
+        self.discarded = False
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append the chunk as one row group (in the background)."""
+        if self.discarded:
+            return
+        self._wait()
+        if self.writer is None:
+            self.writer = self._open()
+        table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+        self.pending = self.thread.submit(self.writer.write_table, table)
+
+    def commit(self) -> None:
+        """Move the finished file to ``write_to`` (an empty file of the right schema if no rows)."""
+        self._wait()
+        writer = self.writer or self._open()
+        writer.close()
+        self.writer = None
+        self.thread.shutdown()
+        os.replace(self.partial, self.write_to)
+
+    def discard(self) -> None:
+        """Stop writing and leave nothing at ``write_to``."""
+        self.discarded = True
+        with suppress(Exception):
+            self._wait()
+        if self.writer is not None:
+            with suppress(Exception):
+                self.writer.close()
+            self.writer = None
+        self.thread.shutdown()
+        self.partial.unlink(missing_ok=True)
+        self.write_to.unlink(missing_ok=True)
+
+    def _open(self) -> pq.ParquetWriter:
+        self.write_to.parent.mkdir(parents=True, exist_ok=True)
+        return pq.ParquetWriter(self.partial, self.schema, compression="zstd")
+
+    def _wait(self) -> None:
+        """Wait for the pending write; its error, if any, is raised here."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+
+# ---------------------------------------------------------------------------
+# Wording
+# ---------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """A cell as a person would write it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)[:VALUE_CHARS]
+
+
+def _shown(value: str | None, *, quoted: bool) -> str:
+    """A value inside a sentence: text in quotes, numbers and times as they are."""
+    if value is None:
+        return "(empty)"
+    return f"'{value}'" if quoted else value
+
+
+def _and(words: Sequence[str]) -> str:
+    """a, b and c."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _renumbered(records: list[ErrorRecord], skipped: Sequence[int]) -> list[ErrorRecord]:
+    """Records numbered by rows read, renumbered as rows of the file (skipped rows counted)."""
+    # The i-th skipped row (0-based) is file row skipped[i]; a read row r comes after it when
+    # r >= skipped[i] - i, so its file row is r plus the number of such skipped rows.
+    thresholds = np.asarray(sorted(skipped), dtype=np.int64) - np.arange(len(skipped))
+    renumbered = []
+    for record in records:
+        if record.row is None:
+            renumbered.append(record)
+            continue
+        shift = int(np.searchsorted(thresholds, record.row, side="right"))
+        renumbered.append(replace(record, row=record.row + shift))
+    return renumbered
