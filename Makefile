@@ -43,6 +43,16 @@ pytest: install
 
 test: lint typecheck pytest
 
+# mesh-sandbox (a local MESH for tests; infra/services/mesh-sandbox.sh) in its own venv: it pins
+# its own FastAPI. Hash-checked from infra/mesh/requirements.txt, which is compiled with
+# `.venv/bin/uv pip compile infra/mesh/requirements.in --generate-hashes --python-version 3.11 -o infra/mesh/requirements.txt`.
+.venv-mesh/bin/uvicorn: infra/mesh/requirements.txt
+	rm -rf .venv-mesh
+	$(PYTHON) -m venv .venv-mesh
+	.venv-mesh/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r infra/mesh/requirements.txt
+	@touch $@
+
 lock: | $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--quiet -o requirements.lock

@@ -79,7 +79,7 @@ def write_csv(path: Path, rows: int, **options: object) -> int:
 
 
 def write_parquet(path: Path, rows: int, **options: object) -> int:
-    """Write the return as Parquet (snappy, one row group per block, as most tools do); its bytes."""
+    """Write the return as Parquet (snappy, a row group per block, as most tools do); its bytes."""
     writer: pq.ParquetWriter | None = None
     try:
         for block in blocks(rows, **options):  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Session fixtures giving the URLs of a real PostgreSQL and Redis, for integration tests.
+"""Session fixtures giving the URLs of a real PostgreSQL, Redis and MESH, for integration tests.
 
 Each URL comes from the first of these that works:
 1. the environment: DRB_TEST_DATABASE_URL, DRB_TEST_REDIS_URL (`.ci/run` starts both natively);
@@ -7,15 +7,20 @@ Each URL comes from the first of these that works:
 3. neither: the test is skipped, or fails where require_services() is true, because in CI
    nothing that needs a real service may be skipped.
 Either way the service is probed once, so that a wrong URL fails with a clear message.
+MESH (mesh-sandbox) has no image to pull: `mesh_url` takes DRB_TEST_MESH_URL, else starts the
+sandbox itself from its own venv (.venv-mesh) where that exists, else skips (or fails).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 import pytest
 import redis
 from sqlalchemy import create_engine, text
@@ -23,7 +28,10 @@ from sqlalchemy.engine import make_url
 
 DATABASE_URL_VAR = "DRB_TEST_DATABASE_URL"
 REDIS_URL_VAR = "DRB_TEST_REDIS_URL"
+MESH_URL_VAR = "DRB_TEST_MESH_URL"
 PROBE_TIMEOUT_S = 5
+REPO = Path(__file__).resolve().parent.parent
+MESH_SCRIPT = REPO / "infra" / "services" / "mesh-sandbox.sh"
 
 
 def require_services() -> bool:
@@ -161,3 +169,58 @@ def redis_url() -> Iterator[str]:
             probe=_probe_redis,
             stack=stack,
         )
+
+
+def _probe_mesh(url: str) -> None:
+    response = httpx.get(f"{url}/messageexchange/_ping", timeout=PROBE_TIMEOUT_S)
+    response.raise_for_status()
+    if response.json().get("status") != "running":
+        raise ValueError(f"not a MESH sandbox: _ping answered {response.text[:200]}")
+
+
+def _mesh_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(MESH_SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def mesh_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:PORT) of a mesh-sandbox holding our mailboxes (infra/mesh/data).
+
+    Started by infra/services/mesh-sandbox.sh (by `.ci/run`, or here for the session when
+    DRB_TEST_MESH_URL is unset and .venv-mesh exists), it checks passwords: AUTH_MODE=full,
+    SHARED_KEY drb-sandbox-key, every mailbox's password "password".
+    """
+    from tests.processes import free_port
+
+    url = os.environ.get(MESH_URL_VAR, "").strip().rstrip("/")
+    source = MESH_URL_VAR
+    with contextlib.ExitStack() as stack:
+        if not url:
+            venv = Path(os.environ.get("MESH_VENV", REPO / ".venv-mesh"))
+            if not (venv / "bin" / "python").exists():
+                _unavailable(
+                    f"needs mesh-sandbox: set {MESH_URL_VAR} to its URL (`.ci/run` shows how to "
+                    "start one), or create its venv with `make .venv-mesh/bin/uvicorn` and the "
+                    "tests start it themselves"
+                )
+            directory = str(tmp_path_factory.mktemp("mesh-sandbox"))
+            port = free_port()
+            stack.callback(_mesh_script, "stop", directory)  # a half-started one is stopped too
+            started = _mesh_script("start", directory, str(port))
+            if started.returncode != 0:
+                pytest.fail(
+                    f"mesh-sandbox did not start from {venv}: {started.stderr.strip()[-1000:]}",
+                    pytrace=False,
+                )
+            url, source = f"http://127.0.0.1:{port}", str(MESH_SCRIPT.relative_to(REPO))
+        try:
+            _probe_mesh(url)
+        except Exception as exc:
+            pytest.fail(
+                f"mesh-sandbox at {url} (from {source}) did not answer: "
+                f"{type(exc).__name__}: {exc}",
+                pytrace=False,
+            )
+        yield url

@@ -12,6 +12,7 @@ from services.broker import problems
 from services.broker.routes import (
     asks,
     catalogue,
+    extracts,
     health,
     organisations,
     requests,
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(requests.router)
     app.include_router(asks.router)
     app.include_router(submissions.router)
+    app.include_router(extracts.router)
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:

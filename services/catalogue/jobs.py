@@ -9,7 +9,8 @@ idempotent: a job may run more than once, never concurrently.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,11 +33,21 @@ Send = Callable[[str], None]
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a handler gets: the job's subject, sessions to open, and the settings."""
+    """What a handler gets: the job's subject, units of work to open, and the settings."""
 
     subject_id: str | None
     factory: sessionmaker[Session]
     settings: Settings
+    send: Send | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work whose new jobs are sent as soon as it commits."""
+        with session_scope(self.factory) as session:
+            yield session
+            new_jobs = take_new_job_ids(session)
+        if self.send is not None and new_jobs:
+            relay(factory=self.factory, job_ids=new_jobs, send=self.send)
 
 
 Handler = Callable[[JobContext], None]
@@ -106,6 +117,7 @@ def run(
     handlers: dict[str, Handler],
     stale_after: timedelta,
     settings: Settings,
+    send: Send | None = None,
 ) -> str:
     """Run one job if no one else is running it; returns the job's status afterwards.
 
@@ -128,7 +140,7 @@ def run(
     try:
         if handler is None:
             raise LookupError(f"no handler for job kind {kind!r}")
-        handler(JobContext(subject_id=subject_id, factory=factory, settings=settings))
+        handler(JobContext(subject_id=subject_id, factory=factory, settings=settings, send=send))
         with session_scope(factory) as session:
             _finish(session, job_id, status="done", error=None)
     except Exception as error:

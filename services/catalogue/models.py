@@ -349,3 +349,50 @@ class SubmissionError(Base):
     check: Mapped[str] = mapped_column(String(100))
     value: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)
+
+
+class Extract(Base):
+    """One revision of the Parquet file a body receives for (request, period, item group)."""
+
+    __tablename__ = "extracts"
+    __table_args__ = (
+        UniqueConstraint(
+            "request_id", "period", "group_key", "revision", name="uq_extracts_revision"
+        ),
+        Index("ix_extracts_request", "request_id", "period", "group_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"))
+    body_code: Mapped[str] = mapped_column(ForeignKey("organisations.code"), index=True)
+    period: Mapped[str] = mapped_column(String(7))
+    # The disaggregation columns the group's items share, comma-joined ("" for none).
+    group_key: Mapped[str] = mapped_column(String(200))
+    items: Mapped[list[str]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    rows: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(500))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExtractDelivery(Base):
+    """The delivery of one extract revision to one channel, tracked until acknowledged."""
+
+    __tablename__ = "extract_deliveries"
+    __table_args__ = (UniqueConstraint("extract_id", "channel", name="uq_extract_deliveries"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    extract_id: Mapped[str] = mapped_column(ForeignKey("extracts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(500))
+    # pending | sent | delivered | acknowledged | failed
+    status: Mapped[str] = mapped_column(String(14), default="pending", index=True)
+    message_id: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from services.catalogue import audit, coverage_index
-from services.catalogue.errors import AlreadyExists, Invalid
+from services.catalogue.errors import AlreadyExists, Invalid, NotFound
 from services.catalogue.models import ORGANISATION_KINDS, Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
@@ -44,5 +44,42 @@ def register(
         subject_type="organisation",
         subject_id=code,
         detail={"kind": kind, "region": region},
+    )
+    return organisation
+
+
+CHANNELS = ("files", "mesh", "api")
+
+
+def set_delivery(
+    *, session: Session, code: str, delivery: dict[str, str] | None, actor: str
+) -> Organisation:
+    """Set how an oversight body receives its extracts (None: files under the data dir)."""
+    organisation = org_repo.get(session=session, code=code)
+    if organisation is None:
+        raise NotFound(f"No organisation has the code {code!r}.")
+    if organisation.kind != "oversight_body":
+        raise Invalid(f"{code} is a {organisation.kind}; only oversight bodies receive extracts.")
+    if delivery is not None:
+        channel = delivery.get("channel")
+        errors: list[dict[str, object]] = []
+        if channel not in CHANNELS:
+            errors.append({"field": "channel", "message": f"one of {', '.join(CHANNELS)}"})
+        elif channel == "files" and not str(delivery.get("uri", "")).startswith(
+            ("file://", "s3://", "/")
+        ):
+            errors.append({"field": "uri", "message": "a file:// or s3:// URI"})
+        elif channel == "mesh" and not delivery.get("mailbox"):
+            errors.append({"field": "mailbox", "message": "the body's MESH mailbox id"})
+        if errors:
+            raise Invalid("The delivery channel is not valid.", errors)
+    organisation.delivery = delivery
+    audit.record(
+        session=session,
+        actor=actor,
+        action="organisation.delivery_set",
+        subject_type="organisation",
+        subject_id=code,
+        detail={"delivery": delivery},
     )
     return organisation

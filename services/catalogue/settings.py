@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = Field(
         default=600.0, gt=0, description="A job sent but not finished by then is sent again."
     )
+    maintenance_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often due extracts and MESH deliveries are checked."
+    )
     mesh_url: str | None = None
     mesh_mailbox: str | None = None
     mesh_password: SecretStr | None = None

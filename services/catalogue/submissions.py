@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 import schemas
-from services.catalogue import audit, coverage_index, jobs, store
+from services.catalogue import audit, coverage_index, extracts, jobs, store
 from services.catalogue.errors import Conflict, Invalid
 from services.catalogue.models import Submission, SubmissionError, new_id, utcnow
 from services.catalogue.periods import PeriodError, parse_month
@@ -205,6 +205,13 @@ def accept(
         old="submitted",
         new="accepted",
     )
+    for request_id in extracts.affected_requests(
+        session=session,
+        dataset=submission.dataset_code,
+        org_code=submission.org_code,
+        period=submission.period,
+    ):
+        extracts.enqueue_refresh(session=session, request_id=request_id)
     audit.record(
         session=session,
         actor="DRB-VALIDATOR",

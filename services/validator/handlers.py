@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.catalogue.jobs import Handler, JobContext
+from services.validator.deliveries import deliver_extract, maintain_extracts, refresh_extracts
 from services.validator.submissions import validate_submission
 
 
@@ -13,4 +14,7 @@ def probe(context: JobContext) -> None:
 HANDLERS: dict[str, Handler] = {
     "probe": probe,
     "validate_submission": validate_submission,
+    "refresh_extracts": refresh_extracts,
+    "deliver_extract": deliver_extract,
+    "maintain_extracts": maintain_extracts,
 }

@@ -64,7 +64,8 @@ MAX_COLUMNS = 1_000
 # Values are quoted in error records up to this many characters.
 VALUE_CHARS = 100
 
-_CSV_BLOCK_BYTES = 16 * 1024 * 1024
+# Small enough that the first block is parsed quickly; pyarrow reads the next ones ahead.
+_CSV_BLOCK_BYTES = 1024 * 1024
 _SNIFF_BYTES = 64 * 1024
 _EXTENSIONS: dict[str, str] = {
     ".csv": "csv",
@@ -267,7 +268,7 @@ class _CsvSource(_Source):
         self._path = path
         self._max_ragged = max_ragged
         self.ragged: list[RaggedRow] = []
-        self.ragged_capped = False
+        self.ragged_count = 0
         # Column names are taken as the first data row, so the header is parsed by the same
         # rules as the rows (quotes, BOM) and every column is read as text whatever its name.
         self._reader = self._guard(
@@ -286,20 +287,24 @@ class _CsvSource(_Source):
                 ),
             )
         )
-        first = self._next_batch()
-        if first is None:
-            raise file_error("empty_file", "the file is empty")
-        if first.num_columns > MAX_COLUMNS:
-            raise file_error("extra_column", f"the header has {first.num_columns} columns")
+        try:
+            first = self._next_batch()
+            if first is None:
+                raise file_error("empty_file", "the file is empty")
+            if first.num_columns > MAX_COLUMNS:
+                raise file_error("extra_column", f"the header has {first.num_columns} columns")
+        except FileError:
+            self._reader.close()
+            raise
         self.header = [column[0].as_py() for column in first.columns]
         self._first = first.slice(1)
 
     def _on_ragged(self, row: pa_csv.InvalidRow) -> str:
-        """Skip a row with the wrong number of fields, remembering it; stop after too many."""
-        if len(self.ragged) >= self._max_ragged:
-            self.ragged_capped = True
-            return "error"
-        self.ragged.append(RaggedRow(fields=row.actual_columns, text=row.text))
+        """Skip a row with the wrong number of fields, remembering the first few."""
+        # Reading goes on so that the other errors are found too; the rows are located later.
+        self.ragged_count += 1
+        if len(self.ragged) < self._max_ragged:
+            self.ragged.append(RaggedRow(fields=row.actual_columns, text=row.text))
         return "skip"
 
     def _next_batch(self) -> pa.RecordBatch | None:
@@ -335,15 +340,7 @@ class _CsvSource(_Source):
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         yield self._first
-        while True:
-            try:
-                batch = self._next_batch()
-            except FileError:
-                if self.ragged_capped:
-                    return  # stopped on purpose: the error report is full
-                raise
-            if batch is None:
-                return
+        while (batch := self._next_batch()) is not None:
             yield batch
 
     def close(self) -> None:
@@ -361,6 +358,7 @@ class _ParquetSource(_Source):
             raise _damaged_parquet(error) from error
         self.header = list(self._file.schema_arrow.names)
         if self._file.metadata.num_columns != len(self.header):
+            self._file.close()
             raise file_error("format", "the Parquet file has nested columns; send flat columns")
 
     def check_types(self, positions: Sequence[int], columns: Sequence[Column]) -> None:
@@ -419,7 +417,7 @@ class _XlsxSource(_Source):
         while (
             header
             and not header[-1].strip()
-            and data.column(len(header) - 1).null_count == (data.num_rows)
+            and data.column(len(header) - 1).null_count == data.num_rows
         ):
             header.pop()
         self.header = header
@@ -547,9 +545,14 @@ def match_header(names: Sequence[str | None], dataset: Dataset) -> list[int]:
                 continue
             message = f"{name} is not a column of {dataset.code}"
             near = [other for other in missing if _loose(other) == _loose(name)]
-            message += (
-                f"; did you mean {near[0]}?" if near else f"; its columns are {_names(wanted)}"
-            )
+            separator = next((s for s in (";", "\t", "|") if s in name), None)
+            if near:
+                message += f"; did you mean {near[0]}?"
+            elif separator is not None and len(cleaned) == 1:
+                # A semicolon-separated export (common where a comma is the decimal mark).
+                message += f"; the file seems to separate values by {separator!r}: use commas"
+            else:
+                message += f"; its columns are {_names(wanted)}"
             errors.append(_header_error(name, "extra_column", message))
     for name, count in seen.items():
         if count > 1 and name in wanted:
@@ -579,12 +582,18 @@ def _header_error(column: str | None, check: str, message: str) -> ErrorRecord:
 
 
 class ReturnReader:
-    """A submitted file opened as a return of one dataset: its format, then typed chunks."""
+    """A file of a known format (see detect_format) opened as a return of one dataset."""
 
     def __init__(
-        self, path: Path, *, filename: str, dataset: Dataset, chunk_rows: int, max_errors: int
+        self,
+        path: Path,
+        *,
+        file_format: Format,
+        dataset: Dataset,
+        chunk_rows: int,
+        max_errors: int,
     ) -> None:
-        self.format: Format = detect_format(path, filename=filename)
+        self.format = file_format
         self._path = path
         self._dataset = dataset
         self._chunk_rows = max(chunk_rows, 1)
@@ -628,8 +637,13 @@ class ReturnReader:
 
     @property
     def ragged(self) -> list[RaggedRow]:
-        """CSV rows left out for having the wrong number of fields."""
+        """The first CSV rows left out for having the wrong number of fields."""
         return self._source.ragged if isinstance(self._source, _CsvSource) else []
+
+    @property
+    def ragged_count(self) -> int:
+        """How many CSV rows were left out for having the wrong number of fields."""
+        return self._source.ragged_count if isinstance(self._source, _CsvSource) else 0
 
     @property
     def header_width(self) -> int:
@@ -638,7 +652,7 @@ class ReturnReader:
 
     def locate_ragged(self) -> list[RaggedRow]:
         """The ragged CSV rows with their rows and lines, by reading the file again."""
-        return locate_ragged(self._path, width=self.header_width, count=len(self.ragged))
+        return locate_ragged(self._path, width=self.header_width, count=self.ragged_count)
 
 
 def locate_ragged(path: Path, *, width: int, count: int) -> list[RaggedRow]:
@@ -652,8 +666,8 @@ def locate_ragged(path: Path, *, width: int, count: int) -> list[RaggedRow]:
         try:
             for fields in records:
                 if fields and row > 0 and len(fields) != width:
-                    text_ = ",".join(fields)
-                    found.append(RaggedRow(fields=len(fields), text=text_, row=row, line=line))
+                    preview = ",".join(fields)[:VALUE_CHARS]
+                    found.append(RaggedRow(fields=len(fields), text=preview, row=row, line=line))
                     if len(found) >= count:
                         break
                 if fields:
@@ -700,11 +714,27 @@ class _Converted:
 
 def cast_frame(raw: pl.DataFrame, dataset: Dataset) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The frame in the dataset's column order and types, and the cells that would not convert."""
+    # Every text column is parsed in its common form in one select, which polars runs on all
+    # cores; only a column with cells that failed goes on to the lenient forms and messages.
+    fast = raw.select(
+        _strict(column, pl.col(column.name).cast(pl.String), period=column.name == "period").alias(
+            column.name
+        )
+        if _is_text(raw.schema[column.name])
+        else pl.col(column.name)
+        for column in dataset.columns
+    )
     columns: list[pl.Series] = []
     errors: list[pl.DataFrame] = []
     for column in dataset.columns:
         source = raw.get_column(column.name)
-        converted = convert(source, column, period=column.name == "period")
+        values = fast.get_column(column.name)
+        if not _is_text(source.dtype):
+            converted = convert(source, column, period=column.name == "period")
+        elif column.dtype != "string" and values.null_count() > source.null_count():
+            converted = _retry(_missing_if_empty(source.cast(pl.String)), values, column)
+        else:
+            converted = _Converted(values)
         columns.append(converted.values.alias(column.name))
         if converted.bad_index is not None and converted.bad_message is not None:
             errors.append(
@@ -731,58 +761,65 @@ def cast_frame(raw: pl.DataFrame, dataset: Dataset) -> tuple[pl.DataFrame, pl.Da
 
 def convert(source: pl.Series, column: Column, *, period: bool = False) -> _Converted:
     """One column converted to the column's type, with the positions that would not convert."""
-    if source.dtype in (pl.String, pl.Categorical, pl.Enum):
-        text = source.cast(pl.String)
-        # An empty cell is a missing value, whatever the format wrote for it.
-        text = pl.select(pl.when(text == "").then(None).otherwise(text)).to_series()
-        return _from_text(text, column, period=period)
+    if _is_text(source.dtype):
+        text = _missing_if_empty(source.cast(pl.String))
+        values = text.to_frame().select(_strict(column, pl.first(), period=period)).to_series()
+        if column.dtype == "string":
+            return _Converted(values)
+        return _retry(text, values, column)
     if source.dtype == pl.Null:
         return _Converted(pl.Series(source.name, [None] * len(source), dtype=column.polars_dtype))
     return _from_typed(source, column, period=period)
 
 
-def _from_text(text: pl.Series, column: Column, *, period: bool) -> _Converted:
-    """Text converted to the column's type."""
-    if column.dtype == "string":
-        if period:
-            text = pl.select(
-                pl.when(text.str.contains(_FIRST_OF_MONTH))
-                .then(text.str.slice(0, 7))
-                .otherwise(text)
-            ).to_series()
-        return _Converted(text)
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype in (pl.String, pl.Categorical, pl.Enum)
+
+
+def _missing_if_empty(text: pl.Series) -> pl.Series:
+    """An empty cell is a missing value, whatever the format wrote for it."""
+    return pl.select(pl.when(text == "").then(None).otherwise(text)).to_series()
+
+
+def _strict(column: Column, text: pl.Expr, *, period: bool) -> pl.Expr:
+    """Text in the common form of the column's type, parsed (null where it does not parse)."""
     if column.dtype == "integer":
-        return _parse(text, _parse_integer, _integer_message)
+        return text.str.to_integer(strict=False)
     if column.dtype == "boolean":
-        return _parse(text, _parse_boolean, _boolean_message)
+        return text.replace_strict(_TRUTH_FAST, default=None, return_dtype=pl.Boolean)
     if column.dtype == "datetime":
-        return _parse(text, _parse_datetime, _datetime_message)
-    return _parse(text, _parse_date, _date_message)
+        # The common form alone: polars parses it on a fast path, many times faster than a
+        # format with an optional fraction (and a cache of repeated values only slows it down).
+        return text.str.strptime(
+            pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False, exact=True, cache=False
+        )
+    if column.dtype == "date":
+        return text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, exact=True, cache=False)
+    text = pl.when(text == "").then(None).otherwise(text)
+    if period:
+        return (
+            pl.when(text.str.contains(_FIRST_OF_MONTH)).then(text.str.slice(0, 7)).otherwise(text)
+        )
+    return text
 
 
-def _parse(
-    text: pl.Series,
-    parse: Callable[[pl.Series, bool], pl.Series],
-    message: Callable[[pl.Series], pl.Series],
-) -> _Converted:
-    """Parse strictly, retry what failed leniently, and explain what still fails."""
-    values = parse(text, False)
+def _retry(text: pl.Series, values: pl.Series, column: Column) -> _Converted:
+    """Retry the cells that failed the common form with the lenient forms; explain the rest."""
     failed = values.is_null() & text.is_not_null()
     if not failed.any():
         return _Converted(values)
     # Only the few cells that failed pay for the lenient forms (surrounding spaces and so on).
     index = failed.arg_true()
     stripped = text.gather(index).str.strip_chars()
-    retried = parse(stripped, True)
+    lenient, explain = _LENIENT[column.dtype]
+    retried = lenient(stripped)
     values = values.scatter(index, retried)
     still = retried.is_null() & (stripped != "")
     bad = stripped.filter(still)
-    return _Converted(values, bad_index=index.filter(still), bad_message=message(bad))
+    return _Converted(values, bad_index=index.filter(still), bad_message=explain(bad))
 
 
-def _parse_integer(text: pl.Series, lenient: bool) -> pl.Series:
-    if not lenient:
-        return text.str.to_integer(strict=False)
+def _lenient_integer(text: pl.Series) -> pl.Series:
     # Whole numbers written with a zero fraction (12.0), as Excel and pandas often do.
     whole = text.str.replace(r"^([+-]?[0-9]+)\.0*$", "$1")
     return whole.str.to_integer(strict=False)
@@ -802,10 +839,8 @@ def _integer_message(bad: pl.Series) -> pl.Series:
     ).to_series()
 
 
-def _parse_boolean(text: pl.Series, lenient: bool) -> pl.Series:
-    if lenient:
-        return text.str.to_lowercase().replace_strict(_TRUTH, default=None, return_dtype=pl.Boolean)
-    return text.replace_strict(_TRUTH_FAST, default=None, return_dtype=pl.Boolean)
+def _lenient_boolean(text: pl.Series) -> pl.Series:
+    return text.str.to_lowercase().replace_strict(_TRUTH, default=None, return_dtype=pl.Boolean)
 
 
 def _boolean_message(bad: pl.Series) -> pl.Series:
@@ -814,15 +849,12 @@ def _boolean_message(bad: pl.Series) -> pl.Series:
     ).to_series()
 
 
-def _parse_datetime(text: pl.Series, lenient: bool) -> pl.Series:
-    # The common form alone first: polars parses it on a fast path, many times faster than a
-    # format with optional fractions (a cache of repeated values only slows it down).
-    formats = _DATETIME_FORMATS if lenient else ("%Y-%m-%d %H:%M:%S",)
+def _lenient_datetime(text: pl.Series) -> pl.Series:
     parsed = [
         text.str.strptime(pl.Datetime("us"), form, strict=False, exact=True, cache=False)
-        for form in formats
+        for form in _DATETIME_FORMATS
     ]
-    return pl.select(pl.coalesce(parsed)).to_series() if len(parsed) > 1 else parsed[0]
+    return pl.select(pl.coalesce(parsed)).to_series()
 
 
 def _datetime_message(bad: pl.Series) -> pl.Series:
@@ -837,12 +869,21 @@ def _datetime_message(bad: pl.Series) -> pl.Series:
     ).to_series()
 
 
-def _parse_date(text: pl.Series, lenient: bool) -> pl.Series:
-    return text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, exact=True)
+def _lenient_date(text: pl.Series) -> pl.Series:
+    return text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, exact=True, cache=False)
 
 
 def _date_message(bad: pl.Series) -> pl.Series:
     return pl.select(pl.format("'{}' is not a date: write YYYY-MM-DD", bad)).to_series()
+
+
+# For each type: the lenient parse of text that failed the common form, and what to say.
+_LENIENT: dict[str, tuple[Callable[[pl.Series], pl.Series], Callable[[pl.Series], pl.Series]]] = {
+    "integer": (_lenient_integer, _integer_message),
+    "boolean": (_lenient_boolean, _boolean_message),
+    "datetime": (_lenient_datetime, _datetime_message),
+    "date": (_lenient_date, _date_message),
+}
 
 
 def _from_typed(source: pl.Series, column: Column, *, period: bool) -> _Converted:
@@ -865,7 +906,7 @@ def _from_typed(source: pl.Series, column: Column, *, period: bool) -> _Converte
             values = pl.select(pl.when(whole).then(source.cast(pl.Int64, strict=False))).to_series()
             bad = source.is_not_null() & ~whole
             return _typed_failures(values, source, bad, "'{}' is not a whole number")
-        return _from_text(source.cast(pl.String), column, period=False)  # decimals
+        return convert(source.cast(pl.String), column)  # decimals, as text
     if column.dtype == "boolean":
         if dtype == pl.Boolean:
             return _Converted(source)

@@ -7,7 +7,6 @@ import logging
 import schemas
 from services.catalogue import store
 from services.catalogue import submissions as intake
-from services.catalogue.db import session_scope
 from services.catalogue.jobs import JobContext
 from services.validator.validation import validate_file
 
@@ -18,7 +17,7 @@ def validate_submission(context: JobContext) -> None:
     """Validate one submission (idempotent: a decided submission is left as it is)."""
     assert context.subject_id is not None
     settings = context.settings
-    with session_scope(context.factory) as session:
+    with context.session() as session:
         submission = intake.start_validation(session=session, submission_id=context.subject_id)
         if submission is None:
             return
@@ -36,7 +35,7 @@ def validate_submission(context: JobContext) -> None:
         period=period,
         write_to=validated,
     )
-    with session_scope(context.factory) as session:
+    with context.session() as session:
         if report.status == "accepted":
             assert report.rows is not None
             intake.accept(

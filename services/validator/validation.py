@@ -3,14 +3,21 @@
 Each chunk is converted (``reading``) and validated with the dataset's pandera schema on a
 collected polars DataFrame, lazily, so that every failure is reported. Rules about the whole file
 are checked once at the end instead: the key's uniqueness (every row's key is kept, compactly),
-rules that compare rows with each other (``all_values_present``) and ``not_empty``. Rows of a file
-that passes are written to Parquet as they are checked; a rejected file leaves nothing behind.
+rules that compare rows with each other (``all_values_present``) and ``not_empty``.
+
+Three threads share the work: one reads and converts the next chunk, the caller's checks this
+one, and one writes the previous one to Parquet; at most one chunk waits at each hand-over, so
+memory does not grow with the file. Rows are written while the file is clean; a rejected file
+leaves nothing behind. Errors are listed up to ``max_errors``; past that, reading stops at the
+end of the chunk and the last record says how many more were found.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -35,11 +42,13 @@ from schemas.model import (
 )
 from services.validator.reading import (
     VALUE_CHARS,
+    Chunk,
     ErrorRecord,
     FileError,
     Format,
     RaggedRow,
     ReturnReader,
+    detect_format,
 )
 
 __all__ = ["ErrorRecord", "FileError", "Report", "validate_file"]
@@ -139,45 +148,61 @@ class _Validation:
         self.group_rules = [rule for rule in dataset.rules if isinstance(rule, AllValuesPresent)]
         self.group_columns = list(dict.fromkeys(c for r in self.group_rules for c in r.reads()))
         self.group_parts: list[pl.DataFrame] = []
+        # Data rows checked so far (the reader may be a chunk ahead).
+        self.rows_checked = 0
 
     def run(self) -> Report:
         """Read, check and (while clean) write every chunk, then check the whole file."""
         try:
-            reader = ReturnReader(
-                self.path,
-                filename=self.filename,
-                dataset=self.dataset,
-                chunk_rows=self.chunk_rows,
-                max_errors=self.errors.cap,
-            )
+            file_format = detect_format(self.path, filename=self.filename)
         except FileError as error:
             return self._unreadable(error, file_format=None)
+        try:
+            reader = self._open(file_format)
+        except FileError as error:
+            return self._unreadable(error, file_format=file_format)
         with reader:
             try:
                 stopped = self._read(reader)
             except FileError as error:
                 return self._unreadable(error, file_format=reader.format)
-            rows = reader.rows_read + len(reader.ragged)
+            rows = self.rows_checked + reader.ragged_count
             if not stopped:
                 self._check_whole_file(reader, rows)
-            ragged = reader.locate_ragged() if reader.ragged else []
+            ragged = reader.locate_ragged() if reader.ragged_count else []
         self._add_ragged(reader, ragged)
         return self._report(rows=rows, file_format=reader.format, stopped=stopped)
 
+    def _open(self, file_format: Format) -> ReturnReader:
+        """The file opened for reading (FileError if its header or types are wrong)."""
+        return ReturnReader(
+            self.path,
+            file_format=file_format,
+            dataset=self.dataset,
+            chunk_rows=self.chunk_rows,
+            max_errors=self.errors.cap,
+        )
+
     def _read(self, reader: ReturnReader) -> bool:
         """Check every chunk; True if reading stopped early because the error list is full."""
-        for chunk in reader.chunks():
+        with _ReadAhead(reader.chunks()) as chunks:
+            return self._check_chunks(chunks, reader)
+
+    def _check_chunks(self, chunks: Iterable[Chunk], reader: ReturnReader) -> bool:
+        for chunk in chunks:
+            if self.output is not None and self.errors.count == 0 and not reader.ragged_count:
+                # Written while the chunk is checked, on the writer's thread; thrown away with
+                # the rest of the file if this chunk or a later one fails.
+                self.output.write(chunk.frame)
             self._check_chunk(chunk.frame, chunk.offset, chunk.cast_errors)
+            self.rows_checked = chunk.offset + chunk.frame.height
             self.keys.add(chunk.frame)
             if self.group_columns:
                 self.group_parts.append(chunk.frame.select(self.group_columns))
-            clean = self.errors.count == 0 and not reader.ragged
-            if self.output is not None:
-                if clean:
-                    self.output.write(chunk.frame)
-                else:
-                    self.output.discard()  # the file is rejected: stop writing at once
-            if self.errors.count + len(reader.ragged) >= self.errors.cap:
+            found = self.errors.count + reader.ragged_count
+            if self.output is not None and found:
+                self.output.discard()  # the file is rejected: stop writing at once
+            if found >= self.errors.cap:
                 return True
         return False
 
@@ -261,16 +286,16 @@ class _Validation:
                 ErrorRecord(None, None, NotEmpty.name, None, "the file has no data rows")
             )
             return
-        self._check_unique_key()
+        self._check_unique_key(reader.format)
         self._check_groups()
 
-    def _check_unique_key(self) -> None:
+    def _check_unique_key(self, file_format: Format) -> None:
         """One error for each row whose key an earlier row already has."""
         repeated = self.keys.repeated()
         if repeated.is_empty():
             return
         if not self.keys.exact:
-            repeated = self._key_values(repeated["row"])
+            repeated = self._key_values(repeated["row"], file_format)
         key = list(self.dataset.key)
         groups = repeated.group_by(key).agg(pl.col("row").sort().alias("rows"))
         later = (
@@ -292,17 +317,11 @@ class _Validation:
                 ErrorRecord(values["row"], names, UNIQUE_KEY, ", ".join(texts), message)
             )
 
-    def _key_values(self, rows: pl.Series) -> pl.DataFrame:
+    def _key_values(self, rows: pl.Series, file_format: Format) -> pl.DataFrame:
         """The exact key of each of those rows, reading the file again (only on a hash match)."""
         wanted = np.sort(rows.to_numpy())
         parts: list[pl.DataFrame] = []
-        with ReturnReader(
-            self.path,
-            filename=self.filename,
-            dataset=self.dataset,
-            chunk_rows=self.chunk_rows,
-            max_errors=self.errors.cap,
-        ) as reader:
+        with self._open(file_format) as reader:
             for chunk in reader.chunks():
                 first, last = np.searchsorted(
                     wanted, [chunk.offset + 1, chunk.offset + 1 + len(chunk.frame)]
@@ -361,8 +380,10 @@ class _Validation:
             skipped = [place.row for place in located if place.row is not None]
             self.errors.records = _renumbered(self.errors.records, skipped)
         width = reader.header_width
-        for index, found in enumerate(reader.ragged):
-            ragged = located[index] if index < len(located) else found
+        # Where the second read could not find a row (it disagrees with pyarrow), say what
+        # pyarrow saw, without a place.
+        rows = list(located) + reader.ragged[len(located) :]
+        for ragged in rows:
             where = f"line {ragged.line}" if ragged.line is not None else "a line"
             message = (
                 f"{where} has {ragged.fields} fields but the header has {width}:"
@@ -370,6 +391,7 @@ class _Validation:
             )
             value = ragged.text[:VALUE_CHARS]
             self.errors.add(ErrorRecord(ragged.row, None, "field_count", value, message))
+        self.errors.count += max(reader.ragged_count - len(rows), 0)
 
     def _unreadable(self, error: FileError, *, file_format: Format | None) -> Report:
         """A file that could not be read: only the errors that say why."""
@@ -381,25 +403,21 @@ class _Validation:
             format=file_format,
         )
 
-    def _report(
-        self,
-        *,
-        rows: int,
-        file_format: Format,
-        stopped: bool,
-    ) -> Report:
+    def _report(self, *, rows: int, file_format: Format, stopped: bool) -> Report:
+        """The report: errors in order, and a last record if the list was cut."""
         records = sorted(self.errors.records, key=self._order)
         count = max(self.errors.count, len(records))
         unlisted = count - len(records)
         if stopped:
+            more = f"at least {unlisted} more were found and not listed, and " if unlisted else ""
             records.append(
                 ErrorRecord(
                     None,
                     None,
                     "max_errors",
                     None,
-                    f"the report stops at {self.errors.cap} errors: at least {unlisted} more were"
-                    f" found and not listed, and rows after row {rows} were not checked",
+                    f"the report stops at {self.errors.cap} errors: {more}rows after row {rows}"
+                    " were not checked",
                 )
             )
         elif unlisted > 0:
@@ -442,6 +460,55 @@ class _Errors:
             self.records.append(record)
 
 
+class _ReadAhead:
+    """Chunks read and converted on a thread of their own, one ahead of the one being checked.
+
+    pyarrow and polars release the GIL, so reading the next chunk overlaps validating this one.
+    The thread is stopped and joined on exit, before the reader's file is closed.
+    """
+
+    def __init__(self, chunks: Iterator[Chunk]) -> None:
+        self.chunks = chunks
+        self.queue: queue.Queue[tuple[Chunk | None, BaseException | None]] = queue.Queue(1)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._produce, name="drb-read-ahead", daemon=True)
+
+    def __enter__(self) -> Iterator[Chunk]:
+        self.thread.start()
+        return self._consume()
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        with suppress(queue.Empty):
+            self.queue.get_nowait()  # free a producer blocked on a full queue
+        self.thread.join()
+
+    def _produce(self) -> None:
+        try:
+            for chunk in self.chunks:
+                if not self._put((chunk, None)):
+                    return
+            self._put((None, None))
+        except BaseException as error:  # handed to the consumer, which raises it
+            self._put((None, error))
+
+    def _put(self, item: tuple[Chunk | None, BaseException | None]) -> bool:
+        while not self.stopping.is_set():
+            with suppress(queue.Full):
+                self.queue.put(item, timeout=0.05)
+                return True
+        return False
+
+    def _consume(self) -> Iterator[Chunk]:
+        while True:
+            chunk, error = self.queue.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+
+
 # ---------------------------------------------------------------------------
 # Keys across the whole file
 # ---------------------------------------------------------------------------
@@ -474,6 +541,9 @@ class _KeyIndex:
             return pl.DataFrame(schema={"row": pl.Int64})
         keys = pl.concat(self.parts, rechunk=False)
         self.parts = []
+        present = keys.drop_nulls()
+        if present.n_unique() == len(present):
+            return pl.DataFrame(schema={"row": pl.Int64})  # the usual case, found cheaply
         column = self.key[0] if self.exact else "hash"
         found = (
             pl.DataFrame({column: keys})
@@ -545,8 +615,7 @@ class _ParquetOutput:
         self._wait()
         if self.writer is None:
             self.writer = self._open()
-        table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
-        self.pending = self.thread.submit(self.writer.write_table, table)
+        self.pending = self.thread.submit(_write_row_group, self.writer, frame)
 
     def commit(self) -> None:
         """Move the finished file to ``write_to`` (an empty file of the right schema if no rows)."""
@@ -581,6 +650,11 @@ class _ParquetOutput:
             pending.result()
 
 
+def _write_row_group(writer: pq.ParquetWriter, frame: pl.DataFrame) -> None:
+    """Write the chunk through pyarrow (on the writer's thread)."""
+    writer.write_table(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
+
+
 # ---------------------------------------------------------------------------
 # Wording
 # ---------------------------------------------------------------------------
@@ -608,7 +682,9 @@ def _shown(value: str | None, *, quoted: bool) -> str:
 
 def _and(words: Sequence[str]) -> str:
     """a, b and c."""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _renumbered(records: list[ErrorRecord], skipped: Sequence[int]) -> list[ErrorRecord]:

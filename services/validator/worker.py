@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 import dramatiq
 
 from services.catalogue import jobs
+from services.catalogue.db import session_scope
+from services.catalogue.extracts import MAINTAIN_JOB
 from services.catalogue.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,14 @@ def start(runtime: Runtime, *, threads: int) -> WorkerHandle:
 
 
 def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
+    next_maintenance = time.monotonic()
     while not stopping.is_set():
+        if time.monotonic() >= next_maintenance:
+            next_maintenance = time.monotonic() + runtime.settings.maintenance_interval_seconds
+            try:
+                _enqueue_maintenance(runtime)
+            except Exception:
+                log.exception("could not queue extract maintenance; trying again later")
         try:
             resent = jobs.sweep(
                 factory=runtime.factory, send=runtime.send_job, stale_after=runtime.stale_after
@@ -57,6 +67,13 @@ def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
         except Exception:
             log.exception("sweep failed; trying again next interval")
         stopping.wait(runtime.settings.sweep_interval_seconds)
+
+
+def _enqueue_maintenance(runtime: Runtime) -> None:
+    with session_scope(runtime.factory) as session:
+        jobs.enqueue(session=session, kind=MAINTAIN_JOB)
+        new_jobs = jobs.take_new_job_ids(session)
+    runtime.relay(new_jobs)
 
 
 def run_until_signalled(runtime: Runtime, *, threads: int) -> None:

@@ -122,6 +122,13 @@ def test_every_header_problem_is_its_own_error() -> None:
     assert messages[5] == "the column period appears 2 times in the header"
 
 
+def test_a_semicolon_separated_header_is_explained() -> None:
+    dataset = get_dataset("rtt_monthly")
+    with pytest.raises(FileError) as raised:
+        match_header([";".join(c.name for c in dataset.columns)], dataset)
+    assert "separate values by ';': use commas" in raised.value.errors[-1].message
+
+
 # ---------------------------------------------------------------------------
 # Conversion
 # ---------------------------------------------------------------------------
@@ -218,8 +225,9 @@ def test_chunks_have_the_requested_size_and_offsets(tmp_path: Path, writer: obje
     frame = ecds_frame(25)
     path = writer(frame, tmp_path / "ecds")  # type: ignore[operator]
     dataset = get_dataset("ecds_attendance")
+    file_format = detect_format(path, filename="ecds")
     with ReturnReader(
-        path, filename="ecds", dataset=dataset, chunk_rows=10, max_errors=100
+        path, file_format=file_format, dataset=dataset, chunk_rows=10, max_errors=100
     ) as reader:
         chunks = list(reader.chunks())
     assert [(c.offset, c.frame.height) for c in chunks] == [(0, 10), (10, 10), (20, 5)]

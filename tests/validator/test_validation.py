@@ -533,7 +533,7 @@ def test_missing_and_extra_columns(tmp_path: Path) -> None:
     assert_rejected(
         report, path, [(None, "breaches", "missing_column"), (None, "notes", "extra_column")]
     )
-    assert report.rows is None
+    assert (report.rows, report.format) == (None, "csv")
 
 
 def test_a_column_named_in_another_case_is_named_in_the_message(tmp_path: Path) -> None:
@@ -574,7 +574,7 @@ def test_an_empty_file(tmp_path: Path, content: bytes) -> None:
     report = validate(path, "ae_monthly")
     assert_rejected(report, path, [(None, None, "empty_file")])
     assert report.errors[0].message == "the file is empty"
-    assert report.rows is None
+    assert (report.rows, report.format) == (None, None)
 
 
 @pytest.mark.parametrize("file_format", list(WRITERS))
@@ -635,7 +635,7 @@ def test_a_truncated_parquet(tmp_path: Path) -> None:
     report = validate(path, "ecds_attendance")
     assert_rejected(report, path, [(None, None, "format")])
     assert report.errors[0].message.startswith("the Parquet file is damaged or truncated: ")
-    assert report.format is None
+    assert report.format == "parquet"
 
 
 def test_windows_1252_text(tmp_path: Path) -> None:
@@ -696,6 +696,33 @@ def test_a_ragged_row_after_a_multiline_record(tmp_path: Path) -> None:
         (2, "field_count"),
     ]
     assert report.errors[2].message.startswith("line 4 has 3 fields")
+
+
+def test_many_ragged_rows_keep_the_other_rows_numbered(tmp_path: Path) -> None:
+    lines = csv_lines(ecds_frame(40))
+    for row in (2, 3, 10, 25):
+        lines[row] += ",x"
+    lines[30] = lines[30].replace(",RJ101,", ",RJ1,")  # data row 30
+    path = write_text(tmp_path / "ecds.csv", lines)
+    report = validate(path, "ecds_attendance", chunk_rows=7)
+    assert triples(report) == [
+        (2, None, "field_count"),
+        (3, None, "field_count"),
+        (10, None, "field_count"),
+        (25, None, "field_count"),
+        (30, "site_code", "length"),
+    ]
+    assert report.rows == 40
+
+
+def test_ragged_rows_beyond_the_cap_are_counted(tmp_path: Path) -> None:
+    lines = [line + ",x" if i else line for i, line in enumerate(csv_lines(ecds_frame(50)))]
+    path = write_text(tmp_path / "ecds.csv", lines)
+    report = validate(path, "ecds_attendance", chunk_rows=10, max_errors=5)
+    assert triples(report)[:5] == [(row, None, "field_count") for row in range(1, 6)]
+    assert report.errors[5].check == "max_errors"
+    assert report.error_count == 50
+    assert not (tmp_path / "out.parquet").exists()
 
 
 # ---------------------------------------------------------------------------

@@ -174,3 +174,29 @@ def revoke_token(code: str, token_id: str, session: SessionDep, steward: Steward
     """Revoke a token at once; calls with it get 401 from then on."""
     auth.revoke_token(session=session, org_code=code, token_id=token_id, actor=steward.org_code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class DeliveryIn(BaseModel):
+    """How a body receives its extracts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["files", "mesh", "api"]
+    uri: str | None = Field(default=None, examples=["s3://bucket/extracts/CQC"])
+    mailbox: str | None = Field(default=None, examples=["X26CQC001"])
+    workflow_id: str | None = Field(default=None, examples=["DRB_EXTRACT"])
+
+
+@router.put(
+    "/v1/organisations/{code}/delivery",
+    summary="Set an oversight body's delivery channel (steward)",
+)
+def set_delivery(
+    code: str, body: DeliveryIn, session: SessionDep, steward: StewardDep
+) -> dict[str, object]:
+    """files (a folder or S3 URI), mesh (a MESH mailbox) or api (download only)."""
+    delivery = body.model_dump(exclude_none=True)
+    organisation = organisations.set_delivery(
+        session=session, code=code, delivery=delivery, actor=steward.org_code
+    )
+    return {"code": organisation.code, "delivery": organisation.delivery}

@@ -1,0 +1,369 @@
+"""Extracts: what each body receives for its requests, built once the data is there, revised
+when it changes, and delivered to the body's channel.
+
+One extract per (request, period at the request's grain, group of items sharing key columns).
+It is built when every cell is available; once the period's due date has passed, a partial one
+is built with what there is (at most once a day), listing the missing trusts, until the
+complete one follows. A superseded source submission yields a new revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import schemas
+from services.catalogue import audit, extract_data, jobs, store
+from services.catalogue.models import (
+    DataRequest,
+    Extract,
+    ExtractDelivery,
+    Job,
+    Organisation,
+    Submission,
+    new_id,
+    utcnow,
+)
+from services.catalogue.periods import last_day, month_label, periods_between
+from services.catalogue.settings import Settings
+
+REFRESH_JOB = "refresh_extracts"
+DELIVER_JOB = "deliver_extract"
+MAINTAIN_JOB = "maintain_extracts"
+
+
+def groups_of(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The request's items grouped by their key (disaggregation) columns, comma-joined."""
+    found: dict[str, list[str]] = {}
+    for item in items:
+        found.setdefault(",".join(schemas.ITEMS[item].disaggregation), []).append(item)
+    return {key: tuple(group) for key, group in found.items()}
+
+
+def _relevant_datasets(items: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for item in items:
+        found.add(schemas.ITEMS[item].primary_dataset)
+        found.update(schemas.datasets_carrying(item))
+        found.update(schemas.datasets_deriving(item))
+    return found
+
+
+def affected_requests(*, session: Session, dataset: str, org_code: str, period: str) -> list[str]:
+    """Active requests whose extracts a newly accepted return may change."""
+    found = []
+    for request in session.scalars(select(DataRequest).where(DataRequest.status == "active")):
+        if org_code not in request.org_codes or dataset not in _relevant_datasets(request.items):
+            continue
+        months = {
+            month_label(m)
+            for p in periods_between(request.period_start, request.period_end, request.period_type)
+            for m in range(p.first_month, p.end_month)
+        }
+        if period in months:
+            found.append(request.id)
+    return found
+
+
+def enqueue_refresh(*, session: Session, request_id: str) -> None:
+    """Queue a refresh of a request's extracts unless one is already waiting."""
+    waiting = session.scalars(
+        select(Job.id).where(
+            Job.kind == REFRESH_JOB, Job.subject_id == request_id, Job.status == "pending"
+        )
+    ).first()
+    if waiting is None:
+        jobs.enqueue(session=session, kind=REFRESH_JOB, subject_id=request_id)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where each cell of one extract comes from, and which trusts are still missing."""
+
+    sources: list[extract_data.Source]
+    missing: list[str]
+
+    @property
+    def source_ids(self) -> list[str]:
+        """The submissions the extract is made of."""
+        return sorted({s.submission_id for s in self.sources})
+
+
+def plan(
+    *,
+    session: Session,
+    settings: Settings,
+    request: DataRequest,
+    months: Sequence[int],
+    items: Sequence[str],
+) -> Plan:
+    """The latest accepted return for each (trust, month), or a dataset to derive it from."""
+    labels = [month_label(m) for m in months]
+    datasets = _relevant_datasets(items)
+    latest: dict[tuple[str, str, str], Submission] = {}
+    query = select(Submission).where(
+        Submission.status == "accepted",
+        Submission.superseded_by_id.is_(None),
+        Submission.dataset_code.in_(datasets),
+        Submission.period.in_(labels),
+    )
+    wanted = set(request.org_codes)
+    for submission in session.scalars(query):
+        if submission.org_code in wanted:
+            latest[(submission.dataset_code, submission.org_code, submission.period)] = submission
+    by_primary: dict[str, list[str]] = {}
+    for item in items:
+        by_primary.setdefault(schemas.ITEMS[item].primary_dataset, []).append(item)
+    sources: list[extract_data.Source] = []
+    missing: set[str] = set()
+    for org_code in request.org_codes:
+        for label in labels:
+            for primary, primary_items in by_primary.items():
+                found = latest.get((primary, org_code, label))
+                derived = False
+                if found is None:
+                    for deriver in schemas.datasets_deriving(primary_items[0]):
+                        found = latest.get((deriver, org_code, label))
+                        if found is not None:
+                            derived = True
+                            break
+                if found is None or found.data_path is None:
+                    missing.add(org_code)
+                    continue
+                sources.append(
+                    extract_data.Source(
+                        org_code=org_code,
+                        month=label,
+                        dataset=found.dataset_code,
+                        submission_id=found.id,
+                        path=store.absolute(settings, found.data_path),
+                        items=tuple(primary_items),
+                        derived=derived,
+                    )
+                )
+    return Plan(sources=sources, missing=sorted(missing))
+
+
+def _latest(session: Session, request_id: str, period: str, group: str) -> Extract | None:
+    query = (
+        select(Extract)
+        .where(
+            Extract.request_id == request_id, Extract.period == period, Extract.group_key == group
+        )
+        .order_by(Extract.revision.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def refresh(*, session: Session, settings: Settings, request_id: str, today: date) -> list[Extract]:
+    """Build every extract of a request that is due and not built from the same sources yet."""
+    request = session.get(DataRequest, request_id)
+    if request is None or request.status != "active":
+        return []
+    built: list[Extract] = []
+    regions = {
+        code: region or ""
+        for code, region in session.execute(
+            select(Organisation.code, Organisation.region).where(
+                Organisation.code.in_(request.org_codes)
+            )
+        )
+    }
+    for period in periods_between(request.period_start, request.period_end, request.period_type):
+        months = list(range(period.first_month, period.end_month))
+        due = last_day(period.end_month - 1) + timedelta(days=request.due_days)
+        for group, items in groups_of(request.items).items():
+            found = plan(
+                session=session, settings=settings, request=request, months=months, items=items
+            )
+            if not found.sources:
+                continue
+            latest = _latest(session, request.id, period.label, group)
+            same = latest is not None and latest.manifest.get("sources") == found.source_ids
+            complete = not found.missing
+            if complete:
+                if same and latest is not None and latest.complete:
+                    continue
+            elif today <= due or same or (latest is not None and latest.created_at.date() >= today):
+                continue  # partial extracts only after the due date, at most once a day
+            built.append(
+                _build(
+                    session=session,
+                    settings=settings,
+                    request=request,
+                    period=period.label,
+                    group=group,
+                    items=items,
+                    found=found,
+                    revision=(latest.revision + 1) if latest else 1,
+                    regions=regions,
+                )
+            )
+    return built
+
+
+def _build(
+    *,
+    session: Session,
+    settings: Settings,
+    request: DataRequest,
+    period: str,
+    group: str,
+    items: Sequence[str],
+    found: Plan,
+    revision: int,
+    regions: dict[str, str],
+) -> Extract:
+    key = tuple(k for k in group.split(",") if k)
+    shape = extract_data.Shape(
+        items=tuple(items),
+        key=key,
+        period_label=period,
+        period_type=request.period_type,
+        org_level=request.org_level,
+        regions=regions,
+    )
+    versions = {s.dataset: schemas.get_dataset(s.dataset).version for s in found.sources}
+    extract_id = new_id()
+    target = (
+        settings.store_dir
+        / "extracts"
+        / request.id
+        / period
+        / (group or "all")
+        / f"rev={revision}.parquet"
+    )
+    rows = extract_data.shape_rows(extract_data.monthly_rows(found.sources, shape), shape)
+    result = extract_data.write(
+        rows,
+        target,
+        metadata=extract_data.metadata_for(
+            request_id=request.id,
+            revision=revision,
+            period=period,
+            items=items,
+            versions=versions,
+        ),
+    )
+    org_column = {"trust": ["org_code"], "region": ["region"], "national": []}[request.org_level]
+    now = utcnow()
+    extract = Extract(
+        id=extract_id,
+        request_id=request.id,
+        body_code=request.body_code,
+        period=period,
+        group_key=group,
+        items=list(items),
+        revision=revision,
+        complete=not found.missing,
+        rows=result.rows,
+        sha256=result.sha256,
+        path=store.relative(settings, target),
+        created_at=now,
+        manifest={
+            "request_id": request.id,
+            "period": period,
+            "revision": revision,
+            "rows": result.rows,
+            "sha256": result.sha256,
+            "key": [*org_column, "period", *key],
+            "items": list(items),
+            "sources": found.source_ids,
+            "missing": found.missing,
+            "complete": not found.missing,
+            "dataset_versions": versions,
+            "schema": result.columns,
+            "created_at": now.isoformat(),
+        },
+    )
+    session.add(extract)
+    session.flush()
+    body = session.get(Organisation, request.body_code)
+    delivery = _delivery_target(body.delivery if body else None, settings, request.body_code)
+    if delivery is not None:
+        channel, target_name = delivery
+        row = ExtractDelivery(
+            extract_id=extract.id,
+            channel=channel,
+            target=target_name,
+            status="pending",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        jobs.enqueue(session=session, kind=DELIVER_JOB, subject_id=row.id)
+    audit.record(
+        session=session,
+        actor="DRB-VALIDATOR",
+        action="extract.built",
+        subject_type="extract",
+        subject_id=extract.id,
+        detail={
+            "request_id": request.id,
+            "period": period,
+            "revision": revision,
+            "rows": result.rows,
+            "complete": not found.missing,
+        },
+    )
+    return extract
+
+
+def _delivery_target(
+    delivery: dict[str, Any] | None, settings: Settings, body_code: str
+) -> tuple[str, str] | None:
+    """(channel, target) of a body's delivery settings; None when it uses the API only."""
+    if delivery is None:
+        return "files", (settings.outbox_dir / body_code).resolve().as_uri()
+    channel = str(delivery.get("channel", ""))
+    if channel == "api":
+        return None
+    if channel == "mesh":
+        return "mesh", str(delivery.get("mailbox", ""))
+    return channel, str(delivery.get("uri", ""))
+
+
+def delivery_filename(extract: Extract) -> str:
+    """The file name a body receives: request, period, group and revision."""
+    group = extract.group_key.replace(",", "+") or "all"
+    return f"drb-{extract.request_id}-{extract.period}-{group}-rev{extract.revision}.parquet"
+
+
+def as_dict(extract: Extract, delivery: ExtractDelivery | None) -> dict[str, Any]:
+    """The JSON shape of API.md."""
+    return {
+        "id": extract.id,
+        "request_id": extract.request_id,
+        "period": extract.period,
+        "key": extract.manifest.get("key", []),
+        "items": extract.items,
+        "revision": extract.revision,
+        "complete": extract.complete,
+        "missing": extract.manifest.get("missing", []),
+        "rows": extract.rows,
+        "sha256": extract.sha256,
+        "created_at": extract.created_at.isoformat(),
+        "delivery": None
+        if delivery is None
+        else {
+            "channel": delivery.channel,
+            "target": delivery.target,
+            "status": delivery.status,
+            "message_id": delivery.message_id,
+            "attempts": delivery.attempts,
+            "last_error": delivery.last_error,
+        },
+    }
+
+
+def manifest(extract: Extract) -> dict[str, Any]:
+    """The manifest of API.md."""
+    return dict(extract.manifest)

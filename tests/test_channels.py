@@ -1,0 +1,333 @@
+"""Delivery channels without services: the file channel, channel_for, and MESH unreachable."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from services.catalogue import channels
+from services.catalogue.channels import (
+    ChannelMisconfigured,
+    DeliveryFailed,
+    FileChannel,
+    MeshChannel,
+    Sent,
+    channel_for,
+    delivery_local_id,
+)
+from services.catalogue.settings import Settings
+from tests.processes import free_port
+
+NO_MESH = {"mesh_url": None, "mesh_mailbox": None, "mesh_password": None, "mesh_shared_key": None}
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    return tmp_path / "outbox" / "CQC"
+
+
+@pytest.fixture
+def extract(tmp_path: Path) -> Path:
+    return write(tmp_path / "extract.parquet", b"PAR1" + os.urandom(100_000) + b"PAR1")
+
+
+def deliver(channel: FileChannel, source: Path, name: str = "e1-r1.parquet") -> Sent:
+    return channel.deliver(
+        source=source, filename=name, local_id=delivery_local_id("e1", 1), subject="extract"
+    )
+
+
+def test_writes_the_file_and_a_checksum_beside_it(outbox: Path, extract: Path) -> None:
+    channel = FileChannel(outbox.as_uri())
+    sent = deliver(channel, extract)
+    assert sent == Sent(
+        message_id=f"{outbox.as_uri()}/e1-r1.parquet", status="delivered", already=False
+    )
+    assert (outbox / "e1-r1.parquet").read_bytes() == extract.read_bytes()
+    sidecar = (outbox / "e1-r1.parquet.sha256").read_text()
+    assert sidecar == f"{sha256(extract)}  e1-r1.parquet\n"  # the format of `sha256sum -c`
+    assert channel.status(sent.message_id) == "delivered"
+    name = "drb-r1-2025-01-org_code+department_type-rev2.parquet"  # as extracts name them
+    assert deliver(channel, extract, name).message_id == f"{outbox.as_uri()}/{name}"
+
+
+def test_delivering_again_writes_nothing(outbox: Path, extract: Path) -> None:
+    channel = FileChannel(outbox.as_uri())
+    first = deliver(channel, extract)
+    written = (outbox / "e1-r1.parquet").stat().st_mtime_ns
+    again = deliver(channel, extract)
+    assert again == Sent(message_id=first.message_id, status="delivered", already=True)
+    assert (outbox / "e1-r1.parquet").stat().st_mtime_ns == written
+    assert sorted(p.name for p in outbox.iterdir()) == ["e1-r1.parquet", "e1-r1.parquet.sha256"]
+
+
+def test_a_file_without_its_checksum_is_recognised_by_its_bytes(
+    outbox: Path, extract: Path
+) -> None:
+    channel = FileChannel(outbox.as_uri())
+    deliver(channel, extract)
+    (outbox / "e1-r1.parquet.sha256").unlink()  # e.g. the process died between the two moves
+    assert deliver(channel, extract).already is True
+    assert (outbox / "e1-r1.parquet.sha256").read_text().startswith(sha256(extract))
+
+
+def test_other_bytes_under_the_same_name_are_replaced(
+    outbox: Path, extract: Path, tmp_path: Path
+) -> None:
+    channel = FileChannel(outbox.as_uri())
+    deliver(channel, extract)
+    same_size = write(tmp_path / "other.parquet", b"X" * extract.stat().st_size)
+    sent = deliver(channel, same_size)
+    assert sent.already is False
+    assert (outbox / "e1-r1.parquet").read_bytes() == same_size.read_bytes()
+    assert (outbox / "e1-r1.parquet.sha256").read_text().startswith(sha256(same_size))
+
+
+def failing_after_first_chunk(stream: IO[bytes], size: int = 1024) -> Iterator[bytes]:
+    yield stream.read(size)
+    raise OSError(28, "No space left on device")
+
+
+def test_a_copy_that_fails_midway_leaves_nothing_under_the_name(
+    outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = FileChannel(outbox.as_uri())
+    earlier = write(tmp_path / "earlier.parquet", b"earlier revision")
+    deliver(channel, earlier, "kept.parquet")
+    big = write(tmp_path / "big.parquet", os.urandom(200_000))
+    monkeypatch.setattr(channels, "_read_chunks", failing_after_first_chunk)
+
+    with pytest.raises(DeliveryFailed, match="No space left on device"):
+        deliver(channel, big, "new.parquet")
+    with pytest.raises(DeliveryFailed):
+        deliver(channel, big, "kept.parquet")  # replacing a file that is there
+
+    assert sorted(p.name for p in outbox.iterdir()) == ["kept.parquet", "kept.parquet.sha256"]
+    assert (outbox / "kept.parquet").read_bytes() == b"earlier revision"
+    assert (outbox / "kept.parquet.sha256").read_text().startswith(sha256(earlier))
+
+
+def test_a_large_file_is_streamed_in_chunks(
+    outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.parquet"
+    with big.open("wb") as out:
+        for _ in range(50):
+            out.write(os.urandom(1 << 20))
+    reads: list[int] = []
+    original = channels._read_chunks
+
+    def counting(stream: IO[bytes], size: int = channels.COPY_CHUNK_BYTES) -> Iterator[bytes]:
+        for chunk in original(stream, size):
+            reads.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(channels, "_read_chunks", counting)
+    tracemalloc.start()
+    try:
+        sent = deliver(FileChannel(outbox.as_uri()), big)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert sent.already is False
+    assert sha256(outbox / "e1-r1.parquet") == sha256(big)
+    assert sum(reads) == 50 << 20
+    assert max(reads) <= channels.COPY_CHUNK_BYTES < 50 << 20
+    assert peak < 4 * channels.COPY_CHUNK_BYTES  # a few chunks at most, never the whole file
+
+
+def test_the_caller_s_mistakes_are_not_delivery_failures(outbox: Path, extract: Path) -> None:
+    channel = FileChannel(outbox.as_uri())
+    for bad in ("../escape.parquet", ".hidden", "a/b.parquet", "x.parquet.sha256", ""):
+        with pytest.raises(ValueError, match="filename"):
+            deliver(channel, extract, bad)
+    with pytest.raises(ValueError, match="local_id"):
+        channel.deliver(source=extract, filename="a.parquet", local_id="has space", subject="")
+    with pytest.raises(FileNotFoundError):
+        deliver(channel, extract.with_name("missing.parquet"))
+
+
+def test_an_unwritable_folder_is_a_delivery_failure(tmp_path: Path, extract: Path) -> None:
+    blocker = write(tmp_path / "blocker", b"a file where a folder should be")
+    with pytest.raises(DeliveryFailed, match="could not write"):
+        deliver(FileChannel((blocker / "CQC").as_uri()), extract)
+
+
+def test_no_setting_means_the_default_outbox_folder(tmp_path: Path, extract: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "var", **NO_MESH)
+    channel = channel_for(None, settings=settings, body_code="CQC")
+    assert isinstance(channel, FileChannel)
+    expected = (tmp_path / "var" / "outbox" / "CQC").resolve()
+    assert channel.uri == expected.as_uri()
+    deliver(channel, extract)
+    assert (expected / "e1-r1.parquet").read_bytes() == extract.read_bytes()
+
+
+def test_channel_for_each_setting(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        mesh_url="http://127.0.0.1:9",
+        mesh_mailbox="X26DRB001",
+        mesh_password="secret-password",
+        mesh_shared_key="secret-key",
+    )
+    assert channel_for({"channel": "api"}, settings=settings, body_code="CQC") is None
+
+    files = channel_for(
+        {"channel": "files", "uri": "file:///srv/outbox/CQC/"}, settings=settings, body_code="CQC"
+    )
+    assert isinstance(files, FileChannel)
+    assert files.uri == "file:///srv/outbox/CQC"
+    assert isinstance(
+        channel_for(
+            {"channel": "files", "uri": "s3://bucket/cqc"}, settings=settings, body_code="X"
+        ),
+        FileChannel,
+    )
+
+    mesh = channel_for(
+        {"channel": "mesh", "mailbox": "x26cqc001", "workflow_id": "DRB_EXTRACT"},
+        settings=settings,
+        body_code="CQC",
+    )
+    assert isinstance(mesh, MeshChannel)
+    assert (mesh.name, mesh.mailbox, mesh.recipient, mesh.workflow_id) == (
+        "mesh",
+        "X26DRB001",
+        "X26CQC001",
+        "DRB_EXTRACT",
+    )
+    assert "secret" not in repr(mesh)
+    default_workflow = channel_for(
+        {"channel": "mesh", "mailbox": "X26CQC001"}, settings=settings, body_code="CQC"
+    )
+    assert isinstance(default_workflow, MeshChannel)
+    assert default_workflow.workflow_id == channels.DEFAULT_WORKFLOW_ID
+
+
+@pytest.mark.parametrize(
+    ("delivery", "message"),
+    [
+        ({"channel": "ftp", "uri": "ftp://x"}, "unknown channel 'ftp'"),
+        ({}, "unknown channel None"),
+        ({"channel": "files"}, "has no 'uri'"),
+        ({"channel": "files", "uri": "outbox/CQC"}, "expected file://"),
+        ({"channel": "files", "uri": "ftp://host/outbox"}, "expected file://"),
+        ({"channel": "files", "uri": "file://host/outbox"}, "file:///absolute/path"),
+        ({"channel": "mesh"}, "has no 'mailbox'"),
+        ({"channel": "mesh", "mailbox": "X26CQC001", "workflow_id": ""}, "bad workflow_id"),
+    ],
+)
+def test_misconfigured_settings(tmp_path: Path, delivery: dict[str, object], message: str) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        mesh_url="http://127.0.0.1:9",
+        mesh_mailbox="X26DRB001",
+        mesh_password="p",
+        mesh_shared_key="k",
+    )
+    with pytest.raises(ChannelMisconfigured, match=message):
+        channel_for(delivery, settings=settings, body_code="CQC")
+
+
+def test_mesh_without_the_broker_s_mesh_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, **{**NO_MESH, "mesh_url": "http://127.0.0.1:9"})
+    with pytest.raises(ChannelMisconfigured) as caught:
+        channel_for({"channel": "mesh", "mailbox": "X26CQC001"}, settings=settings, body_code="CQC")
+    assert str(caught.value) == (
+        "CQC receives extracts by MESH, but DRB_MESH_MAILBOX, DRB_MESH_PASSWORD, "
+        "DRB_MESH_SHARED_KEY are not set"
+    )
+
+
+def test_bad_body_code_and_bad_mesh_url(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, **NO_MESH)
+    with pytest.raises(ChannelMisconfigured, match="cannot name an outbox folder"):
+        channel_for(None, settings=settings, body_code="../CQC")
+    with pytest.raises(ChannelMisconfigured, match="not an http"):
+        MeshChannel(url="mesh.example", mailbox="A", password="p", shared_key="k", recipient="B")
+
+
+def test_mesh_not_answering_is_a_delivery_failure(extract: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    channel = MeshChannel(
+        url=url,
+        mailbox="X26DRB001",
+        password="password",
+        shared_key="k",
+        recipient="X26CQC001",
+        max_retries=0,
+        timeout=5,
+    )
+    with pytest.raises(DeliveryFailed, match=f"MESH at {url} .* did not answer"):
+        channel.deliver(source=extract, filename="a.parquet", local_id="l-1", subject="s")
+    with pytest.raises(DeliveryFailed, match="did not answer"):
+        channel.status("20260101000000000000_ABCDEF")
+
+
+class Busy(BaseHTTPRequestHandler):
+    """A MESH that answers every request with 503."""
+
+    def do_GET(self) -> None:
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"detail": [{"msg": "Service Unavailable"}]}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def busy_mesh() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_mesh_answering_5xx_is_a_delivery_failure(
+    busy_mesh: str, extract: Path, retries: int
+) -> None:
+    channel = MeshChannel(
+        url=busy_mesh,
+        mailbox="X26DRB001",
+        password="password",
+        shared_key="k",
+        recipient="X26CQC001",
+        max_retries=retries,
+    )
+    with pytest.raises(DeliveryFailed, match="503"):
+        channel.deliver(source=extract, filename="a.parquet", local_id="l-1", subject="s")
+
+
+def test_local_ids_are_stable_per_revision() -> None:
+    assert delivery_local_id("e1", 2) == delivery_local_id("e1", 2) == "drb-extract-e1-r2"
+    assert delivery_local_id("e1", 2) != delivery_local_id("e1", 3)
