@@ -75,7 +75,11 @@ def test_seed_demo_loads_the_trusts_and_keeps_its_tokens(env: dict[str, str]) ->
     assert shared > 0
     # Real returns went through the validator: London trusts' A&E months are held, and the
     # first attempt in NHS England's published layout was rejected.
-    assert "132 accepted, 1 rejected" in out
+    assert "279 accepted, 1 rejected" in out
+    assert "Extracts built: CQC 9 (9 complete)" in out
+    outbox = Path(env["DRB_DATA_DIR"]) / "outbox"
+    assert len(list((outbox / "CQC").glob("*.parquet"))) == 9
+    assert list((outbox / "UKHSA").glob("*.parquet"))
     engine = create_engine(f"sqlite:///{Path(env['DRB_DATA_DIR']) / 'broker.sqlite3'}")
     with engine.connect() as connection:
         accepted_asks = connection.execute(
@@ -83,7 +87,7 @@ def test_seed_demo_loads_the_trusts_and_keeps_its_tokens(env: dict[str, str]) ->
         ).scalar_one()
         checks = set(connection.execute(text('SELECT "check" FROM submission_errors')).scalars())
     engine.dispose()
-    assert accepted_asks == 132
+    assert accepted_asks == 279  # one ask per return, however many bodies asked
     assert checks == {"missing_column", "extra_column"}
 
     # A second run adds nothing and prints the same tokens.

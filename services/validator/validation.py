@@ -461,15 +461,17 @@ class _Errors:
 
 
 class _ReadAhead:
-    """Chunks read and converted on a thread of their own, one ahead of the one being checked.
+    """Chunks read and converted on a thread of their own while the previous one is checked.
 
     pyarrow and polars release the GIL, so reading the next chunk overlaps validating this one.
-    The thread is stopped and joined on exit, before the reader's file is closed.
+    The reader takes its turn only once the previous chunk has been taken, so at most two chunks
+    are alive at once. The thread is stopped and joined on exit, before the file is closed.
     """
 
     def __init__(self, chunks: Iterator[Chunk]) -> None:
         self.chunks = chunks
-        self.queue: queue.Queue[tuple[Chunk | None, BaseException | None]] = queue.Queue(1)
+        self.ready: queue.Queue[tuple[Chunk | None, BaseException | None]] = queue.Queue()
+        self.turn = threading.Semaphore(1)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._produce, name="drb-read-ahead", daemon=True)
 
@@ -479,33 +481,32 @@ class _ReadAhead:
 
     def __exit__(self, *_: object) -> None:
         self.stopping.set()
-        with suppress(queue.Empty):
-            self.queue.get_nowait()  # free a producer blocked on a full queue
         self.thread.join()
 
     def _produce(self) -> None:
         try:
-            for chunk in self.chunks:
-                if not self._put((chunk, None)):
+            while self._wait_turn():
+                chunk = next(self.chunks, None)
+                self.ready.put((chunk, None))
+                if chunk is None:
                     return
-            self._put((None, None))
         except BaseException as error:  # handed to the consumer, which raises it
-            self._put((None, error))
+            self.ready.put((None, error))
 
-    def _put(self, item: tuple[Chunk | None, BaseException | None]) -> bool:
+    def _wait_turn(self) -> bool:
         while not self.stopping.is_set():
-            with suppress(queue.Full):
-                self.queue.put(item, timeout=0.05)
+            if self.turn.acquire(timeout=0.05):
                 return True
         return False
 
     def _consume(self) -> Iterator[Chunk]:
         while True:
-            chunk, error = self.queue.get()
+            chunk, error = self.ready.get()
             if error is not None:
                 raise error
             if chunk is None:
                 return
+            self.turn.release()  # read the next chunk while this one is checked
             yield chunk
 
 

@@ -103,11 +103,15 @@ REQUESTS = (
     ),
 )
 
-# Real monthly A&E returns sent through the submission path: London trusts, April to September
-# 2018, as the CQC request asks. One trust first sends NHS England's published layout as it is
-# (column `type`, missing department rows): rejected with row-level errors, then corrected.
-RETURNS_REGION = "Y56"
-RETURNS_MONTHS = ("2018-04", "2018-05", "2018-06", "2018-07", "2018-08", "2018-09")
+# Real monthly A&E returns sent through the submission path: London trusts from April to
+# December 2018 (what CQC asks for, and part of NHS England's winter), North West trusts from
+# October to December 2018 (UKHSA's fourth quarter). One trust first sends NHS England's
+# published layout as it is (column `type`, missing department rows): rejected with row-level
+# errors, then corrected.
+RETURNS = {
+    "Y56": tuple(f"2018-{m:02d}" for m in range(4, 13)),
+    "Y62": ("2018-10", "2018-11", "2018-12"),
+}
 FIRST_ATTEMPT = ("RJ1", "2018-04")
 
 # Trusts whose tokens the demo prints (all tokens are in the tokens file).
@@ -238,7 +242,7 @@ def ae_returns() -> list[tuple[str, str, str, bytes]]:
     figures: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {}
     for row in _rows(AE_FILE):
         period = row["period"][:7]
-        if period in RETURNS_MONTHS and regions.get(row["org_code"]) == RETURNS_REGION:
+        if period in RETURNS.get(regions.get(row["org_code"], ""), ()):
             figures.setdefault((row["org_code"], period), {})[row["type"]] = (
                 row["attendances"],
                 row["breaches"],
@@ -332,7 +336,7 @@ def _register_requests(session: Session) -> list[str]:
 
 def returns_summary(*, session: Session) -> str:
     """What happened to the demo's returns, in a few lines."""
-    from sqlalchemy import func, select
+    from sqlalchemy import Integer, func, select
 
     from services.catalogue.models import Submission
 
@@ -352,4 +356,19 @@ def returns_summary(*, session: Session) -> str:
             f"{rejected.period}: see GET /v1/submissions/{rejected.id}/errors "
             f"(with {rejected.org_code}'s token)"
         )
+    from services.catalogue.models import Extract, ExtractDelivery
+
+    built = session.execute(
+        select(Extract.body_code, func.count(), func.sum(Extract.complete.cast(Integer)))
+        .group_by(Extract.body_code)
+        .order_by(Extract.body_code)
+    ).all()
+    delivered = session.scalar(
+        select(func.count()).where(ExtractDelivery.status.in_(("delivered", "acknowledged")))
+    )
+    if built:
+        shown = "; ".join(
+            f"{body} {count} ({complete or 0} complete)" for body, count, complete in built
+        )
+        lines.append(f"Extracts built: {shown}; {delivered} delivered to var/outbox/<body>/.")
     return "\n".join(lines)
