@@ -78,10 +78,8 @@ def relay(*, factory: sessionmaker[Session], job_ids: Iterable[str], send: Send)
             log.exception("could not send job %s; the sweep will retry", job_id)
             continue
         with session_scope(factory) as session:
-            job = job_repo.get(session=session, job_id=job_id)
-            if job is not None and job.status == "pending":
-                job.status = "sent"
-                job.sent_at = utcnow()
+            # Conditional: a worker may already have run it, and 'done' must not become 'sent'.
+            job_repo.mark_sent(session=session, job_id=job_id, when=utcnow(), only_if="pending")
 
 
 def sweep(
@@ -89,7 +87,7 @@ def sweep(
 ) -> int:
     """Re-send jobs never sent or never finished; returns how many were sent."""
     now = utcnow()
-    sent = 0
+    to_send: list[str] = []
     with session_scope(factory) as session:
         for job in job_repo.due_for_sending(
             session=session,
@@ -103,11 +101,12 @@ def sweep(
                 job.last_error = (job.last_error or "") + f"\ngave up after {job.attempts} attempts"
                 log.error("job %s (%s) failed for good", job.id, job.kind)
                 continue
-            send(job.id)
-            job.status = "sent"
-            job.sent_at = now
-            sent += 1
-    return sent
+            # Marked before it is sent, and only if no worker has moved it on meanwhile.
+            if job_repo.mark_sent(session=session, job_id=job.id, when=now, only_if=job.status):
+                to_send.append(job.id)
+    for job_id in to_send:
+        send(job_id)
+    return len(to_send)
 
 
 def run(

@@ -52,3 +52,14 @@ def claim(*, session: Session, job_id: str, now: datetime, stale_before: datetim
         .values(status="running", sent_at=now, attempts=Job.attempts + 1)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def mark_sent(*, session: Session, job_id: str, when: datetime, only_if: str) -> bool:
+    """Set a job's status to sent if it is still ``only_if``; True when it was changed."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == only_if)
+        .values(status="sent", sent_at=when)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
