@@ -117,7 +117,7 @@ def _run_child(mode: str, path: Path, chunk_rows: int) -> dict[str, object]:
 
 
 def _best_of(mode: str, path: Path, chunk_rows: int, repeat: int) -> dict[str, float]:
-    """Run the mode ``repeat`` times, alternating with nothing else: fastest wall, highest RSS."""
+    """Run the mode ``repeat`` times, each in a fresh process: fastest wall, highest peak RSS."""
     runs = [_run_child(mode, path, chunk_rows) for _ in range(repeat)]
     best: dict[str, float] = {
         "seconds": min(float(str(run["seconds"])) for run in runs),

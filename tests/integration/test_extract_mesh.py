@@ -1,0 +1,127 @@
+"""An extract delivered by MESH end to end: built, sent once, retried while MESH is down,
+tracked to acknowledged once the body downloads it (real mesh-sandbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from services.catalogue import jobs
+from services.catalogue.models import ExtractDelivery, Job
+from services.catalogue.runtime import Runtime
+from services.validator import handlers
+from tests.integration.test_mesh import BROKER, CQC, PASSWORD, SHARED_KEY
+from tests.integration.test_mesh import client as mesh_client
+from tests.processes import free_port
+from tests.test_extracts import MONTH, ask_for
+
+pytestmark = pytest.mark.integration
+Headers = dict[str, str]
+
+
+def run_pending(runtime: Runtime, kind: str) -> list[str]:
+    """Run every pending or sent job of a kind by hand; the statuses afterwards."""
+    with runtime.factory() as session:
+        ids = session.scalars(
+            select(Job.id).where(Job.kind == kind, Job.status.in_(("pending", "sent")))
+        ).all()
+    results = []
+    for job_id in ids:
+        try:
+            results.append(
+                jobs.run(
+                    factory=runtime.factory,
+                    job_id=job_id,
+                    handlers=handlers.HANDLERS,
+                    stale_after=timedelta(seconds=0),
+                    settings=runtime.settings,
+                )
+            )
+        except Exception as error:  # a failed delivery raises so that the queue retries it
+            results.append(type(error).__name__)
+    return results
+
+
+def delivery(runtime: Runtime) -> ExtractDelivery:
+    with runtime.factory() as session:
+        return session.scalars(select(ExtractDelivery)).one()
+
+
+def test_extract_by_mesh_once_despite_an_outage(
+    mesh_url: str,
+    runtime: Runtime,
+    client: TestClient,
+    make_org: Callable[..., Headers],
+    admin: Headers,
+) -> None:
+    for mailbox in (BROKER, CQC):
+        httpx.delete(f"{mesh_url}/admin/reset/{mailbox}", timeout=10).raise_for_status()
+    http = client
+    trust = make_org("RJ1", "trust", "Y56")
+    body = make_org("CQC", "oversight_body")
+    assert (
+        http.put(
+            "/v1/organisations/CQC/delivery",
+            headers=admin,
+            json={"channel": "mesh", "mailbox": CQC},
+        ).status_code
+        == 200
+    )
+    # MESH is down when the extract is first delivered.
+    settings = runtime.settings
+    settings.mesh_mailbox = BROKER
+    settings.mesh_password = SecretStr(PASSWORD)
+    settings.mesh_shared_key = SecretStr(SHARED_KEY)
+    settings.mesh_url = f"http://127.0.0.1:{free_port()}"
+
+    ask_for(http, body, organisations=["RJ1"])
+    # No worker runs: submissions and extract jobs are run by hand, in order.
+    response = http.post(
+        "/v1/submissions",
+        headers=trust,
+        data={"dataset": "ae_monthly", "period": MONTH},
+        files={"file": ("r.csv", _ae_csv(), "text/csv")},
+    )
+    assert response.status_code == 202
+    assert run_pending(runtime, "validate_submission") == ["done"]
+    assert run_pending(runtime, "refresh_extracts") == ["done"]
+    assert run_pending(runtime, "deliver_extract") == ["DeliveryFailed"]
+    down = delivery(runtime)
+    assert (down.status, down.attempts) == ("pending", 1)
+    assert down.last_error
+    assert down.next_attempt_at is not None
+    listed = http.get("/v1/extracts", headers=body).json()
+    assert listed[0]["delivery"]["status"] == "pending"  # never lost: still to deliver
+
+    settings.mesh_url = mesh_url  # MESH is back
+    assert run_pending(runtime, "deliver_extract") == ["done"]
+    assert run_pending(runtime, "deliver_extract") == []  # delivered: nothing left to run
+    sent = delivery(runtime)
+    assert sent.status == "sent"
+    assert sent.message_id
+
+    extract_id = listed[0]["id"]
+    download = http.get(f"/v1/extracts/{extract_id}/download", headers=body).content
+    with mesh_client(mesh_url, CQC) as inbox:
+        messages = inbox.list_messages()
+        assert messages == [sent.message_id]  # exactly once
+        message = inbox.retrieve_message(messages[0])
+        assert message.read() == download
+        message.acknowledge()
+    with runtime.factory() as session:
+        jobs.enqueue(session=session, kind="maintain_extracts")
+        session.commit()
+    run_pending(runtime, "maintain_extracts")
+    assert delivery(runtime).status == "acknowledged"
+
+
+def _ae_csv() -> bytes:
+    from tests.schema_samples import ae_monthly_sample
+
+    return ae_monthly_sample(org_code="RJ1", period=MONTH).write_csv().encode()
