@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from services.catalogue import jobs
