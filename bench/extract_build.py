@@ -569,7 +569,7 @@ def main() -> None:
     parser.add_argument("--layout", action="append", help="FILESxROWS (repeatable)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--batch-rows", type=int, default=250_000)
     parser.add_argument("--keep", action="store_true", help="keep the store and outputs")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     arguments = parser.parse_args()

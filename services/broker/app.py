@@ -15,6 +15,7 @@ from services.broker.routes import (
     extracts,
     health,
     organisations,
+    reports,
     requests,
     submissions,
 )
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(asks.router)
     app.include_router(submissions.router)
     app.include_router(extracts.router)
+    app.include_router(reports.router)
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often due extracts and MESH deliveries are checked."
     )
+    hourly_rate_gbp: float = Field(
+        default=25.72,
+        gt=0,
+        description=(
+            "Cost of an hour of trust staff time: NHS Agenda for Change 2025/26 Band 6 entry"
+            " point (38,682 GBP a year, 37.5 hours a week) plus 30% employer on-costs."
+        ),
+    )
     mesh_url: str | None = None
     mesh_mailbox: str | None = None
     mesh_password: SecretStr | None = None

@@ -1,0 +1,219 @@
+"""Reports for auditors: the burden reduction report, its ledger, completeness, the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+
+from services.broker.dependencies import RuntimeDep, SessionDep, require
+from services.catalogue import audit, auth, burden_report
+from services.catalogue.errors import Invalid
+from services.catalogue.models import AuditEvent
+from services.catalogue.periods import PeriodError, parse_month
+
+router = APIRouter(tags=["reports"])
+
+AuditorDep = Annotated[auth.Principal, Depends(require("auditor"))]
+Month = Annotated[str | None, Query(description="YYYY-MM, inclusive")]
+
+
+def only(*names: str) -> Callable[[Request], None]:
+    """A dependency refusing query parameters other than ``names`` (422 naming them)."""
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            raise Invalid(
+                f"Unknown query parameter(s): {', '.join(unknown)}; this report takes "
+                f"{', '.join(names)}.",
+                [{"field": name, "message": "unknown query parameter"} for name in unknown],
+            )
+
+    return check
+
+
+def window_of(month_from: str | None, month_to: str | None) -> burden_report.Window:
+    """The month range, validated (422 on a bad month or an inverted range)."""
+    errors: list[dict[str, object]] = []
+    parsed: dict[str, int | None] = {}
+    for name, value in (("month_from", month_from), ("month_to", month_to)):
+        try:
+            parsed[name] = parse_month(value) if value else None
+        except PeriodError as error:
+            errors.append({"field": name, "message": str(error)})
+    first, last = parsed.get("month_from"), parsed.get("month_to")
+    if not errors and first is not None and last is not None and last < first:
+        errors.append({"field": "month_to", "message": "month_to is before month_from"})
+    if errors:
+        raise Invalid("The month range is not valid.", errors)
+    return burden_report.Window(first=parsed["month_from"], last=parsed["month_to"])
+
+
+def _csv(rows: Iterable[Iterable[object]], filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/v1/reports/burden",
+    summary="Burden requested, imposed and avoided (JSON, or ?format=csv)",
+    dependencies=[Depends(only("month_from", "month_to", "format"))],
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def burden(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _auditor: AuditorDep,
+    month_from: Month = None,
+    month_to: Month = None,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """Totals and breakdowns by body, trust, dataset and month."""
+    window = window_of(month_from, month_to)
+    rate = runtime.settings.hourly_rate_gbp
+    report = burden_report.build(session=session, window=window).as_dict(rate)
+    if format == "csv":
+        return _csv(burden_report.as_csv_rows(report), "burden-report.csv")
+    report["parameters"] = burden_parameters(rate)
+    return JSONResponse(report)
+
+
+def burden_parameters(rate: float) -> dict[str, Any]:
+    """The burden model's parameters, with their sources (for the report's reader)."""
+    import schemas
+
+    return {
+        "hourly_rate_gbp": rate,
+        "hourly_rate_source": (
+            "NHS Agenda for Change 2025/26 Band 6 entry point (38,682 GBP a year, 37.5 hours a"
+            " week) plus 30% employer on-costs; set DRB_HOURLY_RATE_GBP to change it"
+        ),
+        "datasets": {
+            code: {
+                "base_minutes": d.burden.base_minutes,
+                "minutes_per_item": d.burden.minutes_per_item,
+                "source": d.burden.source,
+            }
+            for code, d in schemas.DATASETS.items()
+        },
+    }
+
+
+@router.get(
+    "/v1/reports/burden/ledger",
+    summary="Every requested and imposed return behind the burden figures",
+    dependencies=[Depends(only("month_from", "month_to", "format", "request_id"))],
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def burden_ledger(
+    session: SessionDep,
+    _auditor: AuditorDep,
+    month_from: Month = None,
+    month_to: Month = None,
+    request_id: str | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """One row per counterfactual return and per share of an ask, traceable to its request."""
+    window = window_of(month_from, month_to)
+    rows = [
+        row
+        for row in burden_report.ledger(session=session, window=window)
+        if request_id is None or row.request_id == request_id
+    ]
+    columns = (
+        "request_id",
+        "body",
+        "entry",
+        "dataset",
+        "org_code",
+        "period",
+        "returns",
+        "hours",
+        "ask_id",
+    )
+    as_dicts = [
+        {
+            "request_id": r.request_id,
+            "body": r.body,
+            "entry": r.entry,
+            "dataset": r.dataset,
+            "org_code": r.org_code,
+            "period": r.period,
+            "returns": r.returns,
+            "hours": round(r.minutes / 60, 4),
+            "ask_id": r.ask_id,
+        }
+        for r in rows
+    ]
+    if format == "csv":
+        return _csv([columns, *([d[c] for c in columns] for d in as_dicts)], "burden-ledger.csv")
+    return JSONResponse(as_dicts)
+
+
+@router.get(
+    "/v1/reports/completeness",
+    summary="Asks due, returned, on time, late and outstanding, by trust and dataset",
+    dependencies=[Depends(only("month_from", "month_to"))],
+)
+def completeness(
+    session: SessionDep, _auditor: AuditorDep, month_from: Month = None, month_to: Month = None
+) -> dict[str, Any]:
+    """The reporting-rate view: how complete and how timely the returns are."""
+    window = window_of(month_from, month_to)
+    return burden_report.completeness(session=session, window=window, today=date.today())
+
+
+@router.get(
+    "/v1/audit-events",
+    summary="The audit log (hash-chained), oldest first",
+    dependencies=[Depends(only("since", "limit"))],
+)
+def audit_events(
+    session: SessionDep,
+    _auditor: AuditorDep,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    """Every state change and data access since a timestamp."""
+    query = select(AuditEvent).order_by(AuditEvent.id).limit(limit)
+    if since is not None:
+        if since.tzinfo is None:
+            raise Invalid(
+                "Give `since` with a UTC offset, e.g. 2026-01-01T00:00:00Z.",
+                [{"field": "since", "message": "needs a UTC offset"}],
+            )
+        query = query.where(AuditEvent.at > since)
+    return [
+        {
+            "id": e.id,
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            "subject_type": e.subject_type,
+            "subject_id": e.subject_id,
+            "detail": e.detail,
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+        for e in session.scalars(query)
+    ]
+
+
+@router.get("/v1/audit-events/verify", summary="Check the audit log's hash chain")
+def verify_audit(session: SessionDep, _auditor: AuditorDep) -> dict[str, Any]:
+    """``{valid, events}``, and the first event that breaks the chain if any."""
+    check = audit.verify(session=session)
+    return {"valid": check.valid, "events": check.events, "first_invalid_id": check.first_bad_id}

@@ -1,0 +1,258 @@
+"""The burden reduction report: what bodies asked, what trusts were asked, what was avoided.
+
+Counterfactual (the Standard Cost Model's "without the broker"): every active request sent
+separately, one return per (primary dataset of its items, trust, month) with that request's
+items. Imposed: the asks actually made, with the minutes each request bears for them (the
+request that created an ask bears its base minutes and items; later ones the items they added).
+Avoided = counterfactual - imposed. Every figure can be traced in the ledger.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import schemas
+from services.catalogue.models import Ask, AskLink, DataRequest, Submission
+from services.catalogue.periods import month_label, parse_month, periods_between
+
+FIGURES = (
+    "returns_requested",
+    "returns_imposed",
+    "returns_avoided",
+    "hours_requested",
+    "hours_imposed",
+    "hours_avoided",
+    "cost_avoided_gbp",
+)
+BREAKDOWNS = {"body": "by_body", "trust": "by_trust", "dataset": "by_dataset", "month": "by_month"}
+
+
+@dataclass
+class Tally:
+    """Returns and minutes requested and imposed for one key."""
+
+    returns_requested: int = 0
+    minutes_requested: float = 0.0
+    returns_imposed: int = 0
+    minutes_imposed: float = 0.0
+
+    def figures(self, hourly_rate: float) -> dict[str, float | int]:
+        """The seven figures of API.md."""
+        requested = round(self.minutes_requested / 60, 2)
+        imposed = round(self.minutes_imposed / 60, 2)
+        avoided = round(requested - imposed, 2)
+        return {
+            "returns_requested": self.returns_requested,
+            "returns_imposed": self.returns_imposed,
+            "returns_avoided": self.returns_requested - self.returns_imposed,
+            "hours_requested": requested,
+            "hours_imposed": imposed,
+            "hours_avoided": avoided,
+            "cost_avoided_gbp": round(avoided * hourly_rate, 2),
+        }
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One traceable line: a request's counterfactual return, or its share of an ask."""
+
+    request_id: str
+    body: str
+    entry: str  # requested | imposed
+    dataset: str
+    org_code: str
+    period: str
+    returns: int
+    minutes: float
+    ask_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """The months the report covers (inclusive), or everything."""
+
+    first: int | None = None
+    last: int | None = None
+
+    def holds(self, month: int) -> bool:
+        """Whether a month is inside the window."""
+        return (self.first is None or month >= self.first) and (
+            self.last is None or month <= self.last
+        )
+
+
+def ledger(*, session: Session, window: Window) -> Iterator[LedgerRow]:
+    """Every requested and imposed return behind the report's figures."""
+    requests = session.scalars(
+        select(DataRequest).where(DataRequest.status == "active").order_by(DataRequest.created_at)
+    ).all()
+    for request in requests:
+        by_primary: dict[str, int] = defaultdict(int)
+        for item in request.items:
+            by_primary[schemas.ITEMS[item].primary_dataset] += 1
+        months = [
+            m
+            for p in periods_between(request.period_start, request.period_end, request.period_type)
+            for m in range(p.first_month, p.end_month)
+            if window.holds(m)
+        ]
+        for dataset, count in sorted(by_primary.items()):
+            burden = schemas.get_dataset(dataset).burden
+            minutes = burden.base_minutes + burden.minutes_per_item * count
+            for org_code in request.org_codes:
+                for month in months:
+                    yield LedgerRow(
+                        request.id,
+                        request.body_code,
+                        "requested",
+                        dataset,
+                        org_code,
+                        month_label(month),
+                        1,
+                        minutes,
+                    )
+    imposed = session.execute(
+        select(AskLink, Ask, DataRequest.body_code)
+        .join(Ask, Ask.id == AskLink.ask_id)
+        .join(DataRequest, DataRequest.id == AskLink.request_id)
+        .where(AskLink.active.is_(True), DataRequest.status == "active")
+        .order_by(Ask.period, Ask.dataset_code, Ask.org_code, AskLink.seq)
+    )
+    for link, ask, body in imposed:
+        if not window.holds(parse_month(ask.period)):
+            continue
+        if link.imposer or link.minutes_imposed:
+            yield LedgerRow(
+                link.request_id,
+                body,
+                "imposed",
+                ask.dataset_code,
+                ask.org_code,
+                ask.period,
+                1 if link.imposer else 0,
+                link.minutes_imposed,
+                ask.id,
+            )
+
+
+@dataclass
+class Report:
+    """Totals and breakdowns."""
+
+    totals: Tally = field(default_factory=Tally)
+    by: dict[str, dict[str, Tally]] = field(
+        default_factory=lambda: {name: defaultdict(Tally) for name in BREAKDOWNS}
+    )
+
+    def add(self, row: LedgerRow) -> None:
+        """Count one ledger row everywhere it belongs."""
+        keys = {
+            "body": row.body,
+            "trust": row.org_code,
+            "dataset": row.dataset,
+            "month": row.period,
+        }
+        for tally in (self.totals, *(self.by[name][key] for name, key in keys.items())):
+            if row.entry == "requested":
+                tally.returns_requested += row.returns
+                tally.minutes_requested += row.minutes
+            else:
+                tally.returns_imposed += row.returns
+                tally.minutes_imposed += row.minutes
+
+    def as_dict(self, hourly_rate: float) -> dict[str, Any]:
+        """The JSON shape of API.md."""
+        body: dict[str, Any] = {"totals": self.totals.figures(hourly_rate)}
+        key_names = {"body": "body", "trust": "org_code", "dataset": "dataset", "month": "period"}
+        for name, attribute in BREAKDOWNS.items():
+            body[attribute] = [
+                {key_names[name]: key, **tally.figures(hourly_rate)}
+                for key, tally in sorted(self.by[name].items())
+            ]
+        return body
+
+
+def build(*, session: Session, window: Window) -> Report:
+    """The report over a window of months."""
+    report = Report()
+    for row in ledger(session=session, window=window):
+        report.add(row)
+    return report
+
+
+def as_csv_rows(report: dict[str, Any]) -> Iterator[list[object]]:
+    """Rows of the CSV of API.md: breakdown, key, then the seven figures."""
+    yield ["breakdown", "key", *FIGURES]
+    yield ["totals", "", *(report["totals"][f] for f in FIGURES)]
+    for name, attribute in BREAKDOWNS.items():
+        key = {"body": "body", "trust": "org_code", "dataset": "dataset", "month": "period"}[name]
+        for row in report[attribute]:
+            yield [name, row[key], *(row[f] for f in FIGURES)]
+
+
+def completeness(
+    *, session: Session, window: Window, today: date
+) -> dict[str, list[dict[str, Any]]]:
+    """Asks due, returned, on time, late and outstanding, per trust and per dataset."""
+    first_accepted = dict(
+        (
+            (org, dataset, period),
+            received,
+        )
+        for org, dataset, period, received in session.execute(
+            select(
+                Submission.org_code,
+                Submission.dataset_code,
+                Submission.period,
+                func.min(Submission.received_at),
+            )
+            .where(Submission.status == "accepted")
+            .group_by(Submission.org_code, Submission.dataset_code, Submission.period)
+        )
+    )
+    per: dict[str, dict[str, dict[str, int]]] = {"trust": {}, "dataset": {}}
+    for ask in session.scalars(select(Ask).where(Ask.status != "cancelled")):
+        if not window.holds(parse_month(ask.period)):
+            continue
+        received = first_accepted.get((ask.org_code, ask.dataset_code, ask.period))
+        due = ask.due_date <= today
+        returned = ask.status == "accepted" and received is not None
+        on_time = returned and received is not None and received.date() <= ask.due_date
+        for name, key in (("trust", ask.org_code), ("dataset", ask.dataset_code)):
+            counts = per[name].setdefault(
+                key,
+                dict.fromkeys(
+                    ("asks", "due", "returned", "on_time", "late", "outstanding", "overdue"), 0
+                ),
+            )
+            counts["asks"] += 1
+            counts["due"] += due
+            counts["returned"] += returned
+            counts["on_time"] += on_time
+            counts["late"] += returned and not on_time
+            counts["outstanding"] += not returned
+            counts["overdue"] += due and not returned
+    result: dict[str, list[dict[str, Any]]] = {}
+    for name, key_name in (("trust", "org_code"), ("dataset", "dataset")):
+        rows = []
+        for key, counts in sorted(per[name].items()):
+            due_count = counts["due"]
+            rows.append(
+                {
+                    key_name: key,
+                    **counts,
+                    "reporting_rate": round(counts["returned"] / counts["asks"], 4)
+                    if counts["asks"]
+                    else None,
+                    "on_time_rate": round(counts["on_time"] / due_count, 4) if due_count else None,
+                }
+            )
+        result[f"by_{name}"] = rows
+    return result
