@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -486,18 +485,7 @@ def as_dict(
 
 def ask_counts(*, session: Session, request_id: str, today: date) -> dict[str, int]:
     """How many of the request's asks are in each status now."""
-    links = request_repo.links_of_request(session=session, request_id=request_id)
     counts = dict.fromkeys(ask_rules.ASK_STATUSES, 0)
-    for link in links:
-        ask = session.get(Ask, link.ask_id)
-        if ask is not None:
-            counts[ask_rules.shown_status(ask, today=today)] += 1
+    for ask in request_repo.asks_of_request(session=session, request_id=request_id):
+        counts[ask_rules.shown_status(ask, today=today)] += 1
     return counts
-
-
-def periods_of(request: DataRequest) -> Sequence[str]:
-    """The labels of the request's periods at its grain."""
-    return [
-        p.label
-        for p in periods_between(request.period_start, request.period_end, request.period_type)
-    ]

@@ -58,6 +58,14 @@ def links_of_request(*, session: Session, request_id: str) -> Sequence[AskLink]:
     return session.scalars(select(AskLink).where(AskLink.request_id == request_id)).all()
 
 
+def asks_of_request(*, session: Session, request_id: str) -> Sequence[Ask]:
+    """Every ask a request is (or was) linked to, in one query."""
+    query = (
+        select(Ask).join(AskLink, AskLink.ask_id == Ask.id).where(AskLink.request_id == request_id)
+    )
+    return session.scalars(query).all()
+
+
 def asks_with_bodies(
     *,
     session: Session,
