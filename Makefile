@@ -6,8 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 DRB := $(BIN)/drb
+NPM ?= npm
+WEB_CSS := services/broker/web/static/build/app.css
 
-.PHONY: run test lint typecheck pytest install lock clean help
+.PHONY: run test lint typecheck pytest install assets lock clean help
 
 help:
 	@echo "make run    serve the broker with the demo on http://127.0.0.1:$${DRB_PORT:-8000}"
@@ -26,7 +28,19 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
 
 install: $(VENV)/.installed
 
-run: install
+# The auditors' pages' front end, from package-lock.json: nhsuk-frontend and chart.js (served by
+# the app from node_modules), sass (compiles the stylesheet) and axe-core (browser tests). No
+# install scripts run; nothing is fetched at run time.
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(WEB_CSS): services/broker/web/scss/app.scss node_modules/.installed
+	node_modules/.bin/sass --no-source-map --style=compressed --load-path=node_modules $< $@
+
+assets: $(WEB_CSS)
+
+run: install assets
 	$(DRB) migrate
 	$(DRB) seed-demo
 	$(DRB) serve
@@ -38,7 +52,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install assets
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -58,4 +72,4 @@ lock: | $(UV)
 		--quiet -o requirements.lock
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache node_modules $(WEB_CSS)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from services.broker import problems
+from services.broker import problems, web
 from services.broker.routes import (
     asks,
     catalogue,
@@ -57,6 +57,7 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(submissions.router)
     app.include_router(extracts.router)
     app.include_router(reports.router)
+    web.install(app)  # the auditors' pages (/sign-in, /reports/burden) and their assets
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:

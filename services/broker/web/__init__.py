@@ -1,0 +1,59 @@
+"""The auditors' web pages (``/sign-in``, ``/reports/burden``), in the NHS.UK design system.
+
+Server-rendered with Jinja2 (autoescaped). Everything a page loads comes from the broker itself:
+``/assets/nhsuk`` and ``/assets/chart.js`` are served straight from ``node_modules`` (installed
+from ``package-lock.json`` by ``npm ci``, see the Makefile), ``/assets/web`` from this package's
+``static/``, where ``build/app.css`` is the NHS.UK stylesheet compiled by ``make`` from
+``scss/app.scss`` (the package's precompiled CSS loads its font from a CDN).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import jinja2
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from services.broker.web.pages import router
+from services.broker.web.sessions import SessionStore
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+NODE_MODULES = HERE.parents[2] / "node_modules"  # the repository root's, next to package.json
+STATIC = HERE / "static"
+# URL prefix -> directory; node_modules paths are the packages' documented dist folders.
+ASSETS = {
+    "/assets/nhsuk": Path("nhsuk-frontend/dist/nhsuk"),
+    "/assets/chart.js": Path("chart.js/dist"),
+}
+STYLESHEET = STATIC / "build" / "app.css"
+
+__all__ = ["install", "router"]
+
+
+def install(app: FastAPI, *, node_modules: Path = NODE_MODULES) -> None:
+    """Add the pages, their session store and their static assets to ``app``."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app.state.web_templates = Jinja2Templates(env=environment)
+    app.state.web_sessions = SessionStore()
+    app.include_router(router)
+    needed = [*(node_modules / directory for directory in ASSETS.values()), STYLESHEET]
+    missing = [path for path in needed if not path.exists()]
+    if missing:
+        log.warning(
+            "web assets missing (%s): the pages will be unstyled; run `make assets`",
+            ", ".join(str(p) for p in missing),
+        )
+    for prefix, directory in ASSETS.items():
+        app.mount(prefix, StaticFiles(directory=node_modules / directory, check_dir=False))
+    app.mount("/assets/web", StaticFiles(directory=STATIC), name="web-assets")

@@ -1,0 +1,383 @@
+"""The auditors' pages: sign in with a token, see the burden report, download it as CSV.
+
+Who may see a page: an auditor signed in here (a session cookie), or any client sending an
+auditor's ``Authorization: Bearer`` header (API.md). A browser with neither is sent to
+``/sign-in``; another organisation's token gets a 403 page. The CSV is served at
+``/reports/burden.csv`` (the same bytes as ``GET /v1/reports/burden?format=csv``) so that the
+JSON API stays bearer-only and never accepts ambient cookies.
+
+CSRF: the cookies are SameSite=Strict, and every POST form carries a form token: the session's
+for sign-out, and for sign-in (before there is a session) one also set in a short-lived cookie
+that the posted form must match.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import secrets
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+import schemas
+from services.broker.dependencies import RuntimeDep, SessionDep
+from services.broker.routes.reports import burden_parameters, window_of
+from services.broker.web import report_view as view
+from services.broker.web.sessions import SessionStore, WebSession
+from services.catalogue import auth, burden_report
+from services.catalogue.errors import Invalid
+from services.catalogue.periods import month_label
+from services.catalogue.repositories import organisations as org_repo
+from services.catalogue.repositories import tokens as token_repo
+
+router = APIRouter(include_in_schema=False)
+
+SESSION_COOKIE = "drb_session"
+SIGN_IN_COOKIE = "drb_sign_in"  # the sign-in form's token, until the form is posted
+SIGN_IN_FORM_SECONDS = 3600
+REPORT_PARAMETERS = ("month_from", "month_to")
+ALLOWED_KIND = "auditor"
+KIND_NAMES = {
+    "trust": "an NHS trust",
+    "oversight_body": "an oversight body",
+    "steward": "the broker's stewards",
+}
+
+# Every page: nothing from another origin, no inline script or style, never framed or cached.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at a page, and their session when they signed in here."""
+
+    principal: auth.Principal
+    session: WebSession | None
+    name: str
+
+
+def _templates(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.web_templates
+    return templates
+
+
+def _sessions(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.web_sessions
+    return store
+
+
+def _page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    viewer: Viewer | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return _templates(request).TemplateResponse(
+        request,
+        template,
+        {"viewer": viewer, **context},
+        status_code=status,
+        headers={**PAGE_HEADERS, **(headers or {})},
+    )
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str, **kw: Any) -> None:
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+        **kw,
+    )
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+
+
+def _organisation_name(db: Session, code: str) -> str:
+    organisation = org_repo.get(session=db, code=code)
+    return organisation.name if organisation is not None else code
+
+
+def _problem_page(request: Request, status: int, title: str, message: str) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="drb"'} if status == 401 else None
+    return _page(
+        request,
+        "problem.html",
+        {"title": title, "message": message},
+        status=status,
+        headers=headers,
+    )
+
+
+def _viewer(request: Request, db: Session) -> Viewer | Response:
+    """The auditor looking at the page, or the response to send instead."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        principal = (
+            auth.authenticate(session=db, token=token.strip())
+            if scheme.lower() == "bearer"
+            else None
+        )
+        if principal is None:
+            return _problem_page(
+                request,
+                401,
+                "Your token was not accepted",
+                "Send an auditor's token as 'Authorization: Bearer <token>', or sign in.",
+            )
+        if principal.kind != ALLOWED_KIND:
+            return _forbidden(request, principal.kind)
+        return Viewer(principal, None, _organisation_name(db, principal.org_code))
+    store = _sessions(request)
+    session = store.get(request.cookies.get(SESSION_COOKIE))
+    stored = token_repo.get(session=db, token_id=session.token_id) if session else None
+    if session is None or stored is None or stored.revoked_at is not None:
+        store.delete(session.id if session else None)
+        response = RedirectResponse("/sign-in", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+    principal = auth.Principal(org_code=session.org_code, kind=ALLOWED_KIND, token_id=stored.id)
+    return Viewer(principal, session, _organisation_name(db, session.org_code))
+
+
+def _forbidden(request: Request, kind: str) -> Response:
+    return _problem_page(
+        request,
+        403,
+        "Only auditors can see this report",
+        f"The token you used belongs to {KIND_NAMES.get(kind, kind)}. "
+        "Ask the broker's stewards for an auditor's token if you need the report.",
+    )
+
+
+# -- signing in and out ---------------------------------------------------------------------
+
+
+def _sign_in_form(request: Request, *, status: int = 200, error: str | None = None) -> Response:
+    form_token = secrets.token_urlsafe(32)
+    response = _page(
+        request, "sign_in.html", {"form_token": form_token, "error": error}, status=status
+    )
+    _set_cookie(response, request, SIGN_IN_COOKIE, form_token, max_age=SIGN_IN_FORM_SECONDS)
+    return response
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request) -> Response:
+    """The sign-in form (or, when already signed in, the report)."""
+    if _sessions(request).get(request.cookies.get(SESSION_COOKIE)) is not None:
+        return RedirectResponse("/reports/burden", status_code=303)
+    return _sign_in_form(request)
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    db: SessionDep,
+    token: Annotated[str, Form()] = "",
+    form_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Check the pasted token; an auditor's starts a session, anything else shows the form again."""
+    if not _same(form_token, request.cookies.get(SIGN_IN_COOKIE)):
+        return _sign_in_form(
+            request, status=400, error="The sign-in form had expired. Paste your token again."
+        )
+    token = token.strip()
+    if not token:
+        return _sign_in_form(request, status=422, error="Enter your token")
+    principal = auth.authenticate(session=db, token=token)
+    if principal is None:
+        return _sign_in_form(
+            request,
+            status=401,
+            error="The token was not recognised. Check you copied all of it, "
+            "or ask the broker's stewards for a new one",
+        )
+    if principal.kind != ALLOWED_KIND:
+        return _sign_in_form(
+            request,
+            status=403,
+            error=f"Only auditors can sign in here. This token belongs to "
+            f"{KIND_NAMES.get(principal.kind, principal.kind)}",
+        )
+    store = _sessions(request)
+    store.delete(request.cookies.get(SESSION_COOKIE))  # a new id at every sign-in
+    session = store.create(org_code=principal.org_code, token_id=principal.token_id)
+    response = RedirectResponse("/reports/burden", status_code=303)
+    _set_cookie(response, request, SESSION_COOKIE, session.id)
+    response.delete_cookie(SIGN_IN_COOKIE, path="/")
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, form_token: Annotated[str, Form()] = "") -> Response:
+    """End the session (the form carries the session's form token)."""
+    store = _sessions(request)
+    session = store.get(request.cookies.get(SESSION_COOKIE))
+    if session is not None and not _same(form_token, session.csrf_token):
+        return _problem_page(
+            request,
+            403,
+            "You have not been signed out",
+            "The sign-out form did not come from this page. Go back to the report and "
+            "use its 'Sign out' button.",
+        )
+    store.delete(session.id if session else None)
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def _window(request: Request) -> tuple[burden_report.Window | None, list[dict[str, object]]]:
+    """The report's months from the query, validated as the API does, or the errors."""
+    query = request.query_params
+    unknown = sorted(set(query) - set(REPORT_PARAMETERS))
+    if unknown:
+        return None, [
+            {"field": name, "message": f"“{name}” is not something this report can filter by"}
+            for name in unknown
+        ]
+    try:
+        return window_of(query.get("month_from") or None, query.get("month_to") or None), []
+    except Invalid as error:
+        return None, list(error.errors)
+
+
+def _form(request: Request) -> dict[str, str]:
+    return {name: request.query_params.get(name, "") for name in REPORT_PARAMETERS}
+
+
+def _invalid_query(request: Request, viewer: Viewer, errors: list[dict[str, object]]) -> Response:
+    """The report's month form with an error summary, and no figures (422)."""
+    context = {"form": _form(request), "errors": errors, "report": None}
+    return _page(request, "burden.html", context, status=422, viewer=viewer)
+
+
+@router.get("/reports/burden")
+def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
+    """The burden reduction report, with completeness and timeliness, as a web page."""
+    viewer = _viewer(request, db)
+    if isinstance(viewer, Response):
+        return viewer
+    window, errors = _window(request)
+    if window is None:
+        return _invalid_query(request, viewer, errors)
+    form = _form(request)
+    rate = runtime.settings.hourly_rate_gbp
+    report = burden_report.build(session=db, window=window).as_dict(rate)
+    completeness = burden_report.completeness(session=db, window=window, today=date.today())
+    names = {o.code: o.name for o in org_repo.list_all(session=db)}
+    parameters = burden_parameters(rate)
+    dataset_names = {code: d.title for code, d in schemas.DATASETS.items()}
+    first = month_label(window.first) if window.first is not None else None
+    last = month_label(window.last) if window.last is not None else None
+    breakdowns = [
+        view.table(
+            id=f"burden-by-{kind}",
+            caption=caption,
+            kind=kind,
+            key_field=key,
+            key_header=header,
+            rows=report[f"by_{kind}"],
+            columns=view.BURDEN_COLUMNS,
+            names=dataset_names if kind == "dataset" else names,
+        )
+        for kind, key, header, caption in (
+            ("body", "body", "Oversight body", "Burden by oversight body"),
+            ("dataset", "dataset", "Dataset", "Burden by dataset"),
+            ("month", "period", "Month", "Burden by month"),
+            ("trust", "org_code", "Trust", "Burden by trust"),
+        )
+    ]
+    timeliness = [
+        view.table(
+            id=f"completeness-by-{kind}",
+            caption=caption,
+            kind=kind,
+            key_field=key,
+            key_header=header,
+            rows=completeness[f"by_{kind}"],
+            columns=view.COMPLETENESS_COLUMNS,
+            names=dataset_names if kind == "dataset" else names,
+        )
+        for kind, key, header, caption in (
+            ("dataset", "dataset", "Dataset", "Completeness by dataset"),
+            ("trust", "org_code", "Trust", "Completeness by trust"),
+        )
+    ]
+    query = urlencode({k: v for k, v in form.items() if v})
+    return _page(
+        request,
+        "burden.html",
+        {
+            "form": form,
+            "errors": [],
+            "report": report,
+            "window_text": view.window_text(first, last),
+            "totals": report["totals"],
+            "breakdowns": breakdowns,
+            "timeliness": timeliness,
+            "charts": [
+                view.month_chart(report["by_month"]),
+                view.body_chart(report["by_body"], names),
+            ],
+            "parameters": parameters,
+            "datasets": [
+                (code, dataset_names[code], spec) for code, spec in parameters["datasets"].items()
+            ],
+            "csv_href": "/reports/burden.csv" + (f"?{query}" if query else ""),
+            "format": view.FORMATS,
+        },
+        viewer=viewer,
+    )
+
+
+@router.get("/reports/burden.csv")
+def burden_csv(request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
+    """The report as CSV: the same rows as ``GET /v1/reports/burden?format=csv``."""
+    viewer = _viewer(request, db)
+    if isinstance(viewer, Response):
+        return viewer
+    window, errors = _window(request)
+    if window is None:
+        return _invalid_query(request, viewer, errors)
+    report = burden_report.build(session=db, window=window).as_dict(
+        runtime.settings.hourly_rate_gbp
+    )
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(burden_report.as_csv_rows(report))
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="burden-report.csv"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
