@@ -11,8 +11,9 @@ unique, which nothing here relies on); the 3-row layout shows what the number of
 
 It then builds the extract of a trust x month request for every trust (items ae_attendances,
 ae_breaches, ae_admissions by department_type) in fresh processes, round robin, ``--repeat``
-times each, and reports the median time of the work (imports and interpreter start excluded)
-and the peak RSS of the process (VmHWM of /proc/self/status at the end of the work):
+times each, and reports the median wall time of the work (imports and interpreter start
+excluded), its CPU time (every thread; steadier than wall time when others load the machine) and
+the peak RSS of the process (VmHWM of /proc/self/status at the end of the work):
 
 - ``product``: ``extract_data.write(shape_rows(monthly_rows(sources, shape), shape), ...)``, as
   ``extracts._build`` calls it (sha256 of the file included; its share is reported);
@@ -118,8 +119,13 @@ def build_store(root: Path, files: int, rows: int, *, seed: int = 7) -> list[dic
         pq.write_table(table, path, compression="zstd")
         submission = str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64, version=4))
         sources.append(
-            {"org_code": org, "month": MONTH, "submission_id": submission, "path": str(path)}
-            | {"rows": rows}
+            {
+                "org_code": org,
+                "month": MONTH,
+                "submission_id": submission,
+                "path": str(path),
+                "rows": rows,  # Submission.rows, which the plan could carry
+            }
         )
     rng.shuffle(sources)  # the plan lists the request's trusts in no particular order
     return sources
@@ -330,7 +336,7 @@ def run_prototype_batched(
             table = (
                 extract_data.shape_rows(_scanned(batch), shape)
                 .collect(engine="streaming")
-                .to_arrow()
+                .to_arrow(compat_level=pl.CompatLevel.oldest())  # the types sink_parquet writes
             )
             if pending is not None:
                 pending.result()
@@ -361,19 +367,20 @@ def child(variant: str, manifest_path: Path, target: Path, batch_rows: int) -> d
 
     from services.catalogue import extract_data  # noqa: F401
 
-    if variant == "product":
-        return run_product(manifest, target)
-    if variant == "duckdb":
-        return run_duckdb(manifest, target, None)
-    if variant == "duckdb-1-thread":
-        return run_duckdb(manifest, target, 1)
-    if variant == "polars-floor":
-        return run_polars_floor(manifest, target)
-    if variant == "prototype-scan":
-        return run_prototype_scan(manifest, target)
-    if variant == "prototype-batched":
-        return run_prototype_batched(manifest, target, batch_rows)
-    raise SystemExit(f"unknown variant {variant}")
+    runs = {
+        "product": lambda: run_product(manifest, target),
+        "duckdb": lambda: run_duckdb(manifest, target, None),
+        "duckdb-1-thread": lambda: run_duckdb(manifest, target, 1),
+        "polars-floor": lambda: run_polars_floor(manifest, target),
+        "prototype-scan": lambda: run_prototype_scan(manifest, target),
+        "prototype-batched": lambda: run_prototype_batched(manifest, target, batch_rows),
+    }
+    if variant not in runs:
+        raise SystemExit(f"unknown variant {variant}")
+    cpu = time.process_time()  # every thread of the process: less sensitive to others' load
+    result = runs[variant]()
+    result["cpu_seconds"] = time.process_time() - cpu
+    return result
 
 
 def _run_child(variant: str, manifest: Path, target: Path, batch_rows: int) -> dict[str, Any]:
@@ -430,12 +437,12 @@ def check(outputs: dict[str, Path]) -> list[str]:
     """Problems, if any: same columns, same rows, sorted, for every equivalent variant."""
     problems = []
     reference = _summary(outputs["product"]) if "product" in outputs else None
-    names = pq.read_schema(outputs["product"]).names if "product" in outputs else None
+    schema = pl.read_parquet_schema(outputs["product"]) if "product" in outputs else None
     for variant, path in outputs.items():
         if variant not in EQUIVALENT:
             continue
-        if names is not None and pq.read_schema(path).names != names:
-            problems.append(f"{variant}: columns {pq.read_schema(path).names} != {names}")
+        if schema is not None and pl.read_parquet_schema(path) != schema:
+            problems.append(f"{variant}: columns {pl.read_parquet_schema(path)} != {schema}")
         if reference is not None and not _summary(path).equals(reference):
             problems.append(f"{variant}: rows differ from the product's")
         if not _is_sorted(path):
@@ -492,8 +499,9 @@ def bench_layout(
                     raise SystemExit(f"{variant} wrote {figures['rows']} rows, not {total_rows}")
                 results[variant].append(figures)
                 print(
-                    f"  run {attempt + 1} {variant}: {figures['seconds']:.2f} s,"
-                    f" {figures['peak_rss_mib']:,.0f} MiB (load {figures['load']:.2f})",
+                    f"  run {attempt + 1} {variant}: {figures['seconds']:.2f} s"
+                    f" (CPU {figures['cpu_seconds']:.2f} s), {figures['peak_rss_mib']:,.0f} MiB"
+                    f" (load {figures['load']:.2f})",
                     flush=True,
                 )
         problems = check(outputs)
@@ -511,10 +519,10 @@ def bench_layout(
         median = {v: statistics.median(r["seconds"] for r in results[v]) for v in variants}
         print()
         print(
-            "| variant | time, median (min-max) | peak RSS, median (max) | x DuckDB 2 threads"
-            " | x DuckDB 1 thread |"
+            "| variant | time, median (min-max) | CPU time, median | peak RSS, median (max)"
+            " | time / DuckDB 2 threads | time / DuckDB 1 thread |"
         )
-        print("|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|")
         for variant in variants:
             runs = results[variant]
             seconds = [r["seconds"] for r in runs]
@@ -523,9 +531,11 @@ def bench_layout(
                 f"{median[variant] / median[d]:.2f}" if d in median else "-"
                 for d in ("duckdb", "duckdb-1-thread")
             ]
+            cpu = statistics.median(r["cpu_seconds"] for r in runs)
             print(
                 f"| {variant} | {median[variant]:.2f} s ({min(seconds):.2f}-{max(seconds):.2f})"
-                f" | {statistics.median(rss):,.0f} MiB ({max(rss):,.0f}) | {' | '.join(ratios)} |"
+                f" | {cpu:.2f} s | {statistics.median(rss):,.0f} MiB ({max(rss):,.0f})"
+                f" | {' | '.join(ratios)} |"
             )
         extra = []
         if "product" in results:
