@@ -246,7 +246,7 @@ def child_floor(path: Path, repeat: int) -> dict[str, Any]:
     return {"seconds": totals, "read": reads, "validate": checks, "arrow_bytes": nbytes}
 
 
-def child_validator(path: Path, repeat: int) -> dict[str, Any]:
+def child_validator(path: Path, repeat: int, chunk_rows: int) -> dict[str, Any]:
     """validate_file with write_to (read, convert, validate, write zstd Parquet)."""
     from schemas import get_dataset
     from services.validator.validation import validate_file
@@ -265,6 +265,7 @@ def child_validator(path: Path, repeat: int) -> dict[str, Any]:
                 org_code=ORG,
                 period=PERIOD,
                 write_to=out,
+                chunk_rows=chunk_rows,
             )
             took = time.perf_counter() - started
         if report.status != "accepted":
@@ -428,7 +429,7 @@ def child_main(arguments: str) -> None:
     if stage == "floor":
         result = child_floor(path, repeat)
     elif stage == "validator":
-        result = child_validator(path, repeat)
+        result = child_validator(path, repeat, int(spec["chunk_rows"]))
     elif stage == "pandas":
         result = child_pandas(path, repeat)
     elif stage == "frictionless":
@@ -482,7 +483,8 @@ class Broker:
         self.token = ""
 
     def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.root, ignore_errors=True)  # a fresh broker (--out keeps old ones)
+        self.root.mkdir(parents=True)
         migrated = subprocess.run(
             [DRB, "migrate"], env=self.env, capture_output=True, text=True, check=False
         )
@@ -715,6 +717,12 @@ def main() -> None:
     parser.add_argument("--skip-frictionless", action="store_true")
     parser.add_argument("--skip-distributed", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=100_000,
+        help="validate_file chunk_rows (the worker passes 100,000 in validator/submissions.py)",
+    )
     parser.add_argument("--out", type=Path, help="keep the files here")
     parser.add_argument(
         "--postgres",
@@ -781,8 +789,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     for name, stage, path, extra in [
         ("floor_csv", "floor", csv, {}),
         ("floor_parquet", "floor", parquet, {}),
-        ("validator_csv", "validator", csv, {}),
-        ("validator_parquet", "validator", parquet, {}),
+        ("validator_csv", "validator", csv, {"chunk_rows": args.chunk_rows}),
+        ("validator_parquet", "validator", parquet, {"chunk_rows": args.chunk_rows}),
         ("pandas_csv", "pandas", csv, {}),
     ]:
         results[name] = run_child(stage, path, repeat, **extra)
@@ -801,6 +809,15 @@ def run(args: argparse.Namespace, work: Path) -> None:
             f"frictionless (explicit datetime format, {slice_result['rows']:,} rows):"
             f" {slice_result['seconds'][0]:.1f} s"
         )
+
+    # -- the client's own start-up, part of every `drb submit` ---------------------------
+    startups = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        subprocess.run([DRB, "submit", "--help"], capture_output=True, check=True)
+        startups.append(time.perf_counter() - began)
+    results["cli_startup"] = startups
+    log(f"drb submit --help: {[round(s, 2) for s in startups]} s")
 
     # -- end to end ------------------------------------------------------------------------
     variants = {"csv": csv_variants(csv, repeat), "parquet": parquet_variants(parquet, repeat)}
@@ -830,7 +847,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                     f" peak {mib(big_worker['peak_rss'])}"
                 )
     if not args.skip_big:
-        results["big_validator"] = run_child("validator", big, 1)
+        results["big_validator"] = run_child("validator", big, 1, chunk_rows=args.chunk_rows)
         log(
             f"big validate_file: {results['big_validator']['seconds'][0]:.1f} s,"
             f" peak {mib(results['big_validator']['peak_rss'])}"
@@ -931,13 +948,18 @@ def report(
     )
     vc, vp = results["validator_csv"], results["validator_parquet"]
     lines.append(
-        f"| validator stage: `validate_file` (read, validate, write Parquet) |"
+        f"| validator stage: `validate_file` (read, validate, write Parquet;"
+        f" chunk_rows={args.chunk_rows:,}) |"
         f" {seconds(median(vc['seconds']))} | {seconds(median(vp['seconds']))} |"
         f" {mib(vc['peak_rss'])} (CSV), {mib(vp['peak_rss'])} (Parquet) |"
         f" {max(vc['others_cores'], vp['others_cores']):.2f} |"
     )
     lines.append("")
     lines.append(f"Each time is the median of {args.repeat} runs, except frictionless (one run).")
+    lines.append(
+        f"`drb submit --help` (the client's start-up, inside every end-to-end time and its"
+        f" upload part): {median(results['cli_startup']):.2f} s."
+    )
 
     # -- memory ------------------------------------------------------------------------
     memory: list[str] = []
