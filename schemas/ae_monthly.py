@@ -116,7 +116,7 @@ DATASET = Dataset(
         "ae_admissions": "admissions",
     },
     rules=(
-        *return_rules(period_column="period"),
+        *return_rules(),
         NotGreaterThan(column="breaches", other="attendances"),
         AllValuesPresent(
             column="department_type", values=DEPARTMENT_TYPES, per=("period", "org_code")

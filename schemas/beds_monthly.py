@@ -105,7 +105,7 @@ DATASET = Dataset(
         "beds_cc_occupied": "cc_beds_occupied",
     },
     rules=(
-        *return_rules(period_column="period"),
+        *return_rules(),
         NotGreaterThan(column="ga_beds_occupied", other="ga_beds_available"),
         NotGreaterThan(column="cc_beds_occupied", other="cc_beds_available"),
     ),

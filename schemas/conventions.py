@@ -59,10 +59,10 @@ def count_column(name: str, description: str) -> Column:
     return Column(name=name, dtype="integer", description=description, checks=(COUNT_RANGE,))
 
 
-def return_rules(*, period_column: str) -> tuple[Rule, ...]:
+def return_rules(*, period_column: Column = PERIOD) -> tuple[Rule, ...]:
     """The rules in every dataset: rows present, the trust's own code, the submission's month."""
     return (
         NotEmpty(),
         SubmittedBy(column="org_code"),
-        InSubmissionPeriod(column=period_column),
+        InSubmissionPeriod(column=period_column.name, dtype=period_column.dtype),
     )

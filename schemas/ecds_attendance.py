@@ -24,6 +24,11 @@ ITEMS: tuple[Item, ...] = ()
 _FOUR_HOURS = 240
 _GROUP_BY = ("org_code", "department_type")
 _TIME = "arrival_time"
+ARRIVAL_TIME = Column(
+    name=_TIME,
+    dtype="datetime",
+    description="Date and time the patient arrived in the department (local time).",
+)
 
 DATASET = Dataset(
     code="ecds_attendance",
@@ -52,11 +57,7 @@ DATASET = Dataset(
             description="ODS code of the site where the patient attended (five characters).",
             checks=(Length(exact=5),),
         ),
-        Column(
-            name="arrival_time",
-            dtype="datetime",
-            description="Date and time the patient arrived in the department (local time).",
-        ),
+        ARRIVAL_TIME,
         Column(
             name="departure_time",
             dtype="datetime",
@@ -113,7 +114,7 @@ DATASET = Dataset(
     ),
     key=("attendance_id",),
     rules=(
-        *return_rules(period_column=_TIME),
+        *return_rules(period_column=ARRIVAL_TIME),
         NotBefore(column="departure_time", other="arrival_time"),
     ),
     burden=Burden(

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -307,6 +308,9 @@ class InSubmissionPeriod:
     """The column's month is the submission's period (needs the submission)."""
 
     column: str
+    # The column's logical type: text (YYYY-MM or YYYY-MM-01), a date or a date and time. Not
+    # published: the definition gives the column's type already.
+    dtype: LogicalType = field(default="string", metadata={"published": False})
 
     name: ClassVar[str] = "in_period"
 
@@ -322,8 +326,19 @@ class InSubmissionPeriod:
         """Boolean expression, or None without a submission to compare with."""
         if period is None:
             return None
-        # YYYY-MM, YYYY-MM-01, a date and a timestamp all begin with the month as text.
-        return pl.col(self.column).cast(pl.String).str.slice(0, 7) == period
+        column = pl.col(self.column)
+        if self.dtype not in _TEMPORAL:
+            # YYYY-MM and YYYY-MM-01 both begin with the month.
+            return column.str.slice(0, 7) == period
+        # Dates and times: a range test on the values, with no conversion to text.
+        year, month = int(period[:4]), int(period[5:7])
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1)
+        if self.dtype == "date":
+            return column.is_between(pl.lit(start), pl.lit(end), closed="left")
+        unit = POLARS_TYPES["datetime"]
+        first, after = (pl.lit(datetime.combine(day, time())).cast(unit) for day in (start, end))
+        return column.is_between(first, after, closed="left")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -393,6 +408,18 @@ class Derivation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CompiledCheck:
+    """One check or rule as a polars expression, true where a row (or the frame) passes."""
+
+    # The column it is reported against; None for a check on the whole frame.
+    column: str | None
+    name: str
+    expression: pl.Expr
+    # The columns it reads and the types it needs to be evaluated.
+    reads: Mapping[str, pl.DataType]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Dataset:
     """The shape of one return, and everything derived from that shape."""
 
@@ -432,6 +459,12 @@ class Dataset:
             )
         for rule in self.rules:
             _require(set(rule.reads()) <= set(names), f"{self.code}: {rule} reads unknown columns")
+            if isinstance(rule, InSubmissionPeriod):
+                _require(
+                    rule.dtype == self.column(rule.column).dtype,
+                    f"{self.code}: in_period on {rule.column} says {rule.dtype},"
+                    f" the column is {self.column(rule.column).dtype}",
+                )
         targets = [(rule.column, rule.name) for rule in self.rules] + [
             (column.name, check.name) for column in self.columns for check in column.checks
         ]
@@ -491,6 +524,51 @@ class Dataset:
 
     # -- pandera ------------------------------------------------------------
 
+    def compiled_checks(
+        self, *, org_code: str | None = None, period: str | None = None
+    ) -> list[CompiledCheck]:
+        """Every check and rule as a polars expression; rules about the submission need both.
+
+        The same list makes the pandera schema, so a validator may evaluate it directly as a
+        shortcut and ask pandera for the failure cases only when something fails.
+        """
+        if period is not None:
+            _require(_MONTH.fullmatch(period) is not None, f"period {period!r} is not YYYY-MM")
+        dtypes = self.polars_schema()
+        # Key uniqueness is checked here rather than with pandera's unique=: that crashes (polars
+        # ShapeError) when every key column is missing, and reports false duplicates when some are.
+        compiled = [
+            CompiledCheck(
+                column=None,
+                name=UNIQUE_KEY,
+                expression=~pl.struct(self.key).is_duplicated(),
+                reads={c: dtypes[c] for c in self.key},
+            )
+        ]
+        for column in self.columns:
+            compiled.extend(
+                CompiledCheck(
+                    column=column.name,
+                    name=check.name,
+                    expression=check.expression(column.name),
+                    reads={column.name: column.polars_dtype},
+                )
+                for check in column.checks
+            )
+        for rule in self.rules:
+            expression = rule.expression(org_code=org_code, period=period)
+            if expression is not None:
+                # Attached to the column it is about, so failure_cases name that column and value.
+                compiled.append(
+                    CompiledCheck(
+                        column=rule.column,
+                        name=rule.name,
+                        expression=expression,
+                        reads={c: dtypes[c] for c in rule.reads()},
+                    )
+                )
+        return compiled
+
     def pandera_schema(
         self, *, org_code: str | None = None, period: str | None = None
     ) -> pa.DataFrameSchema:
@@ -499,33 +577,14 @@ class Dataset:
         Validate a collected pl.DataFrame with lazy=True: a LazyFrame is checked for names and
         types only (pandera's default depth for lazy frames), so value checks would pass silently.
         """
-        if period is not None:
-            _require(_MONTH.fullmatch(period) is not None, f"period {period!r} is not YYYY-MM")
-        dtypes = self.polars_schema()
-        column_checks: dict[str, list[pa.Check]] = {name: [] for name in dtypes}
-        # Key uniqueness is checked here rather than with pandera's unique=: that crashes (polars
-        # ShapeError) when every key column is missing, and reports false duplicates when some are.
-        frame_checks = [
-            _pandera_check(
-                UNIQUE_KEY, ~pl.struct(self.key).is_duplicated(), {c: dtypes[c] for c in self.key}
-            )
-        ]
-        for column in self.columns:
-            for check in column.checks:
-                compiled = _pandera_check(
-                    check.name, check.expression(column.name), {column.name: column.polars_dtype}
-                )
-                column_checks[column.name].append(compiled)
-        for rule in self.rules:
-            expression = rule.expression(org_code=org_code, period=period)
-            if expression is None:
-                continue
-            compiled = _pandera_check(rule.name, expression, {c: dtypes[c] for c in rule.reads()})
-            if rule.column is None:
-                frame_checks.append(compiled)
+        column_checks: dict[str, list[pa.Check]] = {column.name: [] for column in self.columns}
+        frame_checks: list[pa.Check] = []
+        for check in self.compiled_checks(org_code=org_code, period=period):
+            pandera_check = _pandera_check(check.name, check.expression, check.reads)
+            if check.column is None:
+                frame_checks.append(pandera_check)
             else:
-                # Attached to the column it is about, so failure_cases name that column and value.
-                column_checks[rule.column].append(compiled)
+                column_checks[check.column].append(pandera_check)
         return pa.DataFrameSchema(
             {
                 column.name: pa.Column(
@@ -676,7 +735,11 @@ def _pandera_check(name: str, expression: pl.Expr, reads: Mapping[str, pl.DataTy
 
 def _params(check: ColumnCheck | Rule) -> dict[str, Any]:
     """A check's parameters as JSON-ready values."""
-    return {key: _plain(value) for key, value in dataclasses.asdict(check).items()}
+    return {
+        spec.name: _plain(getattr(check, spec.name))
+        for spec in dataclasses.fields(check)
+        if spec.metadata.get("published", True)
+    }
 
 
 def _plain(value: Any) -> Any:

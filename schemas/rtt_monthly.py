@@ -81,7 +81,7 @@ DATASET = Dataset(
         "rtt_over_52_weeks": "waits_over_52_weeks",
     },
     rules=(
-        *return_rules(period_column="period"),
+        *return_rules(),
         NotGreaterThan(column="waits_over_52_weeks", other="waits_over_18_weeks"),
     ),
     burden=Burden(

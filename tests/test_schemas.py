@@ -7,7 +7,7 @@ import json
 import re
 import typing
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandera.polars as pa
@@ -338,6 +338,52 @@ def test_a_collected_frame_is_validated_not_a_lazy_frame() -> None:
     )
     # The pitfall itself, kept visible: the same bad value passes as a LazyFrame.
     schema.validate(bad.lazy(), lazy=True).collect()
+
+
+@pytest.mark.parametrize(
+    ("period", "inside", "outside"),
+    [
+        pytest.param(
+            "2025-01",
+            [datetime(2025, 1, 1), datetime(2025, 1, 31, 23, 59, 59, 999_999)],
+            [datetime(2024, 12, 31, 23, 59, 59, 999_999), datetime(2025, 2, 1)],
+            id="january",
+        ),
+        pytest.param(
+            "2024-12",
+            [datetime(2024, 12, 1), datetime(2024, 12, 31, 23, 59)],
+            [datetime(2024, 11, 30, 23, 59), datetime(2025, 1, 1), datetime(2023, 12, 15)],
+            id="december-into-the-next-year",
+        ),
+    ],
+)
+def test_in_period_on_times_is_the_calendar_month(
+    period: str, inside: list[datetime], outside: list[datetime]
+) -> None:
+    rule = InSubmissionPeriod(column="t", dtype="datetime")
+    frame = pl.DataFrame({"t": inside + outside}, schema={"t": pl.Datetime("us")})
+    passes = frame.select(rule.expression(org_code=None, period=period)).to_series().to_list()
+    assert passes == [True] * len(inside) + [False] * len(outside)
+
+
+def test_in_period_on_dates_and_text() -> None:
+    days = pl.DataFrame({"d": [date(2025, 2, 1), date(2025, 2, 28), date(2025, 3, 1)]})
+    in_days = InSubmissionPeriod(column="d", dtype="date")
+    on_days = in_days.expression(org_code=None, period="2025-02")
+    assert days.select(on_days).to_series().to_list() == [True, True, False]
+    texts = pl.DataFrame({"p": ["2025-02", "2025-02-01", "2025-03", "2025-03-01"]})
+    on_text = InSubmissionPeriod(column="p").expression(org_code=None, period="2025-02")
+    assert texts.select(on_text).to_series().to_list() == [True, True, False, False]
+
+
+def test_in_period_must_state_its_column_type() -> None:
+    ecds = get_dataset("ecds_attendance")
+    rules = tuple(
+        dataclasses.replace(rule, dtype="string") if isinstance(rule, InSubmissionPeriod) else rule
+        for rule in ecds.rules
+    )
+    with pytest.raises(ValueError, match="in_period on arrival_time says string"):
+        dataclasses.replace(ecds, rules=rules)
 
 
 def test_period_of_the_submission_must_be_a_month() -> None:
