@@ -143,6 +143,7 @@ class _Validation:
         self.output = output
         self.errors = _Errors(max_errors)
         self.schema = _chunk_schema(dataset, org_code=org_code, period=period)
+        self.shortcut = _Shortcut(dataset, org_code=org_code, period=period)
         self.position = {column.name: i for i, column in enumerate(dataset.columns)}
         self.keys = _KeyIndex(dataset)
         self.group_rules = [rule for rule in dataset.rules if isinstance(rule, AllValuesPresent)]
@@ -208,6 +209,8 @@ class _Validation:
 
     def _check_chunk(self, frame: pl.DataFrame, offset: int, cast_errors: pl.DataFrame) -> None:
         """Record the chunk's conversion failures and pandera's failures, in row order."""
+        if cast_errors.is_empty() and self.shortcut.passes(frame):
+            return
         failures = _pandera_failures(self.schema, frame)
         if not cast_errors.is_empty():
             # A cell that would not convert is null; pandera's not_nullable would say it again.
@@ -560,18 +563,46 @@ class _KeyIndex:
 # ---------------------------------------------------------------------------
 
 
+# Checked once over the whole file at the end, not chunk by chunk.
+_WHOLE_FILE = frozenset({UNIQUE_KEY, NotEmpty.name, AllValuesPresent.name})
+
+
 def _chunk_schema(dataset: Dataset, *, org_code: str, period: str) -> pa.DataFrameSchema:
     """The dataset's schema without the checks that need the whole file (checked at the end)."""
     schema = dataset.pandera_schema(org_code=org_code, period=period)
-    whole_file = {UNIQUE_KEY, NotEmpty.name, AllValuesPresent.name}
     schema = schema.update_columns(
         {
-            name: {"checks": [check for check in column.checks if check.name not in whole_file]}
+            name: {"checks": [check for check in column.checks if check.name not in _WHOLE_FILE]}
             for name, column in schema.columns.items()
         }
     )
-    schema.checks = [check for check in schema.checks if check.name not in whole_file]
+    schema.checks = [check for check in schema.checks if check.name not in _WHOLE_FILE]
     return schema
+
+
+class _Shortcut:
+    """The chunk schema's checks in one polars pass, to skip pandera when a chunk passes them all.
+
+    Most chunks of most returns are clean; pandera's value is its failure report. So a chunk whose
+    columns and types are the dataset's, with no empty cell in a column that needs a value and
+    every check true on every row, passes without pandera; anything else (a null result counts as
+    a failure) goes to pandera, which reports exactly what failed.
+    """
+
+    def __init__(self, dataset: Dataset, *, org_code: str, period: str) -> None:
+        self.schema = pl.Schema(dataset.polars_schema())
+        checks = dataset.compiled_checks(org_code=org_code, period=period)
+        self.tests = [
+            *(pl.col(c.name).is_not_null().all() for c in dataset.columns if not c.nullable),
+            *(c.expression.fill_null(False).all() for c in checks if c.name not in _WHOLE_FILE),
+        ]
+
+    def passes(self, frame: pl.DataFrame) -> bool:
+        """True if pandera would find nothing wrong with the chunk."""
+        if frame.schema != self.schema:
+            return False
+        results = frame.select(test.alias(f"t{i}") for i, test in enumerate(self.tests))
+        return all(results.row(0))
 
 
 def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
@@ -604,6 +635,7 @@ class _ParquetOutput:
         self.partial = write_to.with_name(write_to.name + ".partial")
         empty = pl.DataFrame(schema=dataset.polars_schema())
         self.schema = empty.to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+        self.text_columns = [c.name for c in dataset.columns if c.dtype == "string"]
         self.writer: pq.ParquetWriter | None = None
         self.pending: Future[None] | None = None
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drb-parquet")
@@ -642,7 +674,11 @@ class _ParquetOutput:
 
     def _open(self) -> pq.ParquetWriter:
         self.write_to.parent.mkdir(parents=True, exist_ok=True)
-        return pq.ParquetWriter(self.partial, self.schema, compression="zstd")
+        # Dictionary encoding pays for codes (text columns: a few distinct values) but not for
+        # ids, times and counts: limited to text it writes 1M ECDS rows a third faster, and smaller.
+        return pq.ParquetWriter(
+            self.partial, self.schema, compression="zstd", use_dictionary=self.text_columns
+        )
 
     def _wait(self) -> None:
         """Wait for the pending write; its error, if any, is raised here."""

@@ -7,13 +7,17 @@ from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import get_dataset
 from schemas.model import Column
 from services.validator.reading import (
     FileError,
     ReturnReader,
+    _parsed_by_arrow,
     check_xlsx_limits,
     convert,
     detect_format,
@@ -182,6 +186,95 @@ def test_dates_and_times() -> None:
         bad[8]
         == "'2025-01-03 08:30:15+01:00' has a time zone: write the local date and time without one"
     )
+
+
+# Cells near the edges of what Arrow's parsers and the rules accept, and ordinary ones.
+_TRICKY_CELLS = {
+    "integer": [
+        "12",
+        "-3",
+        "+7",
+        "007",
+        "-0",
+        "0x1F",
+        "0X10",
+        "1e3",
+        "12.0",
+        " 5",
+        "",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "١٢",
+    ],
+    "datetime": [
+        "2025-01-03 08:30:15",
+        "2025-01-03T08:30:15",
+        "2025-01-03",
+        "2025-01-03 08",
+        "2025-01-03 08:30",
+        "2025-01-03T08:30+01",
+        "2025-01-03 08:30:15Z",
+        "2025-02-30 08:30:00",
+        "2025-01-03t08:30:15",
+        "2025-01-03 24:00:00",
+        "2025-01-03 08:30:60",
+        "2025-1-3 08:30:15",
+        "",
+    ],
+    "boolean": ["true", "FALSE", "TrUe", "1", "0", "yes", "t", "01", " true", ""],
+}
+_ORDINARY = {
+    "integer": st.integers(-(2**63), 2**63 - 1).map(str),
+    "datetime": st.datetimes(datetime(1900, 1, 1), datetime(2100, 1, 1)).map(
+        lambda t: t.strftime("%Y-%m-%d %H:%M:%S")
+    ),
+    "boolean": st.sampled_from(["true", "false", "1", "0"]),
+}
+_COLUMNS = {"integer": INTEGER, "datetime": DATETIME, "boolean": BOOLEAN}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    kind=st.sampled_from(sorted(_COLUMNS)),
+)
+def test_arrow_parses_only_what_the_rules_accept_and_as_they_read_it(
+    data: st.DataObject, kind: str
+) -> None:
+    cells = data.draw(
+        st.lists(st.one_of(st.sampled_from(_TRICKY_CELLS[kind]), _ORDINARY[kind]), max_size=8)
+    )
+    column = _COLUMNS[kind]
+    parsed = _parsed_by_arrow(pa.chunked_array([pa.array(cells, pa.string())]), column)
+    if parsed is not None:
+        # Whenever the fast way answers, the rules' way reads every cell, and the same.
+        assert failures(cells, column) == {}
+        assert parsed.to_list() == converted(cells, column)
+        assert parsed.dtype == column.polars_dtype
+
+
+@pytest.mark.parametrize(
+    ("cells", "column"),
+    [
+        pytest.param(["0x1F", "0X10"], INTEGER, id="hex"),
+        pytest.param(["2025-01-03", "2025-01-04"], DATETIME, id="dates-alone"),
+        pytest.param(["2025-01-03 08", "2025-01-03 09"], DATETIME, id="hours-alone"),
+    ],
+)
+def test_forms_arrow_would_read_are_refused(cells: list[str], column: Column) -> None:
+    assert _parsed_by_arrow(pa.chunked_array([pa.array(cells)]), column) is None
+    assert set(failures(cells, column)) == set(range(len(cells)))
+
+
+def test_arrow_takes_the_common_forms() -> None:
+    times = pa.array(["2025-01-03 08:30:15", "2025-01-03T08:30:16"])
+    parsed = _parsed_by_arrow(times, DATETIME)
+    assert parsed is not None
+    assert parsed.to_list() == [datetime(2025, 1, 3, 8, 30, 15), datetime(2025, 1, 3, 8, 30, 16)]
+    assert _parsed_by_arrow(pa.array(["TRUE", "0"]), BOOLEAN) is not None
+    assert _parsed_by_arrow(pa.array(["-4", "12"]), INTEGER) is not None
+    assert _parsed_by_arrow(pa.array(["a"]), TEXT) is None
 
 
 def test_dates() -> None:
