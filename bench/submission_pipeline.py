@@ -249,8 +249,10 @@ def child_floor(path: Path, repeat: int) -> dict[str, Any]:
 def child_validator(path: Path, repeat: int, chunk_rows: int) -> dict[str, Any]:
     """validate_file with write_to (read, convert, validate, write zstd Parquet)."""
     from schemas import get_dataset
+    from services.catalogue.arrow_memory import configure_arrow_memory
     from services.validator.validation import validate_file
 
+    configure_arrow_memory()  # as drb serve and drb worker do at start
     dataset = get_dataset(DATASET)
     idle = status_bytes(os.getpid(), "VmRSS")
     seconds, peak, peak_at = [], 0, 0.0

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalogue import auth, jobs, migrate, queue
+from services.catalogue.arrow_memory import configure_arrow_memory
 from services.catalogue.coverage_index import CoverageIndex
 from services.catalogue.db import build_engine, session_factory, session_scope
 from services.catalogue.errors import ServiceUnavailable
@@ -66,6 +67,7 @@ def database_engine(settings: Settings) -> Engine:
 
 def boot(settings: Settings) -> Runtime:
     """Connect to the database and queue, check the schema, and bootstrap the admin token."""
+    configure_arrow_memory()
     engine = database_engine(settings)
     if not migrate.is_current(engine):
         engine.dispose()
