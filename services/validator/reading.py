@@ -630,11 +630,21 @@ class ReturnReader:
 
     def chunks(self) -> Iterator[Chunk]:
         """The data rows as typed chunks; FileError if the file turns out to be unreadable."""
+        return self.converted(self.tables())
+
+    def tables(self) -> Iterator[pa.Table]:
+        """The data rows as text (or as stored), ``chunk_rows`` at a time, in the dataset's order.
+
+        With ``converted`` it is ``chunks`` in two steps, which may run on two threads.
+        """
         names = [column.name for column in self._dataset.columns]
         for table in self._source.tables(self._chunk_rows):
-            frame, cast_errors = cast_table(
-                table.select(self._positions).rename_columns(names), self._dataset
-            )
+            yield table.select(self._positions).rename_columns(names)
+
+    def converted(self, tables: Iterable[pa.Table]) -> Iterator[Chunk]:
+        """Tables from ``tables`` converted to the dataset's types, in order."""
+        for table in tables:
+            frame, cast_errors = cast_table(table, self._dataset)
             chunk = Chunk(offset=self.rows_read, frame=frame, cast_errors=cast_errors)
             self.rows_read += frame.height
             yield chunk

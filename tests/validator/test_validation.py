@@ -135,6 +135,13 @@ def test_the_written_parquet_is_zstd_with_one_row_group_per_chunk(tmp_path: Path
     assert "RLE_DICTIONARY" in encodings["department_type"]
     assert "RLE_DICTIONARY" not in encodings["attendance_id"]
     assert "RLE_DICTIONARY" not in encodings["arrival_time"]
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(12)}
+    assert columns["arrival_time"].statistics.min == datetime(2025, 1, 1)
+    assert not columns["org_code"].is_stats_set
+    # Any reader sees the dataset's types: plain strings, microsecond times.
+    stored = pq.read_schema(tmp_path / "out.parquet")
+    assert stored.field("org_code").type == pa.string()
+    assert stored.field("arrival_time").type == pa.timestamp("us")
 
 
 def test_a_return_spread_over_chunks_is_accepted(tmp_path: Path) -> None:
