@@ -19,6 +19,10 @@ from rich.progress import (
 from rich.table import Table
 
 SHOWN_ERRORS = 50
+# Status is asked for soon after the upload (small returns validate in well under a second), then
+# less and less often: 0.1 s, 0.15 s, 0.225 s ... up to once every 2 seconds.
+FIRST_POLL_SECONDS = 0.1
+MAX_POLL_SECONDS = 2.0
 _console = Console(stderr=False)
 
 
@@ -99,6 +103,7 @@ def run(
         if not wait:
             return 0
         deadline = time.monotonic() + timeout
+        pause = FIRST_POLL_SECONDS
         with _console.status("validating...") as status:
             while submission["status"] in ("received", "validating"):
                 if time.monotonic() > deadline:
@@ -107,7 +112,8 @@ def run(
                         f"GET /v1/submissions/{submission['id']}[/yellow]"
                     )
                     return 0
-                time.sleep(0.5)
+                time.sleep(pause)
+                pause = min(pause * 1.5, MAX_POLL_SECONDS)
                 reply = client.get(f"/v1/submissions/{submission['id']}")
                 if reply.status_code != 200:
                     _console.print(f"[red]{_problem(reply)}[/red]")
