@@ -34,8 +34,9 @@ def validate_submission(context: JobContext) -> None:
         org_code=org_code,
         period=period,
         write_to=validated,
-        # Smaller chunks keep the worker's memory near 3x the data's Arrow size, at the same speed
-        # (bench/validator_memory.py: 500k rows a chunk used 5.5x).
+        # Memory above idle per Arrow size of a 1M-row CSV (bench/submission_pipeline.py
+        # --chunk-rows): 50k rows a chunk 1.3x, 100k 1.7x, 250k 2.8x, 500k 4.3x, at about the
+        # same speed; 100k keeps well within the 3x the worker is allowed.
         chunk_rows=100_000,
     )
     with context.session() as session:
