@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -207,3 +208,44 @@ def test_what_the_page_echoes_is_escaped(demo: Demo) -> None:
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert '"><b>x' not in page.text
+
+
+def _web_events(demo: Demo, token_id: str, since: datetime) -> list[tuple[str, str]]:
+    """(action, actor) of the audit log's sign-in events for one token, oldest first."""
+    events = demo.api("/v1/audit-events", demo.auditor, since=since.isoformat()).json()
+    return [
+        (e["action"], e["actor"])
+        for e in events
+        if e["action"].startswith("web.") and e["subject_id"] == token_id
+    ]
+
+
+def test_signing_in_and_out_is_in_the_audit_log(demo: Demo) -> None:
+    steward = bearer(demo.tokens["DRB-DEMO"])
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    issued = httpx.post(f"{demo.base}/v1/organisations/NAO/tokens", headers=steward).json()
+    with signed_in(demo, issued["token"]) as client:
+        page = client.get("/reports/burden").text
+        form_token = re.search(r'name="form_token" value="([^"]+)"', page)
+        assert form_token is not None
+        assert client.post("/sign-out", data={"form_token": form_token[1]}).status_code == 303
+    signed = [("web.signed_in", "NAO"), ("web.signed_out", "NAO")]
+    assert _web_events(demo, issued["id"], since) == signed
+    events = demo.api("/v1/audit-events", demo.auditor, since=since.isoformat()).json()
+    assert all(issued["token"] not in str(e) for e in events)  # the secret is never logged
+    assert demo.api("/v1/audit-events/verify", demo.auditor).json()["valid"] is True
+
+
+def test_a_refused_sign_in_with_a_real_token_is_in_the_audit_log(demo: Demo) -> None:
+    steward = bearer(demo.tokens["DRB-DEMO"])
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    issued = httpx.post(f"{demo.base}/v1/organisations/RJ1/tokens", headers=steward).json()
+    with httpx.Client(base_url=demo.base) as client:
+        form = client.get("/sign-in")
+        form_token = re.search(r'name="form_token" value="([^"]+)"', form.text)
+        assert form_token is not None
+        posted = client.post(
+            "/sign-in", data={"token": issued["token"], "form_token": form_token[1]}
+        )
+    assert posted.status_code == 403
+    assert _web_events(demo, issued["id"], since) == [("web.sign_in_refused", "RJ1")]

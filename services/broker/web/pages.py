@@ -32,7 +32,7 @@ from services.broker.dependencies import RuntimeDep, SessionDep
 from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web.sessions import SessionStore, WebSession
-from services.catalogue import auth, burden_report
+from services.catalogue import audit, auth, burden_report
 from services.catalogue.errors import Invalid
 from services.catalogue.periods import month_label
 from services.catalogue.repositories import organisations as org_repo
@@ -217,6 +217,9 @@ def sign_in(
             "or ask the broker's stewards for a new one",
         )
     if principal.kind != ALLOWED_KIND:
+        # A real token used where it is not allowed is worth an auditor's attention; an unknown
+        # one is not recorded (anyone could fill the log with them).
+        _audit_web(db, principal, "web.sign_in_refused", detail={"kind": principal.kind})
         return _sign_in_form(
             request,
             status=403,
@@ -226,14 +229,29 @@ def sign_in(
     store = _sessions(request)
     store.delete(request.cookies.get(SESSION_COOKIE))  # a new id at every sign-in
     session = store.create(org_code=principal.org_code, token_id=principal.token_id)
+    _audit_web(db, principal, "web.signed_in")
     response = RedirectResponse("/reports/burden", status_code=303)
     _set_cookie(response, request, SESSION_COOKIE, session.id)
     response.delete_cookie(SIGN_IN_COOKIE, path="/")
     return response
 
 
+def _audit_web(
+    db: Session, principal: auth.Principal, action: str, *, detail: dict[str, Any] | None = None
+) -> None:
+    """Record a sign-in or sign-out against the token used (never the token itself)."""
+    audit.record(
+        session=db,
+        actor=principal.org_code,
+        action=action,
+        subject_type="token",
+        subject_id=principal.token_id,
+        detail=detail,
+    )
+
+
 @router.post("/sign-out")
-def sign_out(request: Request, form_token: Annotated[str, Form()] = "") -> Response:
+def sign_out(request: Request, db: SessionDep, form_token: Annotated[str, Form()] = "") -> Response:
     """End the session (the form carries the session's form token)."""
     store = _sessions(request)
     session = store.get(request.cookies.get(SESSION_COOKIE))
@@ -246,6 +264,11 @@ def sign_out(request: Request, form_token: Annotated[str, Form()] = "") -> Respo
             "use its 'Sign out' button.",
         )
     store.delete(session.id if session else None)
+    if session is not None:
+        signed_out = auth.Principal(
+            org_code=session.org_code, kind=ALLOWED_KIND, token_id=session.token_id
+        )
+        _audit_web(db, signed_out, "web.signed_out")
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
