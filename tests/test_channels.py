@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import threading
 import tracemalloc
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
 import pytest
+import trustme
 
 from services.catalogue import channels
 from services.catalogue.channels import (
@@ -331,3 +334,126 @@ def test_mesh_answering_5xx_is_a_delivery_failure(
 def test_local_ids_are_stable_per_revision() -> None:
     assert delivery_local_id("e1", 2) == delivery_local_id("e1", 2) == "drb-extract-e1-r2"
     assert delivery_local_id("e1", 2) != delivery_local_id("e1", 3)
+
+
+# ---------------------------------------------------------------------------
+# MESH over mutual TLS: client certificate and CA bundle from the settings
+# ---------------------------------------------------------------------------
+
+
+class Seen(Busy):
+    """A TLS MESH stand-in: records the client certificate of each request, answers 503."""
+
+    peers: list[dict[str, object]]
+
+    def do_GET(self) -> None:
+        type(self).peers.append(self.connection.getpeercert())  # type: ignore[attr-defined]
+        super().do_GET()
+
+
+@dataclass
+class TlsMesh:
+    url: str
+    ca: trustme.CA
+    peers: list[dict[str, object]]
+
+
+@pytest.fixture
+def tls_mesh() -> Iterator[TlsMesh]:
+    """An HTTPS server on 127.0.0.1 that demands a client certificate signed by its CA."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    handler = type("SeenHere", (Seen,), {"peers": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.handle_error = lambda *args: None  # type: ignore[method-assign]  # failed handshakes
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield TlsMesh(f"https://127.0.0.1:{server.server_address[1]}", ca, handler.peers)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def mesh_settings(tmp_path: Path, url: str, **tls: Path | None) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        mesh_url=url,
+        mesh_mailbox="X26DRB001",
+        mesh_password="password",
+        mesh_shared_key="key",
+        **tls,
+    )
+
+
+def client_files(tmp_path: Path, ca: trustme.CA) -> dict[str, Path]:
+    """The broker's client certificate and key, and the CA bundle, as PEM files."""
+    issued = ca.issue_cert("drb-broker.example")
+    cert, key, bundle = tmp_path / "client.pem", tmp_path / "client.key", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(bundle))
+    return {"mesh_client_cert": cert, "mesh_client_key": key, "mesh_ca_bundle": bundle}
+
+
+def tracked_through(settings: Settings) -> None:
+    channel = channel_for(
+        {"channel": "mesh", "mailbox": "X26CQC001"}, settings=settings, body_code="CQC"
+    )
+    assert isinstance(channel, MeshChannel)
+    channel.status("20260101000000000000_ABCDEF")
+
+
+def test_mesh_presents_the_client_certificate_of_the_settings(
+    tmp_path: Path, tls_mesh: TlsMesh
+) -> None:
+    settings = mesh_settings(tmp_path, tls_mesh.url, **client_files(tmp_path, tls_mesh.ca))
+    with pytest.raises(DeliveryFailed, match="503"):  # through TLS to the server's answer
+        tracked_through(settings)
+    assert tls_mesh.peers, "the request did not reach the server"
+    names = {value for kind, value in tls_mesh.peers[0]["subjectAltName"]}  # type: ignore[attr-defined]
+    assert names == {"drb-broker.example"}
+
+
+def test_mesh_without_a_client_certificate_is_refused_by_the_server(
+    tmp_path: Path, tls_mesh: TlsMesh
+) -> None:
+    files = client_files(tmp_path, tls_mesh.ca)
+    settings = mesh_settings(tmp_path, tls_mesh.url, mesh_ca_bundle=files["mesh_ca_bundle"])
+    with pytest.raises(DeliveryFailed):
+        tracked_through(settings)
+    assert tls_mesh.peers == []
+
+
+def test_mesh_with_a_server_the_ca_bundle_does_not_vouch_for(
+    tmp_path: Path, tls_mesh: TlsMesh
+) -> None:
+    files = client_files(tmp_path, tls_mesh.ca)
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    settings = mesh_settings(tmp_path, tls_mesh.url, **{**files, "mesh_ca_bundle": other})
+    with pytest.raises(DeliveryFailed, match=r"(?i)certificate"):
+        tracked_through(settings)
+    assert tls_mesh.peers == []
+
+
+def test_mesh_tls_settings_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match="DRB_MESH_CLIENT_CERT and DRB_MESH_CLIENT_KEY go together"
+    ):
+        mesh_settings(tmp_path, "https://mesh.example", mesh_client_cert=tmp_path / "c.pem")
+    missing = mesh_settings(
+        tmp_path,
+        "https://mesh.example",
+        mesh_client_cert=tmp_path / "nowhere.pem",
+        mesh_client_key=tmp_path / "nowhere.key",
+    )
+    with pytest.raises(ChannelMisconfigured, match=r"DRB_MESH_CLIENT_CERT .*nowhere\.pem is not"):
+        tracked_through(missing)
+    blank = Settings(data_dir=tmp_path, mesh_client_cert="", mesh_client_key="")
+    assert blank.mesh_client_cert is None
+    assert blank.mesh_client_key is None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -132,10 +133,28 @@ def channel_for(
             shared_key=shared_key.get_secret_value(),
             recipient=_text(delivery, "mailbox", body_code),
             workflow_id=workflow_id.strip(),
+            **_mesh_tls(settings),
         )
     raise ChannelMisconfigured(
         f"delivery setting of {body_code}: unknown channel {kind!r} (files, mesh or api)"
     )
+
+
+def _mesh_tls(settings: Settings) -> dict[str, Any]:
+    """MeshChannel's ``cert`` and ``verify`` from the settings, each file checked readable."""
+    files = {
+        "DRB_MESH_CLIENT_CERT": settings.mesh_client_cert,
+        "DRB_MESH_CLIENT_KEY": settings.mesh_client_key,
+        "DRB_MESH_CA_BUNDLE": settings.mesh_ca_bundle,
+    }
+    for name, path in files.items():
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            raise ChannelMisconfigured(f"{name} {path} is not a file this process can read")
+    cert, key, bundle = files.values()
+    return {
+        "cert": (str(cert), str(key)) if cert is not None and key is not None else None,
+        "verify": str(bundle) if bundle is not None else None,
+    }
 
 
 def _text(delivery: dict[str, object], key: str, body_code: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,11 +48,44 @@ class Settings(BaseSettings):
     mesh_mailbox: str | None = None
     mesh_password: SecretStr | None = None
     mesh_shared_key: SecretStr | None = None
+    mesh_client_cert: Path | None = Field(
+        default=None,
+        description=(
+            "PEM file of the broker's MESH client certificate, for MESH's mutual TLS (live and"
+            " path-to-live MESH require one; with DRB_MESH_CLIENT_KEY)."
+        ),
+    )
+    mesh_client_key: Path | None = Field(
+        default=None, description="PEM file of the private key of DRB_MESH_CLIENT_CERT."
+    )
+    mesh_ca_bundle: Path | None = Field(
+        default=None,
+        description=(
+            "PEM file of the certificate authorities that sign the MESH server's certificate"
+            " (NHS England's for live and path-to-live); unset: the system's."
+        ),
+    )
 
-    @field_validator("database_url", "redis_url", "mesh_url", mode="before")
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "mesh_url",
+        "mesh_client_cert",
+        "mesh_client_key",
+        "mesh_ca_bundle",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _client_certificate_has_its_key(self) -> Settings:
+        if (self.mesh_client_cert is None) != (self.mesh_client_key is None):
+            raise ValueError(
+                "DRB_MESH_CLIENT_CERT and DRB_MESH_CLIENT_KEY go together: set both or neither"
+            )
+        return self
 
     @cached_property
     def sqlalchemy_url(self) -> str:
