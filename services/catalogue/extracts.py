@@ -98,7 +98,7 @@ def plan(
     *,
     session: Session,
     settings: Settings,
-    request: DataRequest,
+    org_codes: Sequence[str],
     months: Sequence[int],
     items: Sequence[str],
 ) -> Plan:
@@ -112,7 +112,7 @@ def plan(
         Submission.dataset_code.in_(datasets),
         Submission.period.in_(labels),
     )
-    wanted = set(request.org_codes)
+    wanted = set(org_codes)
     for submission in session.scalars(query):
         if submission.org_code in wanted:
             latest[(submission.dataset_code, submission.org_code, submission.period)] = submission
@@ -121,7 +121,7 @@ def plan(
         by_primary.setdefault(schemas.ITEMS[item].primary_dataset, []).append(item)
     sources: list[extract_data.Source] = []
     missing: set[str] = set()
-    for org_code in request.org_codes:
+    for org_code in org_codes:
         for label in labels:
             for primary, primary_items in by_primary.items():
                 found = latest.get((primary, org_code, label))
@@ -180,7 +180,11 @@ def refresh(*, session: Session, settings: Settings, request_id: str, today: dat
         due = last_day(period.end_month - 1) + timedelta(days=request.due_days)
         for group, items in groups_of(request.items).items():
             found = plan(
-                session=session, settings=settings, request=request, months=months, items=items
+                session=session,
+                settings=settings,
+                org_codes=request.org_codes,
+                months=months,
+                items=items,
             )
             if not found.sources:
                 continue
