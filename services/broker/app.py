@@ -17,6 +17,7 @@ from services.broker.routes import (
     organisations,
     reports,
     requests,
+    spc,
     submissions,
 )
 from services.catalogue.runtime import Runtime
@@ -57,6 +58,7 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(submissions.router)
     app.include_router(extracts.router)
     app.include_router(reports.router)
+    app.include_router(spc.router)
     web.install(app)  # the auditors' pages (/sign-in, /reports/burden) and their assets
 
     @app.get("/", include_in_schema=False)

@@ -1,0 +1,198 @@
+"""Measurement for improvement: SPC charts of any series, and of the indicators held."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
+from services.broker.routes.reports import only
+from services.catalogue import indicators, spc
+from services.catalogue.errors import Invalid
+from services.catalogue.periods import PeriodError, month_label, parse_month
+
+router = APIRouter(tags=["measurement for improvement"])
+
+MAX_POINTS = 10_000
+
+
+class SpcPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period: str = Field(description="The month, YYYY-MM.", examples=["2025-01"])
+    value: float
+
+
+class SpcOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    improvement_direction: spc.Direction = Field(
+        default="increase", description="Which way is better: increase, decrease or neutral."
+    )
+    target: float | None = Field(default=None, description="For the assurance icon.")
+    screen_outliers: bool = Field(
+        default=True,
+        description="Leave moving ranges of 3.267 x their average or more out of the limits.",
+    )
+    fix_after_n_points: int | None = Field(
+        default=None,
+        ge=2,
+        description="Base each segment's mean and limits on its first n points only.",
+    )
+    rebase: list[str] = Field(
+        default_factory=list, description="Months (YYYY-MM) where new limits start."
+    )
+
+
+class SpcRequest(SpcOptions):
+    points: list[SpcPoint] = Field(min_length=2, max_length=MAX_POINTS)
+
+
+@router.post("/v1/spc", summary="An SPC chart (XmR, Making Data Count) of the points sent")
+def spc_chart(body: SpcRequest, _caller: PrincipalDep) -> dict[str, Any]:
+    """Process limits, special cause rules, point types and the icons (any role)."""
+    errors: list[dict[str, object]] = []
+    periods: list[str] = []
+    for n, point in enumerate(body.points):
+        field = f"points[{n}]"
+        label = _month(point.period, f"{field}.period", errors)
+        if label is not None:
+            if label in periods:
+                errors.append({"field": f"{field}.period", "message": f"{label} appears twice"})
+            periods.append(label)
+        if not math.isfinite(point.value):
+            errors.append({"field": f"{field}.value", "message": "must be a finite number"})
+    points = [
+        spc.Point(period=label, value=p.value)
+        for p, label in zip(body.points, periods, strict=False)
+    ]
+    _raise_if(errors)
+    return _chart(points, body)
+
+
+IndicatorQuery = Depends(
+    only(
+        "org_code",
+        "period_start",
+        "period_end",
+        "improvement_direction",
+        "target",
+        "screen_outliers",
+        "fix_after_n_points",
+        "rebase",
+    )
+)
+
+
+@router.get(
+    "/v1/indicators/{item}/spc",
+    summary="An SPC chart of one item held for one organisation",
+    dependencies=[IndicatorQuery],
+)
+def indicator_chart(
+    item: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    caller: PrincipalDep,
+    org_code: Annotated[str, Query(description="The organisation, e.g. RJ1.")],
+    period_start: Annotated[str, Query(description="First month, YYYY-MM.")],
+    period_end: Annotated[str, Query(description="Last month, YYYY-MM.")],
+    improvement_direction: spc.Direction = "increase",
+    target: float | None = None,
+    screen_outliers: bool = True,
+    fix_after_n_points: Annotated[int | None, Query(ge=2)] = None,
+    rebase: Annotated[list[str] | None, Query(description="Months where new limits start.")] = None,
+) -> dict[str, Any]:
+    """The same chart for data held (trusts: their own; bodies: organisations of their
+    requests; auditors: all). Months in the range with nothing held are left out and listed
+    in ``missing``."""
+    errors: list[dict[str, object]] = []
+    first = _month(period_start, "period_start", errors)
+    last = _month(period_end, "period_end", errors)
+    if first is not None and last is not None and last < first:
+        errors.append({"field": "period_end", "message": "period_end is before period_start"})
+    _raise_if(errors)
+    assert first is not None
+    assert last is not None
+    indicators.check_access(
+        session=session, kind=caller.kind, caller=caller.org_code, org_code=org_code
+    )
+    series = indicators.monthly_series(
+        session=session,
+        settings=runtime.settings,
+        item=item,
+        org_code=org_code,
+        first=parse_month(first),
+        last=parse_month(last),
+    )
+    if len(series.points) < 2:
+        raise Invalid(
+            f"{len(series.points)} month(s) of {item} are held for {org_code} between"
+            f" {first} and {last}; a chart needs at least 2.",
+            [{"field": "period_start", "message": "too few months held in the range"}],
+        )
+    options = SpcOptions(
+        improvement_direction=improvement_direction,
+        target=target,
+        screen_outliers=screen_outliers,
+        fix_after_n_points=fix_after_n_points,
+        rebase=rebase or [],
+    )
+    charted = _chart(series.points, options)
+    return {
+        "item": item,
+        "org_code": org_code,
+        **charted,
+        "missing": series.missing,
+        "sources": series.sources,
+    }
+
+
+def _chart(points: list[spc.Point], options: SpcOptions) -> dict[str, Any]:
+    """The chart, after checking the options against the points (422 naming the field)."""
+    errors: list[dict[str, object]] = []
+    periods = sorted(p.period for p in points)
+    starts = [0]
+    for n, raw in enumerate(options.rebase):
+        label = _month(raw, f"rebase[{n}]", errors)
+        if label is None:
+            continue
+        if label not in periods:
+            errors.append({"field": f"rebase[{n}]", "message": f"{label} is not a point's period"})
+        elif periods.index(label) > 0:
+            starts.append(periods.index(label))
+    bounds = [*sorted(set(starts)), len(periods)]
+    if not errors and any(end - first < 2 for first, end in itertools.pairwise(bounds)):
+        errors.append({"field": "rebase", "message": "every segment needs at least 2 points"})
+    _raise_if(errors)
+    chart = spc.chart(
+        points,
+        improvement_direction=options.improvement_direction,
+        target=options.target,
+        screen_outliers=options.screen_outliers,
+        fix_after_n_points=options.fix_after_n_points,
+        rebase=[periods[i] for i in bounds[1:-1]],
+    )
+    return {
+        "points": [vars(point) for point in chart.points],
+        "variation_icon": chart.variation_icon,
+        "assurance_icon": chart.assurance_icon,
+        "short_series_warning": chart.short_series_warning,
+    }
+
+
+def _month(value: str, field: str, errors: list[dict[str, object]]) -> str | None:
+    try:
+        return month_label(parse_month(value))
+    except PeriodError as error:
+        errors.append({"field": field, "message": str(error)})
+        return None
+
+
+def _raise_if(errors: list[dict[str, object]]) -> None:
+    if errors:
+        raise Invalid("The chart's input is not valid.", errors)
