@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import schemas
 from services.catalogue import extract_data, extracts
 from services.catalogue.errors import Forbidden, NotFound
-from services.catalogue.models import DataRequest, Organisation
 from services.catalogue.periods import month_label
+from services.catalogue.repositories import organisations as org_repo
+from services.catalogue.repositories import requests as requests_repo
 from services.catalogue.settings import Settings
 from services.catalogue.spc import Point
 
@@ -40,10 +40,7 @@ def check_access(*, session: Session, kind: str, caller: str, org_code: str) -> 
             raise Forbidden("A trust sees its own indicators only.")
         return
     if kind == "oversight_body":
-        requests = session.scalars(
-            select(DataRequest.org_codes).where(DataRequest.body_code == caller)
-        )
-        if any(org_code in codes for codes in requests):
+        if org_code in requests_repo.organisations_asked_by(session=session, body_code=caller):
             return
         raise Forbidden(f"{org_code} is not in any of {caller}'s requests.")
     raise Forbidden(f"Indicators are for trusts, oversight bodies and auditors, not a {kind}.")
@@ -55,7 +52,7 @@ def monthly_series(
     """The item's value for the organisation in each month from ``first`` to ``last`` held."""
     if item not in schemas.ITEMS:
         raise NotFound(f"There is no item {item!r}; GET /v1/items lists them.")
-    if session.get(Organisation, org_code) is None:
+    if org_repo.get(session=session, code=org_code) is None:
         raise NotFound(f"There is no organisation {org_code!r}.")
     months = list(range(first, last + 1))
     found = extracts.plan(

@@ -23,6 +23,16 @@ def list_all(*, session: Session, body_code: str | None = None) -> Sequence[Data
     return session.scalars(query).all()
 
 
+def organisations_asked_by(*, session: Session, body_code: str) -> set[str]:
+    """Every organisation named in any of the body's requests (active or withdrawn)."""
+    named: set[str] = set()
+    for codes in session.scalars(
+        select(DataRequest.org_codes).where(DataRequest.body_code == body_code)
+    ):
+        named.update(codes)
+    return named
+
+
 def asks_by_key(
     *, session: Session, dataset_code: str, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Ask]:
