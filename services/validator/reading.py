@@ -535,11 +535,22 @@ def match_header(names: Sequence[str | None], dataset: Dataset) -> list[int]:
     wanted = [column.name for column in dataset.columns]
     missing = [name for name in wanted if name not in seen]
     extra = [name for name in dict.fromkeys(cleaned) if name not in wanted]
+    # A header name that is the start or end of exactly one missing column's name, and the only
+    # such name for it (NHS England's published A&E data calls department_type "type").
+    shortened = {
+        short: fits[0]
+        for short in extra
+        if len(fits := [name for name in missing if _part_of(short, name)]) == 1
+        and sum(_part_of(other, fits[0]) for other in extra) == 1
+    }
     for name in missing:
         message = f"the column {name} is missing"
         near = [other for other in extra if _loose(other) == _loose(name)]
+        part = [short for short, full in shortened.items() if full == name]
         if near:
             message += f" (the file has {near[0]!r}: column names must match exactly)"
+        elif part:
+            message += f" (the file has {part[0]!r}: if that is it, rename it {name})"
         errors.append(_header_error(name, "missing_column", message))
     for position, name in enumerate(cleaned):
         if name in extra and cleaned.index(name) == position:
@@ -549,6 +560,7 @@ def match_header(names: Sequence[str | None], dataset: Dataset) -> list[int]:
                 continue
             message = f"{name} is not a column of {dataset.code}"
             near = [other for other in missing if _loose(other) == _loose(name)]
+            near = near or ([shortened[name]] if name in shortened else [])
             separator = next((s for s in (";", "\t", "|") if s in name), None)
             if near:
                 message += f"; did you mean {near[0]}?"
@@ -565,6 +577,12 @@ def match_header(names: Sequence[str | None], dataset: Dataset) -> list[int]:
     if errors:
         raise FileError(*errors)
     return [cleaned.index(name) for name in wanted]
+
+
+def _part_of(short: str, name: str) -> bool:
+    """Whether a header name is the start or end of a column's name (type: department_type)."""
+    short, name = _loose(short), _loose(name)
+    return len(short) >= 3 and short != name and (name.startswith(short) or name.endswith(short))
 
 
 def _loose(name: str) -> str:

@@ -373,3 +373,25 @@ def test_a_member_compressed_too_well_fails(
 def test_a_directory_that_lies_fails_on_inflating(tmp_path: Path) -> None:
     with pytest.raises(FileError, match="more than its declared size"):
         check_xlsx_limits(lying_zip(tmp_path / "lie.xlsx"))
+
+
+def test_a_shortened_column_name_is_pointed_out() -> None:
+    # NHS England's published A&E data calls department_type "type".
+    published = ["period", "org_code", "type", "attendances", "breaches", "admissions"]
+    with pytest.raises(FileError) as raised:
+        match_header(published, get_dataset("ae_monthly"))
+    assert [e.message for e in raised.value.errors] == [
+        "the column department_type is missing (the file has 'type': if that is it,"
+        " rename it department_type)",
+        "type is not a column of ae_monthly; did you mean department_type?",
+    ]
+
+
+def test_a_name_that_could_be_either_of_two_columns_is_not_guessed() -> None:
+    header = ["period", "org_code", "available", "ga_beds_occupied", "cc_beds_occupied"]
+    with pytest.raises(FileError) as raised:
+        match_header(header, get_dataset("beds_monthly"))
+    messages = [e.message for e in raised.value.errors]
+    assert "the column ga_beds_available is missing" in messages
+    assert "the column cc_beds_available is missing" in messages
+    assert not any("did you mean" in m for m in messages)
