@@ -302,6 +302,15 @@ def _invalid_query(request: Request, viewer: Viewer, errors: list[dict[str, obje
     return _page(request, "burden.html", context, status=422, viewer=viewer)
 
 
+# A breakdown of the report: the field holding its key, and its name in headers and captions.
+_BREAKDOWNS: dict[str, tuple[str, str]] = {
+    "body": ("body", "Oversight body"),
+    "dataset": ("dataset", "Dataset"),
+    "month": ("period", "Month"),
+    "trust": ("org_code", "Trust"),
+}
+
+
 @router.get("/reports/burden")
 def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
     """The burden reduction report, with completeness and timeliness, as a web page."""
@@ -320,40 +329,34 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
     dataset_names = {code: d.title for code, d in schemas.DATASETS.items()}
     first = month_label(window.first) if window.first is not None else None
     last = month_label(window.last) if window.last is not None else None
-    breakdowns = [
-        view.table(
-            id=f"burden-by-{kind}",
-            caption=caption,
-            kind=kind,
-            key_field=key,
-            key_header=header,
-            rows=report[f"by_{kind}"],
-            columns=view.BURDEN_COLUMNS,
-            names=dataset_names if kind == "dataset" else names,
-        )
-        for kind, key, header, caption in (
-            ("body", "body", "Oversight body", "Burden by oversight body"),
-            ("dataset", "dataset", "Dataset", "Burden by dataset"),
-            ("month", "period", "Month", "Burden by month"),
-            ("trust", "org_code", "Trust", "Burden by trust"),
-        )
-    ]
-    timeliness = [
-        view.table(
-            id=f"completeness-by-{kind}",
-            caption=caption,
-            kind=kind,
-            key_field=key,
-            key_header=header,
-            rows=completeness[f"by_{kind}"],
-            columns=view.COMPLETENESS_COLUMNS,
-            names=dataset_names if kind == "dataset" else names,
-        )
-        for kind, key, header, caption in (
-            ("dataset", "dataset", "Dataset", "Completeness by dataset"),
-            ("trust", "org_code", "Trust", "Completeness by trust"),
-        )
-    ]
+
+    def tables(
+        prefix: str,
+        source: dict[str, Any],
+        columns: tuple[view.Column, ...],
+        kinds: tuple[str, ...],
+    ) -> list[view.Table]:
+        """One sortable table per breakdown of ``source`` (``by_<kind>`` rows)."""
+        return [
+            view.table(
+                id=f"{prefix}-by-{kind}",
+                caption=f"{prefix.capitalize()} by {_BREAKDOWNS[kind][1].lower()}",
+                kind=kind,
+                key_field=_BREAKDOWNS[kind][0],
+                key_header=_BREAKDOWNS[kind][1],
+                rows=source[f"by_{kind}"],
+                columns=columns,
+                names=dataset_names if kind == "dataset" else names,
+            )
+            for kind in kinds
+        ]
+
+    breakdowns = tables(
+        "burden", report, view.BURDEN_COLUMNS, ("body", "dataset", "month", "trust")
+    )
+    timeliness = tables(
+        "completeness", completeness, view.COMPLETENESS_COLUMNS, ("dataset", "trust")
+    )
     query = urlencode({k: v for k, v in form.items() if v})
     return _page(
         request,
