@@ -17,13 +17,9 @@ export SHARED_KEY=${SHARED_KEY:-drb-sandbox-key}
 
 die() { echo "mesh-sandbox.sh: $*" >&2; exit 1; }
 
-# The pid in DIR/mesh.pid, if that process is alive.
-running_pid() {
-  local pid
-  [[ -f $1/mesh.pid ]] || return 1
-  pid=$(<"$1/mesh.pid")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+SERVICE=mesh-sandbox PID_FILE=mesh.pid
+# shellcheck source=infra/services/pidfile.sh
+source "$ROOT/infra/services/pidfile.sh"
 
 # The build label that the sandbox on 127.0.0.1:PORT reports (it is ours if it matches DIR/label).
 served_label() {
@@ -64,22 +60,6 @@ start() {
   tail -n 5 "$dir/mesh.log" >&2
   if pid=$(running_pid "$dir"); then kill "$pid"; fi
   die "did not start on 127.0.0.1:$port; see $dir/mesh.log"
-}
-
-stop() {
-  local dir=$1 pid i
-  if ! pid=$(running_pid "$dir"); then
-    echo "mesh-sandbox: not running ($dir)"
-    return
-  fi
-  kill "$pid"
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  ! kill -0 "$pid" 2>/dev/null || die "pid $pid did not stop within 10 s"
-  rm -f "$dir/mesh.pid"
-  echo "mesh-sandbox: stopped ($dir)"
 }
 
 case "${1:-} $#" in

@@ -7,13 +7,9 @@ set -euo pipefail
 
 die() { echo "redis.sh: $*" >&2; exit 1; }
 
-# The pid in DIR/redis.pid, if that process is alive.
-running_pid() {
-  local pid
-  [[ -f $1/redis.pid ]] || return 1
-  pid=$(<"$1/redis.pid")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+SERVICE=redis PID_FILE=redis.pid
+# shellcheck source=infra/services/pidfile.sh
+source "$(dirname "$0")/pidfile.sh"
 
 # The process id of the Redis answering on 127.0.0.1:PORT, if any.
 served_pid() { redis-cli -h 127.0.0.1 -p "$1" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p'; }
@@ -43,22 +39,6 @@ start() {
   done
   tail -n 5 "$dir/redis.log" >&2
   die "did not start on 127.0.0.1:$port; see $dir/redis.log"
-}
-
-stop() {
-  local dir=$1 pid i
-  if ! pid=$(running_pid "$dir"); then
-    echo "redis: not running ($dir)"
-    return
-  fi
-  kill "$pid"
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  ! kill -0 "$pid" 2>/dev/null || die "pid $pid did not stop within 10 s"
-  rm -f "$dir/redis.pid"
-  echo "redis: stopped ($dir)"
 }
 
 case "${1:-} $#" in
