@@ -311,15 +311,26 @@ _BREAKDOWNS: dict[str, tuple[str, str]] = {
 }
 
 
-@router.get("/reports/burden")
-def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
-    """The burden reduction report, with completeness and timeliness, as a web page."""
+def _report_request(
+    request: Request, db: Session
+) -> tuple[Viewer, burden_report.Window] | Response:
+    """Who asks for the report and for which months; else the sign-in redirect or error page."""
     viewer = _viewer(request, db)
     if isinstance(viewer, Response):
         return viewer
     window, errors = _window(request)
     if window is None:
         return _invalid_query(request, viewer, errors)
+    return viewer, window
+
+
+@router.get("/reports/burden")
+def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
+    """The burden reduction report, with completeness and timeliness, as a web page."""
+    checked = _report_request(request, db)
+    if isinstance(checked, Response):
+        return checked
+    viewer, window = checked
     form = _form(request)
     rate = runtime.settings.hourly_rate_gbp
     report = burden_report.build(session=db, window=window).as_dict(rate)
@@ -387,12 +398,10 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
 @router.get("/reports/burden.csv")
 def burden_csv(request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
     """The report as CSV: the same rows as ``GET /v1/reports/burden?format=csv``."""
-    viewer = _viewer(request, db)
-    if isinstance(viewer, Response):
-        return viewer
-    window, errors = _window(request)
-    if window is None:
-        return _invalid_query(request, viewer, errors)
+    checked = _report_request(request, db)
+    if isinstance(checked, Response):
+        return checked
+    _viewer_of_csv, window = checked
     report = burden_report.build(session=db, window=window).as_dict(
         runtime.settings.hourly_rate_gbp
     )
