@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     )
     demo: bool = Field(default=True, description="Seed the demo data on `drb seed-demo`.")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests a token (or an address without one) may make a minute; 0: no limit.",
+    )
+    upload_rate_limit_per_minute: int = Field(
+        default=60, ge=0, description="Uploads (POST /v1/submissions) a token may make a minute."
+    )
     worker_threads: int = Field(default=2, ge=1, le=64)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     job_timeout_seconds: float = Field(
