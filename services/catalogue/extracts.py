@@ -341,6 +341,39 @@ def delivery_filename(extract: Extract) -> str:
     return f"drb-{extract.request_id}-{extract.period}-{group}-rev{extract.revision}.parquet"
 
 
+# What a body is told of a delivery that has not worked: never the error itself, which names
+# the server's folders, hosts or the exception (it stays in the database and the log).
+DELIVERY_RETRYING = (
+    "Delivery has not succeeded yet; the broker retries. Contact the broker's stewards if this"
+    " persists."
+)
+DELIVERY_FAILED = (
+    "Delivery failed and will not be retried; the extract can still be downloaded over the API."
+    " Contact the broker's stewards."
+)
+
+
+def delivery_as_dict(delivery: ExtractDelivery) -> dict[str, Any]:
+    """A delivery as its body sees it: the channel, a plain status and the message id, with no
+    server path (a file is named by its file name alone) and no raw error."""
+    retrying = delivery.status == "pending" and delivery.last_error is not None
+    shown: dict[str, Any] = {
+        "channel": delivery.channel,
+        # pending (and retrying, with a message) | sent | delivered | acknowledged | failed
+        "status": delivery.status,
+        "message_id": delivery.message_id,
+    }
+    if delivery.message_id is not None and delivery.channel == "files":
+        shown["message_id"] = delivery.message_id.rstrip("/").rsplit("/", 1)[-1]
+    if delivery.status in ("sent", "delivered", "acknowledged"):
+        shown["updated_at"] = delivery.updated_at.isoformat()
+    if retrying:
+        shown["message"] = DELIVERY_RETRYING
+    elif delivery.status == "failed":
+        shown["message"] = DELIVERY_FAILED
+    return shown
+
+
 def as_dict(extract: Extract, delivery: ExtractDelivery | None) -> dict[str, Any]:
     """The JSON shape of API.md."""
     return {
@@ -355,16 +388,7 @@ def as_dict(extract: Extract, delivery: ExtractDelivery | None) -> dict[str, Any
         "rows": extract.rows,
         "sha256": extract.sha256,
         "created_at": extract.created_at.isoformat(),
-        "delivery": None
-        if delivery is None
-        else {
-            "channel": delivery.channel,
-            "target": delivery.target,
-            "status": delivery.status,
-            "message_id": delivery.message_id,
-            "attempts": delivery.attempts,
-            "last_error": delivery.last_error,
-        },
+        "delivery": None if delivery is None else delivery_as_dict(delivery),
     }
 
 

@@ -34,7 +34,8 @@ def _owned(session: SessionDep, extract_id: str, caller: auth.Principal) -> Extr
 def list_extracts(
     session: SessionDep, caller: ReaderDep, request_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest first, with how each revision was delivered."""
+    """Newest first, with how each revision was delivered: the channel and a plain status,
+    never where on the server it went nor the raw error of a failed attempt."""
     query = select(Extract).order_by(Extract.created_at.desc(), Extract.id)
     if caller.kind == "oversight_body":
         query = query.where(Extract.body_code == caller.org_code)
