@@ -1,25 +1,47 @@
-"""Indicators: one item's monthly values for one organisation, from the data held.
+"""Indicators: one item's monthly values for a trust, a region or the nation, from the data held.
 
-The values are those an extract would carry at trust and month grain (the latest accepted return
-of the item's primary dataset, or one it is derivable from), totalled over the item's
-disaggregation (department types, for the A&E counts) by its aggregation over organisations.
+The values are those an extract would carry at month grain (the latest accepted return of the
+item's primary dataset, or one it is derivable from), totalled within each trust over the item's
+disaggregation (department types, for the A&E counts), then over the trusts of the chart by the
+item's aggregation over organisations.
+
+Who may chart what: a trust its own values; an auditor anything; an oversight body only the
+cells its *active* requests cover, at their grain: the items asked for, monthly periods within
+the requests' months, and a trust (trust-level requests), a region (region-level requests: the
+request's trusts in that region together) or the nation (national requests: all the request's
+trusts together). Every read allowed is audited as ``indicator.read``, every read refused to a
+trust or body as ``indicator.refused``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy.orm import Session
 
 import schemas
-from services.catalogue import extract_data, extracts
-from services.catalogue.errors import Forbidden, NotFound
-from services.catalogue.periods import month_label
+from services.catalogue import audit, extract_data, extracts
+from services.catalogue.errors import Forbidden, Invalid, NotFound
+from services.catalogue.models import DataRequest
+from services.catalogue.periods import month_label, parse
+from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as requests_repo
 from services.catalogue.settings import Settings
 from services.catalogue.spc import Point
+
+NATIONAL = "national"  # the org_code of the whole nation
+_PERIODICALLY = {"quarter": "quarterly", "year": "yearly"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose values a chart is of: one trust, or the trusts of a region or of the nation."""
+
+    org_level: str  # trust | region | national
+    org_codes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -31,49 +53,234 @@ class Series:
     sources: list[str]
 
 
-def check_access(*, session: Session, kind: str, caller: str, org_code: str) -> None:
-    """Trusts see their own; bodies the organisations of their requests; auditors all."""
+def level_of(org_code: str) -> str:
+    """The grain an org_code names: ``national``, a region's code, or else a trust's."""
+    if org_code == NATIONAL:
+        return "national"
+    if org_code in REGIONS:
+        return "region"
+    return "trust"
+
+
+def authorise(
+    *, session: Session, kind: str, caller: str, item: str, org_code: str, first: int, last: int
+) -> Scope:
+    """The trusts the caller may chart ``item`` over for ``org_code``, months first..last.
+
+    404 for an unknown item or organisation; 403 (naming what the caller may ask for instead,
+    never a value) when the caller is not entitled to every month of the range.
+    """
+    if item not in schemas.ITEMS:
+        raise NotFound(f"There is no item {item!r}; GET /v1/items lists them.")
+    level = level_of(org_code)
+    if level == "trust" and org_repo.get(session=session, code=org_code) is None:
+        raise NotFound(f"There is no organisation {org_code!r}.")
     if kind == "auditor":
-        return
+        return Scope(org_level=level, org_codes=_trusts_of(session, level, org_code))
     if kind == "trust":
-        if org_code != caller:
+        if level != "trust" or org_code != caller:
             raise Forbidden("A trust sees its own indicators only.")
-        return
+        return Scope(org_level="trust", org_codes=(org_code,))
     if kind == "oversight_body":
-        if org_code in requests_repo.organisations_asked_by(session=session, body_code=caller):
-            return
-        raise Forbidden(f"{org_code} is not in any of {caller}'s requests.")
+        trusts = _entitled_trusts(
+            session=session,
+            body=caller,
+            item=item,
+            org_code=org_code,
+            level=level,
+            months=range(first, last + 1),
+        )
+        return Scope(org_level=level, org_codes=trusts)
     raise Forbidden(f"Indicators are for trusts, oversight bodies and auditors, not a {kind}.")
 
 
+def record_read(
+    *,
+    session: Session,
+    actor: str,
+    item: str,
+    org_code: str,
+    period_start: str,
+    period_end: str,
+    refusal: str | None = None,
+) -> None:
+    """Audit one read of an indicator, allowed (``indicator.read``) or refused, with why."""
+    detail: dict[str, object] = {
+        "org_code": org_code,
+        "period_start": period_start,
+        "period_end": period_end,
+    }
+    if refusal is not None:
+        detail["reason"] = refusal
+    audit.record(
+        session=session,
+        actor=actor,
+        action="indicator.read" if refusal is None else "indicator.refused",
+        subject_type="indicator",
+        subject_id=item,
+        detail=detail,
+    )
+
+
+def _trusts_of(session: Session, level: str, org_code: str) -> tuple[str, ...]:
+    """Every registered trust of the grain: one trust, a region's or the nation's."""
+    if level == "trust":
+        return (org_code,)
+    region = org_code if level == "region" else None
+    return tuple(o.code for o in org_repo.list_all(session=session, kind="trust", region=region))
+
+
+def _entitled_trusts(
+    *, session: Session, body: str, item: str, org_code: str, level: str, months: range
+) -> tuple[str, ...]:
+    """The trusts of the body's active monthly requests covering every month, else 403."""
+    asking = [
+        r for r in requests_repo.active_of_body(session=session, body_code=body) if item in r.items
+    ]
+    if not asking:
+        raise Forbidden(f"None of {body}'s active requests asks for {item}.")
+    in_region: set[str] = set()
+    if level == "region":
+        in_region = {o.code for o in org_repo.list_all(session=session, region=org_code)}
+    at_grain: list[tuple[DataRequest, tuple[str, ...]]] = []
+    for request in asking:
+        if request.org_level != level:
+            continue
+        if level == "trust":
+            trusts: tuple[str, ...] = (org_code,) if org_code in request.org_codes else ()
+        elif level == "region":
+            trusts = tuple(sorted(c for c in request.org_codes if c in in_region))
+        else:
+            trusts = tuple(sorted(request.org_codes))
+        if trusts:
+            at_grain.append((request, trusts))
+    if not at_grain:
+        raise Forbidden(_not_at_grain(session, body, item, org_code, level, asking))
+    monthly = [(r, trusts) for r, trusts in at_grain if r.period_type == "month"]
+    if not monthly:
+        request = at_grain[0][0]
+        raise Forbidden(
+            f"Your request {request.id} for {item} at {org_code} is"
+            f" {_PERIODICALLY.get(request.period_type, request.period_type)}: SPC charts are"
+            " monthly, and figures by quarter or year do not entitle monthly ones."
+        )
+    covered: dict[tuple[str, ...], set[int]] = {}
+    for request, trusts in monthly:
+        covered.setdefault(trusts, set()).update(
+            range(parse(request.period_start).first_month, parse(request.period_end).end_month)
+        )
+    wanted = set(months)
+    # The widest set of trusts whose requests cover every month asked for.
+    for trusts in sorted(covered, key=lambda t: (-len(t), t)):
+        if wanted <= covered[trusts]:
+            return trusts
+    union = set().union(*covered.values())
+    if wanted <= union:
+        raise Forbidden(
+            f"Your active requests cover {item} at {org_code} over different trusts in different"
+            " months; chart the months of one request at a time: "
+            + "; ".join(_spans(c) for c in covered.values())
+            + "."
+        )
+    raise Forbidden(
+        f"Your active requests cover {item} at {org_code} in {_spans(union)} only; asked for"
+        f" {_spans(wanted)}."
+    )
+
+
+def _not_at_grain(
+    session: Session,
+    body: str,
+    item: str,
+    org_code: str,
+    level: str,
+    asking: Sequence[DataRequest],
+) -> str:
+    """Why no request covers the organisation at this grain, and what to ask for instead."""
+    if level == "trust":
+        for request in asking:
+            if org_code in request.org_codes and request.org_level == "region":
+                trust = org_repo.get(session=session, code=org_code)
+                region = trust.region if trust is not None and trust.region else "its region"
+                return (
+                    f"Your request {request.id} names {org_code} but is at region level:"
+                    f" ask for org_code={region}."
+                )
+            if org_code in request.org_codes and request.org_level == "national":
+                return (
+                    f"Your request {request.id} names {org_code} but is at national level:"
+                    f" ask for org_code={NATIONAL}."
+                )
+    else:
+        finer = sorted({r.org_level for r in asking if r.org_level != level})
+        if finer:
+            return (
+                f"Your active requests for {item} are at {' and '.join(finer)} level, not"
+                f" {level}: ask for org_code at that grain."
+            )
+    return f"{org_code} is not in any of {body}'s active requests for {item} at {level} level."
+
+
+def _spans(months: Iterable[int]) -> str:
+    """Months as runs: ``2025-01 to 2025-04, 2025-07``."""
+    ordered = sorted(set(months))
+    runs: list[list[int]] = []
+    for month in ordered:
+        if runs and month == runs[-1][-1] + 1:
+            runs[-1].append(month)
+        else:
+            runs.append([month])
+    return ", ".join(
+        month_label(run[0]) if len(run) == 1 else f"{month_label(run[0])} to {month_label(run[-1])}"
+        for run in runs
+    )
+
+
 def monthly_series(
-    *, session: Session, settings: Settings, item: str, org_code: str, first: int, last: int
+    *, session: Session, settings: Settings, item: str, scope: Scope, first: int, last: int
 ) -> Series:
-    """The item's value for the organisation in each month from ``first`` to ``last`` held."""
+    """The item's value over the scope's trusts in each month from ``first`` to ``last`` held.
+
+    A month of a region or the nation is held only when every trust of the scope is: a total
+    over some trusts only would show a fall that is not there.
+    """
     if item not in schemas.ITEMS:
         raise NotFound(f"There is no item {item!r}; GET /v1/items lists them.")
-    if org_repo.get(session=session, code=org_code) is None:
-        raise NotFound(f"There is no organisation {org_code!r}.")
+    aggregation = schemas.ITEMS[item].org_aggregation
+    if scope.org_level != "trust" and aggregation == "none":
+        raise Invalid(
+            f"{item} cannot be added up over organisations; chart one trust at a time.",
+            [{"field": "org_code", "message": "a trust's code is needed for this item"}],
+        )
     months = list(range(first, last + 1))
     found = extracts.plan(
-        session=session, settings=settings, org_codes=[org_code], months=months, items=[item]
+        session=session,
+        settings=settings,
+        org_codes=list(scope.org_codes),
+        months=months,
+        items=[item],
     )
-    key = schemas.ITEMS[item].disaggregation
-    shape = extract_data.Shape(
-        items=(item,),
-        key=tuple(key),
-        period_label="",
-        period_type="month",
-        org_level="trust",
-        regions={},
-    )
+    held: dict[str, set[str]] = {}
+    for source in found.sources:
+        held.setdefault(source.month, set()).add(source.org_code)
+    complete = {month for month, trusts in held.items() if len(trusts) == len(scope.org_codes)}
+    used = [source for source in found.sources if source.month in complete]
     values: dict[str, float] = {}
-    if found.sources:
-        total = _over_disaggregation(item)
+    if used:
+        shape = extract_data.Shape(
+            items=(item,),
+            key=tuple(schemas.ITEMS[item].disaggregation),
+            period_label="",
+            period_type="month",
+            org_level="trust",
+            regions={},
+        )
         frame = (
-            extract_data.monthly_rows(found.sources, shape)
+            extract_data.monthly_rows(used, shape)
+            .group_by("org_code", "month")
+            .agg(_over_organisations(item))
             .group_by("month")
-            .agg(total)
+            .agg(_over_organisations(item))
             .sort("month")
             .collect()
         )
@@ -82,12 +289,12 @@ def monthly_series(
     return Series(
         points=[Point(period=label, value=values[label]) for label in labels if label in values],
         missing=[label for label in labels if label not in values],
-        sources=sorted({source.submission_id for source in found.sources}),
+        sources=sorted({source.submission_id for source in used}),
     )
 
 
-def _over_disaggregation(item: str) -> pl.Expr:
-    """The item over its disaggregation within one trust and month: as over organisations."""
+def _over_organisations(item: str) -> pl.Expr:
+    """The item by its aggregation over organisations: over a trust's disaggregation, too."""
     aggregation = schemas.ITEMS[item].org_aggregation
     column = pl.col(item)
     by_aggregation = {"sum": column.sum(), "mean": column.mean(), "last": column.last()}

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from services.broker.routes.reports import only
 from services.catalogue import indicators, spc
-from services.catalogue.errors import Invalid
+from services.catalogue.db import session_scope
+from services.catalogue.errors import Forbidden, Invalid
 from services.catalogue.periods import PeriodError, month_label, parse_month
 
 router = APIRouter(tags=["measurement for improvement"])
@@ -90,7 +91,7 @@ IndicatorQuery = Depends(
 
 @router.get(
     "/v1/indicators/{item}/spc",
-    summary="An SPC chart of one item held for one organisation",
+    summary="An SPC chart of one item held for a trust, a region or the nation, as entitled",
     dependencies=[IndicatorQuery],
 )
 def indicator_chart(
@@ -98,7 +99,15 @@ def indicator_chart(
     session: SessionDep,
     runtime: RuntimeDep,
     caller: PrincipalDep,
-    org_code: Annotated[str, Query(description="The organisation, e.g. RJ1.")],
+    org_code: Annotated[
+        str,
+        Query(
+            description=(
+                "A trust's ODS code (e.g. RJ1), a region's (e.g. Y56: its trusts together) or"
+                f" the literal `{indicators.NATIONAL}` (the trusts of the nation together)."
+            )
+        ),
+    ],
     period_start: Annotated[str, Query(description="First month, YYYY-MM.")],
     period_end: Annotated[str, Query(description="Last month, YYYY-MM.")],
     improvement_direction: spc.Direction = "increase",
@@ -107,9 +116,12 @@ def indicator_chart(
     fix_after_n_points: Annotated[int | None, Query(ge=2)] = None,
     rebase: Annotated[list[str] | None, Query(description="Months where new limits start.")] = None,
 ) -> dict[str, Any]:
-    """The same chart for data held (trusts: their own; bodies: organisations of their
-    requests; auditors: all). Months in the range with nothing held are left out and listed
-    in ``missing``."""
+    """The same chart for data held. Trusts: their own. Oversight bodies: only the cells their
+    active requests cover (those items, organisations, months, and grain: a region-level
+    request gives its trusts of a region together, a national one all its trusts together,
+    never one trust). Auditors: any trust, region or the nation. Months in the range with
+    nothing held (for a region or the nation: not held for every trust) are left out and
+    listed in ``missing``. Every read is audited, and every refused one."""
     errors: list[dict[str, object]] = []
     first = _month(period_start, "period_start", errors)
     last = _month(period_end, "period_end", errors)
@@ -118,14 +130,36 @@ def indicator_chart(
     _raise_if(errors)
     assert first is not None
     assert last is not None
-    indicators.check_access(
-        session=session, kind=caller.kind, caller=caller.org_code, org_code=org_code
-    )
+    try:
+        scope = indicators.authorise(
+            session=session,
+            kind=caller.kind,
+            caller=caller.org_code,
+            item=item,
+            org_code=org_code,
+            first=parse_month(first),
+            last=parse_month(last),
+        )
+    except Forbidden as refused:
+        if caller.kind in ("oversight_body", "trust"):
+            # The request's transaction rolls back with the 403: the refusal is kept in its own.
+            session.rollback()
+            with session_scope(runtime.factory) as own:
+                indicators.record_read(
+                    session=own,
+                    actor=caller.org_code,
+                    item=item,
+                    org_code=org_code,
+                    period_start=first,
+                    period_end=last,
+                    refusal=refused.detail,
+                )
+        raise
     series = indicators.monthly_series(
         session=session,
         settings=runtime.settings,
         item=item,
-        org_code=org_code,
+        scope=scope,
         first=parse_month(first),
         last=parse_month(last),
     )
@@ -143,9 +177,18 @@ def indicator_chart(
         rebase=rebase or [],
     )
     charted = _chart(series.points, options)
+    indicators.record_read(
+        session=session,
+        actor=caller.org_code,
+        item=item,
+        org_code=org_code,
+        period_start=first,
+        period_end=last,
+    )
     return {
         "item": item,
         "org_code": org_code,
+        "org_level": scope.org_level,
         **charted,
         "missing": series.missing,
         "sources": series.sources,

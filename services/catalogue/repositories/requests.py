@@ -23,14 +23,14 @@ def list_all(*, session: Session, body_code: str | None = None) -> Sequence[Data
     return session.scalars(query).all()
 
 
-def organisations_asked_by(*, session: Session, body_code: str) -> set[str]:
-    """Every organisation named in any of the body's requests (active or withdrawn)."""
-    named: set[str] = set()
-    for codes in session.scalars(
-        select(DataRequest.org_codes).where(DataRequest.body_code == body_code)
-    ):
-        named.update(codes)
-    return named
+def active_of_body(*, session: Session, body_code: str) -> Sequence[DataRequest]:
+    """The body's active requests (withdrawn ones entitle nothing), oldest first."""
+    query = (
+        select(DataRequest)
+        .where(DataRequest.body_code == body_code, DataRequest.status == "active")
+        .order_by(DataRequest.created_at, DataRequest.id)
+    )
+    return session.scalars(query).all()
 
 
 def asks_by_key(
