@@ -133,6 +133,35 @@ def worker(
         runtime.close()
 
 
+@app.command("audit-head")
+def audit_head() -> None:
+    """Print the audit chain's head as JSON, signed with DRB_AUDIT_SIGNING_KEY, to keep elsewhere.
+
+    Run it daily from cron into storage the database host cannot write; verify later with
+    GET /v1/audit-events/verify?anchor_id=LAST_ID&anchor_hash=LAST_HASH (docs/audit.md).
+    """
+    import json
+
+    from services.catalogue import audit
+    from services.catalogue.db import session_factory, session_scope
+    from services.catalogue.runtime import database_engine
+
+    settings = _settings()
+    try:
+        engine = database_engine(settings)
+    except ServiceUnavailable as error:
+        _fail(str(error))
+    key = audit.signing_key(settings)
+    try:
+        with session_scope(session_factory(engine)) as session:
+            head = audit.current_head(session=session, key=key)
+    finally:
+        engine.dispose()
+    if key is None:
+        typer.echo("drb: DRB_AUDIT_SIGNING_KEY is not set: the head is not signed", err=True)
+    typer.echo(json.dumps(head, sort_keys=True))
+
+
 @app.command("seed-demo")
 def seed_demo(
     tokens_file: Annotated[

@@ -1,32 +1,71 @@
-"""The audit log: an append-only chain where each event's hash covers the one before."""
+"""The audit log: an append-only chain where each event's hash covers the one before.
+
+``verify`` re-computes the chain from the database and never fails on what it finds there: an
+edited event, a deleted one, a value that cannot even be read, or a chain that stops before its
+head are all answers (``valid`` false and the first bad event), not errors. The head
+(``current_head``) can be signed with a key the database never holds and kept elsewhere; verifying
+against such an anchor proves that nothing up to it was rewritten or deleted since (docs/audit.md).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Text, cast, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import AuditEvent, AuditHead, utcnow
 
+if TYPE_CHECKING:
+    from services.catalogue.settings import Settings
+
 GENESIS = "0" * 64
+TRUNCATED = "the chain ends before its head: newest events deleted"
+HEAD_MISSING = "the chain's head is missing: the audit_head row was deleted"
+# What goes wrong when a stored value will not convert (SQLite keeps any text in any column;
+# PostgreSQL keeps times Python cannot hold, such as 'infinity').
+_UNREADABLE = (SQLAlchemyError, ValueError, TypeError, OverflowError)
+_PAGE = 1000
+
+_COLUMNS = (
+    AuditEvent.id,
+    AuditEvent.at,
+    AuditEvent.actor,
+    AuditEvent.action,
+    AuditEvent.subject_type,
+    AuditEvent.subject_id,
+    AuditEvent.detail,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+_HASHED = ("at", "actor", "action", "subject_type", "subject_id", "detail", "prev_hash")
+_HEAD_FIELDS = ("events", "last_id", "last_hash", "at")
 
 
-def _digest(event: AuditEvent) -> str:
+def _digest_of(values: Mapping[str, Any]) -> str:
     payload = {
-        "at": event.at.isoformat(),
-        "actor": event.actor,
-        "action": event.action,
-        "subject_type": event.subject_type,
-        "subject_id": event.subject_id,
-        "detail": event.detail,
-        "prev_hash": event.prev_hash,
+        "at": values["at"].isoformat(),
+        "actor": values["actor"],
+        "action": values["action"],
+        "subject_type": values["subject_type"],
+        "subject_id": values["subject_id"],
+        "detail": values["detail"],
+        "prev_hash": values["prev_hash"],
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def digest(event: AuditEvent) -> str:
+    """The hash an event must have: over its content and the hash of the event before it."""
+    return _digest_of({name: getattr(event, name) for name in _HASHED})
 
 
 def record(
@@ -53,10 +92,130 @@ def record(
         detail=detail,
         prev_hash=head.last_hash,
     )
-    event.hash = _digest(event)
+    event.hash = digest(event)
     head.last_hash = event.hash
     session.add(event)
     return event
+
+
+# ---------------------------------------------------------------------------
+# Reading the stored events, whatever they hold
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One row of ``audit_events`` as stored.
+
+    ``values`` holds every column; one that could not be read holds its stored text instead
+    (or None), and ``unreadable`` names it.
+    """
+
+    id: int
+    values: dict[str, Any]
+    unreadable: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as the API lists it (an unreadable value as stored)."""
+        at = self.values["at"]
+        return {
+            "id": self.id,
+            "at": at.isoformat() if isinstance(at, datetime) else at,
+            **{name: self.values[name] for name in _HASHED if name != "at"},
+            "hash": self.values["hash"],
+        }
+
+
+def stored_events(
+    *,
+    session: Session,
+    where: Sequence[ColumnElement[bool]] = (),
+    limit: int | None = None,
+) -> Iterator[StoredEvent]:
+    """The events oldest first, a page at a time; a row that cannot be read is still yielded."""
+    after: int | None = None
+    left = limit
+    while left is None or left > 0:
+        size = _PAGE if left is None else min(_PAGE, left)
+        conditions = [*where] if after is None else [*where, AuditEvent.id > after]
+        page = _page(session, conditions, size)
+        if not page:
+            return
+        yield from page
+        after = page[-1].id
+        if left is not None:
+            left -= len(page)
+
+
+def _page(session: Session, conditions: list[ColumnElement[bool]], size: int) -> list[StoredEvent]:
+    try:
+        rows = session.execute(
+            select(*_COLUMNS).where(*conditions).order_by(AuditEvent.id).limit(size)
+        ).all()
+    except _UNREADABLE:
+        # Some row will not convert: read the page's rows one by one to find which.
+        ids = session.scalars(
+            select(AuditEvent.id).where(*conditions).order_by(AuditEvent.id).limit(size)
+        ).all()
+        return [_one(session, event_id) for event_id in ids]
+    return [StoredEvent(id=row.id, values=row._asdict()) for row in rows]
+
+
+def _one(session: Session, event_id: int) -> StoredEvent:
+    """One event read column by column, noting the first column that will not convert."""
+    values: dict[str, Any] = {}
+    unreadable: str | None = None
+    for column in _COLUMNS:
+        try:
+            values[column.key] = session.scalar(select(column).where(AuditEvent.id == event_id))
+        except _UNREADABLE:
+            unreadable = unreadable or column.key
+            values[column.key] = _as_stored(session, column, event_id)
+    return StoredEvent(id=event_id, values=values, unreadable=unreadable)
+
+
+def _as_stored(session: Session, column: Any, event_id: int) -> str | None:
+    try:
+        return session.scalar(select(cast(column, Text)).where(AuditEvent.id == event_id))
+    except _UNREADABLE:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Verifying
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An event and its hash, exported earlier (``current_head``) and kept outside the database."""
+
+    id: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class BadEvent:
+    """Where the chain first stops telling the truth, and why."""
+
+    reason: str
+    id: int | None
+    at: str | None = None
+    action: str | None = None
+    # For a chain that stops early: the last event still there.
+    after_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{id, at?, action?, reason}`` (and ``after_id`` for a truncated chain)."""
+        shown: dict[str, Any] = {"id": self.id}
+        if self.at is not None:
+            shown["at"] = self.at
+        if self.action is not None:
+            shown["action"] = self.action
+        if self.after_id is not None:
+            shown["after_id"] = self.after_id
+        shown["reason"] = self.reason
+        return shown
 
 
 @dataclass(frozen=True)
@@ -65,16 +224,150 @@ class ChainCheck:
 
     valid: bool
     events: int
-    first_bad_id: int | None = None
+    first_bad: BadEvent | None = None
+
+    @property
+    def first_bad_id(self) -> int | None:
+        """The id of the first bad event (None when valid, or when it is missing)."""
+        return None if self.first_bad is None else self.first_bad.id
 
 
-def verify(*, session: Session) -> ChainCheck:
-    """Re-compute every hash in order; report the first event that does not match."""
+def verify(*, session: Session, anchor: Anchor | None = None) -> ChainCheck:
+    """Re-compute every hash in order; report the first event that does not match.
+
+    The chain must also reach the head row (else its newest events were deleted) and, given an
+    anchor, still hold the anchored event with the anchored hash.
+    """
+    # The head is read first: events appended while the chain is read come after it.
+    head = _head_hash(session)
     previous = GENESIS
     count = 0
-    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
+    first_bad: BadEvent | None = None
+    reached_head = False
+    anchor_seen = anchor is None
+    last_id: int | None = None
+    for event in stored_events(session=session):
         count += 1
-        if event.prev_hash != previous or _digest(event) != event.hash:
-            return ChainCheck(valid=False, events=count, first_bad_id=event.id)
-        previous = event.hash
-    return ChainCheck(valid=True, events=count)
+        last_id = event.id
+        if first_bad is None:
+            first_bad = _problem(event, previous)
+        if first_bad is None and not anchor_seen and anchor is not None and event.id >= anchor.id:
+            anchor_seen = True
+            first_bad = _anchor_problem(event, anchor)
+        stored_hash = event.values["hash"]
+        previous = stored_hash
+        reached_head = reached_head or stored_hash == head
+    if first_bad is None and not anchor_seen and anchor is not None:
+        first_bad = _anchor_missing(anchor)
+    if first_bad is None and count:
+        if head is None and _head_hash(session) is None:
+            first_bad = BadEvent(reason=HEAD_MISSING, id=None, after_id=last_id)
+        elif head is not None and not reached_head:
+            first_bad = BadEvent(reason=TRUNCATED, id=None, after_id=last_id)
+    if first_bad is None and not count and head not in (None, GENESIS):
+        first_bad = BadEvent(reason=TRUNCATED, id=None)
+    return ChainCheck(valid=first_bad is None, events=count, first_bad=first_bad)
+
+
+def _head_hash(session: Session) -> str | None:
+    return session.scalar(select(AuditHead.last_hash).where(AuditHead.id == 1))
+
+
+def _problem(event: StoredEvent, previous: str) -> BadEvent | None:
+    values = event.values
+    at = values["at"]
+    shown = {
+        "id": event.id,
+        "at": at.isoformat() if isinstance(at, datetime) else None,
+        "action": values["action"] if isinstance(values["action"], str) else None,
+    }
+    if event.unreadable is not None:
+        reason = f"the event cannot be read: its {event.unreadable} is not a valid stored value"
+        return BadEvent(reason=reason, **shown)
+    try:
+        matches = _digest_of(values) == values["hash"]
+    except _UNREADABLE:  # a value json cannot write (SQLite may hold any type in any column)
+        matches = False
+    if not matches:
+        return BadEvent(reason="the event was edited: its content does not match its hash", **shown)
+    if values["prev_hash"] != previous:
+        reason = (
+            "the event does not follow the one before it: an event before it was deleted,"
+            " inserted or its hash edited"
+        )
+        return BadEvent(reason=reason, **shown)
+    return None
+
+
+def _anchor_problem(event: StoredEvent, anchor: Anchor) -> BadEvent | None:
+    if event.id != anchor.id:
+        return _anchor_missing(anchor)
+    if event.values["hash"] != anchor.hash:
+        at = event.values["at"]
+        return BadEvent(
+            reason=(
+                f"anchor: event {anchor.id} no longer has the anchored hash: the chain was"
+                " rewritten up to it"
+            ),
+            id=event.id,
+            at=at.isoformat() if isinstance(at, datetime) else None,
+            action=event.values["action"],
+        )
+    return None
+
+
+def _anchor_missing(anchor: Anchor) -> BadEvent:
+    return BadEvent(
+        reason=f"anchor: event {anchor.id} is not in the chain: it was deleted", id=anchor.id
+    )
+
+
+# ---------------------------------------------------------------------------
+# The head, to anchor outside the database
+# ---------------------------------------------------------------------------
+
+
+def signing_key(settings: Settings) -> str | None:
+    """DRB_AUDIT_SIGNING_KEY, or None when it is unset or empty."""
+    key = settings.audit_signing_key
+    return key.get_secret_value() or None if key is not None else None
+
+
+def current_head(*, session: Session, key: str | None) -> dict[str, Any]:
+    """``{events, last_id, last_hash, at, signature}``: the chain's end as the head row names it.
+
+    ``at`` is when the head was taken; ``signature`` is the HMAC-SHA256 (hex) of the other fields
+    as canonical JSON with ``key``, or None without a key.
+    """
+    last_hash = _head_hash(session) or GENESIS
+    last_id = session.scalar(select(AuditEvent.id).where(AuditEvent.hash == last_hash))
+    events = 0
+    if last_id is not None:
+        events = (
+            session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.id <= last_id)
+            )
+            or 0
+        )
+    head: dict[str, Any] = {
+        "events": events,
+        "last_id": last_id,
+        "last_hash": last_hash,
+        "at": utcnow().isoformat(),
+    }
+    head["signature"] = None if not key else _signature(head, key)
+    return head
+
+
+def _signature(head: Mapping[str, Any], key: str) -> str:
+    signed = {name: head[name] for name in _HEAD_FIELDS}
+    canonical = json.dumps(signed, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def head_signature_valid(head: Mapping[str, Any], *, key: str) -> bool:
+    """Whether an exported head carries the signature of ``key`` over its fields."""
+    signature = head.get("signature")
+    if not isinstance(signature, str) or any(name not in head for name in _HEAD_FIELDS):
+        return False
+    return hmac.compare_digest(signature, _signature(head, key))

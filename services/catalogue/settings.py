@@ -52,6 +52,14 @@ class Settings(BaseSettings):
             " point (38,682 GBP a year, 37.5 hours a week) plus 30% employer on-costs."
         ),
     )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key of the HMAC-SHA256 signature of the audit chain's head (GET"
+            " /v1/audit-events/head, `drb audit-head`); keep it off the database host. Unset:"
+            " heads are not signed."
+        ),
+    )
     mesh_url: str | None = None
     mesh_mailbox: str | None = None
     mesh_password: SecretStr | None = None

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 
 from services.broker.dependencies import RuntimeDep, SessionDep, require
 from services.catalogue import audit, auth, burden_report
@@ -187,33 +186,68 @@ def audit_events(
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
-    """Every state change and data access since a timestamp."""
-    query = select(AuditEvent).order_by(AuditEvent.id).limit(limit)
+    """Every state change and data access since a timestamp (a value that cannot be read is
+    shown as stored: ``verify`` names such an event)."""
+    where = []
     if since is not None:
         if since.tzinfo is None:
             raise Invalid(
                 "Give `since` with a UTC offset, e.g. 2026-01-01T00:00:00Z.",
                 [{"field": "since", "message": "needs a UTC offset"}],
             )
-        query = query.where(AuditEvent.at > since)
-    return [
-        {
-            "id": e.id,
-            "at": e.at.isoformat(),
-            "actor": e.actor,
-            "action": e.action,
-            "subject_type": e.subject_type,
-            "subject_id": e.subject_id,
-            "detail": e.detail,
-            "prev_hash": e.prev_hash,
-            "hash": e.hash,
-        }
-        for e in session.scalars(query)
-    ]
+        where.append(AuditEvent.at > since)
+    return [e.as_dict() for e in audit.stored_events(session=session, where=where, limit=limit)]
 
 
-@router.get("/v1/audit-events/verify", summary="Check the audit log's hash chain")
-def verify_audit(session: SessionDep, _auditor: AuditorDep) -> dict[str, Any]:
-    """``{valid, events}``, and the first event that breaks the chain if any."""
-    check = audit.verify(session=session)
-    return {"valid": check.valid, "events": check.events, "first_invalid_id": check.first_bad_id}
+@router.get(
+    "/v1/audit-events/verify",
+    summary="Check the audit log's hash chain, its head and an optional anchor",
+    dependencies=[Depends(only("anchor_id", "anchor_hash"))],
+)
+def verify_audit(
+    session: SessionDep,
+    _auditor: AuditorDep,
+    anchor_id: Annotated[
+        int | None, Query(ge=1, description="The last_id of a head exported earlier.")
+    ] = None,
+    anchor_hash: Annotated[
+        str | None,
+        Query(pattern="^[0-9a-f]{64}$", description="The last_hash of the same head."),
+    ] = None,
+) -> dict[str, Any]:
+    """``{valid, events, first_bad_event, first_invalid_id}``; never an error for what is found.
+
+    ``first_bad_event`` is ``{id, at?, action?, reason}``: the first event that does not match
+    its hash or the one before it, or cannot be read; a chain that ends before its head (newest
+    events deleted); or, given ``anchor_id`` and ``anchor_hash`` (a head exported earlier), an
+    anchored event that is gone or changed.
+    """
+    if (anchor_id is None) != (anchor_hash is None):
+        raise Invalid(
+            "Give anchor_id and anchor_hash together (the last_id and last_hash of a head).",
+            [
+                {"field": name, "message": "needed with the other anchor parameter"}
+                for name, value in (("anchor_id", anchor_id), ("anchor_hash", anchor_hash))
+                if value is None
+            ],
+        )
+    anchor = None
+    if anchor_id is not None and anchor_hash is not None:
+        anchor = audit.Anchor(id=anchor_id, hash=anchor_hash)
+    check = audit.verify(session=session, anchor=anchor)
+    return {
+        "valid": check.valid,
+        "events": check.events,
+        "first_bad_event": None if check.first_bad is None else check.first_bad.as_dict(),
+        "first_invalid_id": check.first_bad_id,
+    }
+
+
+@router.get(
+    "/v1/audit-events/head",
+    summary="The audit chain's head, signed, to keep outside the database",
+)
+def audit_head(session: SessionDep, runtime: RuntimeDep, _auditor: AuditorDep) -> dict[str, Any]:
+    """``{events, last_id, last_hash, at, signature}``: export it daily (or sign it with
+    DRB_AUDIT_SIGNING_KEY) and verify against it later with ``?anchor_id=&anchor_hash=``."""
+    return audit.current_head(session=session, key=audit.signing_key(runtime.settings))
