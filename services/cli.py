@@ -103,6 +103,9 @@ def serve(
         host=host,
         port=port,
         log_level="info",
+        # The app believes X-Forwarded-* only from DRB_TRUSTED_PROXIES (create_app); uvicorn's
+        # own default would believe them from any local process.
+        proxy_headers=False,
     )
 
 
@@ -124,7 +127,7 @@ def worker(
             "(without Redis, `drb serve` runs the validator in its own process)"
         )
     try:
-        runtime = boot(settings)
+        runtime = boot(settings, bootstrap_admin=False)  # DRB_ADMIN_TOKEN is `drb serve`'s
     except ServiceUnavailable as error:
         _fail(str(error))
     try:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from services.broker import problems, ratelimit, web
+from services.broker import problems, ratelimit, transport, web
 from services.broker.routes import (
     asks,
     catalogue,
@@ -67,4 +67,6 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     def index() -> RedirectResponse:
         return RedirectResponse("/docs")
 
+    # Keep last (outermost): trusted proxies' X-Forwarded-Proto/-For, then HSTS over https.
+    transport.install(app, runtime.settings)
     return app

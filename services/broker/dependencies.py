@@ -74,6 +74,18 @@ def get_principal(
         )
     principal = auth.authenticate(session=session, token=token.strip())
     if principal is None:
+        expired = auth.expired_at(session=session, token=token.strip())
+        if expired is not None:
+            raise Problem(
+                401,
+                f"The token expired at {expired.isoformat(timespec='seconds')}; "
+                "ask a steward for a new one.",
+                type_="token-expired",
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="drb", error="invalid_token", '
+                    'error_description="The token expired"'
+                },
+            )
         raise Problem(
             401,
             "The token is unknown or has been revoked.",

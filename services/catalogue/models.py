@@ -98,6 +98,8 @@ class Token(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # Refused from then on; null only for the DRB_ADMIN_TOKEN (its setting is its lifetime).
+    expires_at: Mapped[datetime | None]
 
 
 class Item(Base):

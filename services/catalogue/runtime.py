@@ -65,8 +65,12 @@ def database_engine(settings: Settings) -> Engine:
     return engine
 
 
-def boot(settings: Settings) -> Runtime:
-    """Connect to the database and queue, check the schema, and bootstrap the admin token."""
+def boot(settings: Settings, *, bootstrap_admin: bool = True) -> Runtime:
+    """Connect to the database and queue, check the schema, and bootstrap the admin token.
+
+    ``bootstrap_admin`` is for the API server: it applies DRB_ADMIN_TOKEN (adds, rotates or
+    revokes it), so a worker started with other settings never touches it.
+    """
     configure_arrow_memory()
     engine = database_engine(settings)
     if not migrate.is_current(engine):
@@ -74,9 +78,14 @@ def boot(settings: Settings) -> Runtime:
         raise ServiceUnavailable("the database schema is not up to date: run `drb migrate` first")
     broker = queue.configure_broker(settings)
     factory = session_factory(engine)
-    if settings.admin_token is not None:
-        with session_scope(factory) as session:
-            auth.bootstrap_admin_token(
-                session=session, admin_token=settings.admin_token.get_secret_value()
-            )
+    if bootstrap_admin:
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        try:
+            # Also when unset: a DRB_ADMIN_TOKEN taken out of the settings stops working.
+            with session_scope(factory) as session:
+                auth.bootstrap_admin_token(session=session, admin_token=admin_token)
+        except auth.AdminTokenRefused:
+            broker.close()
+            engine.dispose()
+            raise
     return Runtime(settings=settings, engine=engine, factory=factory, broker=broker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 
@@ -25,6 +26,19 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     admin_token: SecretStr | None = Field(
         default=None, description="A steward token accepted from start-up (bootstrap)."
+    )
+    token_ttl_days: int = Field(
+        default=90, ge=1, le=366, description="How long a new token lives unless its issuer says."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated IPs or CIDRs of the TLS proxies whose X-Forwarded-Proto and"
+            " X-Forwarded-For are believed; empty trusts none; '*' trusts anyone (dangerous)."
+        ),
+    )
+    hsts_max_age: int = Field(
+        default=31536000, ge=0, description="Strict-Transport-Security max-age over https; 0: off."
     )
     demo: bool = Field(default=True, description="Seed the demo data on `drb seed-demo`.")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
@@ -94,6 +108,21 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"DRB_TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR"
+                ) from None
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _client_certificate_has_its_key(self) -> Settings:

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.broker.dependencies import PrincipalDep, SessionDep, StewardDep
+from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, StewardDep
 from services.catalogue import auth, organisations
 from services.catalogue.errors import NotFound
 from services.catalogue.models import Organisation
@@ -67,6 +67,13 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | None = Field(default=None, max_length=200, examples=["data team laptop"])
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=auth.MAX_TOKEN_TTL_DAYS,
+        description="Days until the token is refused; unset: DRB_TOKEN_TTL_DAYS (90).",
+        examples=[30],
+    )
 
 
 class TokenIssued(BaseModel):
@@ -77,6 +84,7 @@ class TokenIssued(BaseModel):
     org_code: str
     label: str | None
     created_at: datetime
+    expires_at: datetime | None
 
 
 class TokenInfo(BaseModel):
@@ -87,6 +95,7 @@ class TokenInfo(BaseModel):
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(description="Null only for the DRB_ADMIN_TOKEN.")
 
 
 @router.post(
@@ -137,14 +146,28 @@ def get_organisation(code: str, session: SessionDep, _caller: PrincipalDep) -> O
     summary="Issue a token for an organisation (steward)",
 )
 def issue_token(
-    code: str, session: SessionDep, steward: StewardDep, body: TokenIn | None = None
+    code: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    steward: StewardDep,
+    body: TokenIn | None = None,
 ) -> TokenIssued:
-    """A new bearer token; the response is the only time it is shown."""
+    """A new bearer token; the response is the only time it is shown. It expires."""
+    days = body.expires_in_days if body else None
     token, plain = auth.issue_token(
-        session=session, org_code=code, actor=steward.org_code, label=body.label if body else None
+        session=session,
+        org_code=code,
+        actor=steward.org_code,
+        label=body.label if body else None,
+        expires_in_days=days or runtime.settings.token_ttl_days,
     )
     return TokenIssued(
-        id=token.id, token=plain, org_code=code, label=token.label, created_at=token.created_at
+        id=token.id,
+        token=plain,
+        org_code=code,
+        label=token.label,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
     )
 
 
@@ -160,6 +183,7 @@ def list_tokens(code: str, session: SessionDep, _steward: StewardDep) -> list[To
             label=t.label,
             created_at=t.created_at,
             revoked_at=t.revoked_at,
+            expires_at=t.expires_at,
         )
         for t in token_repo.list_for(session=session, org_code=code)
     ]

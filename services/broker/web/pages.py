@@ -141,6 +141,13 @@ def _viewer(request: Request, db: Session) -> Viewer | Response:
             if scheme.lower() == "bearer"
             else None
         )
+        if principal is None and auth.expired_at(session=db, token=token.strip()) is not None:
+            return _problem_page(
+                request,
+                401,
+                "Your token has expired",
+                "Ask the broker's stewards for a new auditor's token.",
+            )
         if principal is None:
             return _problem_page(
                 request,
@@ -154,7 +161,8 @@ def _viewer(request: Request, db: Session) -> Viewer | Response:
     store = _sessions(request)
     session = store.get(request.cookies.get(SESSION_COOKIE))
     stored = token_repo.get(session=db, token_id=session.token_id) if session else None
-    if session is None or stored is None or stored.revoked_at is not None:
+    # The token is checked on every page: revoking it, or its expiry, ends the session.
+    if session is None or stored is None or not auth.is_live(stored):
         store.delete(session.id if session else None)
         response = RedirectResponse("/sign-in", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -209,6 +217,12 @@ def sign_in(
     if not token:
         return _sign_in_form(request, status=422, error="Enter your token")
     principal = auth.authenticate(session=db, token=token)
+    if principal is None and auth.expired_at(session=db, token=token) is not None:
+        return _sign_in_form(
+            request,
+            status=401,
+            error="This token has expired. Ask the broker's stewards for a new one",
+        )
     if principal is None:
         return _sign_in_form(
             request,

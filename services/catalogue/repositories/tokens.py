@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Organisation, Token
+
+BOOTSTRAP_LOCK_KEY = 0x6472_6241_444D  # "drbADM": the advisory lock of the token bootstrap
 
 
 def active_by_hash(*, session: Session, token_hash: str) -> tuple[Token, Organisation] | None:
@@ -17,6 +19,30 @@ def active_by_hash(*, session: Session, token_hash: str) -> tuple[Token, Organis
     )
     row = session.execute(query).first()
     return None if row is None else (row[0], row[1])
+
+
+def by_hash(*, session: Session, token_hash: str) -> Token | None:
+    """The token with this hash, revoked or not (hashes are unique)."""
+    return session.scalars(select(Token).where(Token.token_hash == token_hash)).first()
+
+
+def active_labelled(*, session: Session, org_code: str, label: str) -> list[Token]:
+    """An organisation's unrevoked tokens with this label, oldest first."""
+    query = (
+        select(Token)
+        .where(Token.org_code == org_code, Token.label == label, Token.revoked_at.is_(None))
+        .order_by(Token.created_at)
+    )
+    return list(session.scalars(query).all())
+
+
+def lock_for_bootstrap(*, session: Session) -> None:
+    """Serialise the start-up bootstrap of processes sharing a PostgreSQL database.
+
+    A transaction-scoped advisory lock, released at commit; SQLite's writers take turns anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(BOOTSTRAP_LOCK_KEY)))
 
 
 def get(*, session: Session, token_id: str) -> Token | None:
