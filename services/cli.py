@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -38,10 +36,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from services.catalogue import logs
+
+    logs.configure(level)  # JSON lines on stderr, tokens and passwords masked
 
 
 @app.command()
@@ -77,6 +74,7 @@ def serve(
     import uvicorn
 
     from services.broker.app import create_app
+    from services.catalogue import logs
     from services.catalogue.runtime import boot
     from services.validator import worker
 
@@ -103,6 +101,7 @@ def serve(
         host=host,
         port=port,
         log_level="info",
+        log_config=logs.uvicorn_log_config("INFO"),  # JSON; access lines without query strings
         # The app believes X-Forwarded-* only from DRB_TRUSTED_PROXIES (create_app); uvicorn's
         # own default would believe them from any local process.
         proxy_headers=False,

@@ -133,8 +133,15 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(Problem(exc.status_code, detail, headers=headers))
 
 
-async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The path without its query string, which may hold anything a client put there.
+    log.exception(
+        "unhandled error in %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"method": request.method, "path": request.url.path},
+    )
     return problem_response(
         Problem(500, "Something went wrong on our side; it has been logged.", type_="internal")
     )

@@ -16,17 +16,25 @@ class DatabaseUnavailable(RuntimeError):
 
 
 def build_engine(url: str) -> Engine:
-    """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    A statement's parameters are left out of its errors (``hide_parameters``): they may be a
+    return's values or a token's hash, and errors reach the log and ``jobs.last_error``.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

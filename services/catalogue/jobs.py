@@ -75,7 +75,9 @@ def relay(*, factory: sessionmaker[Session], job_ids: Iterable[str], send: Send)
             send(job_id)
         except Exception:
             # Left pending: the sweep sends it later. The request that made it has succeeded.
-            log.exception("could not send job %s; the sweep will retry", job_id)
+            log.exception(
+                "could not send job %s; the sweep will retry", job_id, extra={"job_id": job_id}
+            )
             continue
         with session_scope(factory) as session:
             # Conditional: a worker may already have run it, and 'done' must not become 'sent'.
@@ -99,7 +101,12 @@ def sweep(
                 job.status = "failed"
                 job.finished_at = now
                 job.last_error = (job.last_error or "") + f"\ngave up after {job.attempts} attempts"
-                log.error("job %s (%s) failed for good", job.id, job.kind)
+                log.error(
+                    "job %s (%s) failed for good",
+                    job.id,
+                    job.kind,
+                    extra={"job_id": job.id, "job_kind": job.kind, "subject_id": job.subject_id},
+                )
                 continue
             # Marked before it is sent, and only if no worker has moved it on meanwhile.
             if job_repo.mark_sent(session=session, job_id=job.id, when=now, only_if=job.status):
@@ -126,7 +133,7 @@ def run(
     with session_scope(factory) as session:
         job = job_repo.get(session=session, job_id=job_id)
         if job is None:
-            log.warning("job %s does not exist; message dropped", job_id)
+            log.warning("job %s does not exist; message dropped", job_id, extra={"job_id": job_id})
             return "missing"
         if job.status in ("done", "failed"):
             return job.status

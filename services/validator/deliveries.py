@@ -34,6 +34,12 @@ def refresh_extracts(context: JobContext) -> None:
             extract.revision,
             extract.request_id,
             extract.rows,
+            extra={
+                "extract_id": extract.id,
+                "request_id": extract.request_id,
+                "org_code": extract.body_code,
+                "rows": extract.rows,
+            },
         )
 
 
@@ -102,7 +108,21 @@ def _record_failure(context: JobContext, *, retry: bool, error: str) -> None:
             delivery.next_attempt_at = utcnow() + wait
         else:
             delivery.status = "failed"
-        log.warning("delivery %s failed (attempt %d): %s", delivery.id, delivery.attempts, error)
+        # The error names folders, hosts or MESH's answer: for operators (never the body), and
+        # never a row value (extracts are delivered whole, not read).
+        log.warning(
+            "delivery %s failed (attempt %d): %s",
+            delivery.id,
+            delivery.attempts,
+            error,
+            extra={
+                "delivery_id": delivery.id,
+                "extract_id": delivery.extract_id,
+                "channel": delivery.channel,
+                "attempts": delivery.attempts,
+                "retrying": retry,
+            },
+        )
 
 
 def maintain_extracts(context: JobContext) -> None:
@@ -127,7 +147,12 @@ def maintain_extracts(context: JobContext) -> None:
                 )
                 status = channel.status(delivery.message_id) if channel else delivery.status
             except (DeliveryFailed, ChannelMisconfigured) as error:
-                log.warning("could not track delivery %s: %s", delivery.id, error)
+                log.warning(
+                    "could not track delivery %s: %s",
+                    delivery.id,
+                    error,
+                    extra={"delivery_id": delivery.id, "extract_id": delivery.extract_id},
+                )
                 continue
             if status != delivery.status:
                 delivery.status = status

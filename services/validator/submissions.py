@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import schemas
-from services.catalogue import store
+from services.catalogue import logs, store
 from services.catalogue import submissions as intake
 from services.catalogue.jobs import JobContext
 from services.validator.validation import validate_file
@@ -65,4 +65,20 @@ def validate_submission(context: JobContext) -> None:
                 ],
                 error_count=report.error_count,
             )
-    log.info("submission %s %s (%s rows)", submission_id, report.status, report.rows)
+    # Ids and counts only: a report's errors quote the file's values.
+    log.info(
+        "submission %s %s (%s rows, %s errors)",
+        submission_id,
+        report.status,
+        report.rows,
+        report.error_count,
+        extra=logs.fields(
+            submission_id=submission_id,
+            org_code=org_code,
+            dataset=dataset.code,
+            period=period,
+            status=report.status,
+            rows=report.rows,
+            error_count=report.error_count,
+        ),
+    )
