@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 import schemas
-from services.catalogue import audit, coverage_index, extracts, jobs, store
+from services.catalogue import audit, auditor_messages, coverage_index, extracts, jobs, store
 from services.catalogue.errors import Conflict, Invalid
 from services.catalogue.models import Submission, SubmissionError, new_id, utcnow
 from services.catalogue.periods import PeriodError, parse_month
@@ -320,15 +320,44 @@ def as_dict(submission: Submission) -> dict[str, Any]:
     }
 
 
-def error_dict(error: SubmissionError, *, with_value: bool) -> dict[str, Any]:
-    """One error as the API shows it (auditors see no row values)."""
+def error_dict(
+    error: SubmissionError, *, with_value: bool, dataset: schemas.Dataset | None = None
+) -> dict[str, Any]:
+    """One error as the API shows it.
+
+    With ``with_value`` (the trust that sent the file) exactly as the validator worded it;
+    without (auditors), no value and a message worded again from the check and the column of
+    ``dataset``, the submission's dataset, so that it holds nothing of the file.
+    """
+    if with_value:
+        return {
+            "row": error.row,
+            "column": error.column,
+            "check": error.check,
+            "value": error.value,
+            "message": error.message,
+        }
+    shown = auditor_messages.value_free(
+        dataset=dataset, row=error.row, column=error.column, check=error.check
+    )
     return {
         "row": error.row,
-        "column": error.column,
+        "column": shown.column,
         "check": error.check,
-        "value": error.value if with_value else None,
-        "message": error.message,
+        "value": None,
+        "message": shown.message,
     }
+
+
+def shown_errors(
+    *, session: Session, submission: Submission, with_value: bool
+) -> list[dict[str, Any]]:
+    """The submission's errors as the API shows them (see ``error_dict``), in order."""
+    dataset = schemas.DATASETS.get(submission.dataset_code)
+    return [
+        error_dict(error, with_value=with_value, dataset=dataset)
+        for error in submission_repo.errors(session=session, submission_id=submission.id)
+    ]
 
 
 def _safe_cell(value: object) -> str:

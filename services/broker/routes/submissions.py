@@ -179,13 +179,12 @@ def submission_errors(
     caller: ReaderDep,
     format: Literal["json", "csv"] = "json",
 ) -> Response:
-    """``[{row, column, check, value, message}]``; auditors see no row values."""
+    """``[{row, column, check, value, message}]``; auditors see no row values, in neither
+    ``value`` nor ``message`` (worded from the check and the column alone)."""
     submission = _readable(session, submission_id, caller)
-    with_value = caller.kind == "trust"
-    errors = [
-        intake.error_dict(e, with_value=with_value)
-        for e in submission_repo.errors(session=session, submission_id=submission.id)
-    ]
+    errors = intake.shown_errors(
+        session=session, submission=submission, with_value=caller.kind == "trust"
+    )
     if format == "csv":
         name = f"submission-{submission.id}-errors.csv"
         return Response(
