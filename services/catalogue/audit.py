@@ -274,46 +274,48 @@ def _head_hash(session: Session) -> str | None:
 
 
 def _problem(event: StoredEvent, previous: str) -> BadEvent | None:
+    """Why the event breaks the chain, or None if it is what it should be."""
     values = event.values
-    at = values["at"]
-    shown = {
-        "id": event.id,
-        "at": at.isoformat() if isinstance(at, datetime) else None,
-        "action": values["action"] if isinstance(values["action"], str) else None,
-    }
     if event.unreadable is not None:
         reason = f"the event cannot be read: its {event.unreadable} is not a valid stored value"
-        return BadEvent(reason=reason, **shown)
+        return _bad(event, reason)
     try:
         matches = _digest_of(values) == values["hash"]
     except _UNREADABLE:  # a value json cannot write (SQLite may hold any type in any column)
         matches = False
     if not matches:
-        return BadEvent(reason="the event was edited: its content does not match its hash", **shown)
+        return _bad(event, "the event was edited: its content does not match its hash")
     if values["prev_hash"] != previous:
-        reason = (
+        return _bad(
+            event,
             "the event does not follow the one before it: an event before it was deleted,"
-            " inserted or its hash edited"
+            " inserted or its hash edited",
         )
-        return BadEvent(reason=reason, **shown)
     return None
 
 
 def _anchor_problem(event: StoredEvent, anchor: Anchor) -> BadEvent | None:
+    """Why the first event at or after the anchor's id breaks the anchor, or None."""
     if event.id != anchor.id:
         return _anchor_missing(anchor)
     if event.values["hash"] != anchor.hash:
-        at = event.values["at"]
-        return BadEvent(
-            reason=(
-                f"anchor: event {anchor.id} no longer has the anchored hash: the chain was"
-                " rewritten up to it"
-            ),
-            id=event.id,
-            at=at.isoformat() if isinstance(at, datetime) else None,
-            action=event.values["action"],
+        return _bad(
+            event,
+            f"anchor: event {anchor.id} no longer has the anchored hash: the chain was"
+            " rewritten up to it",
         )
     return None
+
+
+def _bad(event: StoredEvent, reason: str) -> BadEvent:
+    """The event as the first bad one (its time and action where they can be read)."""
+    at, action = event.values["at"], event.values["action"]
+    return BadEvent(
+        reason=reason,
+        id=event.id,
+        at=at.isoformat() if isinstance(at, datetime) else None,
+        action=action if isinstance(action, str) else None,
+    )
 
 
 def _anchor_missing(anchor: Anchor) -> BadEvent:
