@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from services.broker import problems, ratelimit, transport, web
+from services.broker import limits, problems, ratelimit, transport, web
 from services.broker.routes import (
     asks,
     catalogue,
@@ -60,6 +60,8 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(reports.router)
     app.include_router(spc.router)
     web.install(app)  # the auditors' pages (/sign-in, /reports/burden) and their assets
+    # Bodies: the token checked before a byte is read (under /v1/), every body size-limited.
+    app.add_middleware(limits.BodyLimits, runtime=runtime)
     # 429 before a body is read or a token looked up (per token; per address without one).
     ratelimit.install(app, runtime.settings)
 

@@ -50,21 +50,20 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 _bearer_scheme = HTTPBearer(auto_error=False, description="A token issued by a steward.")
 
 
-def get_principal(
-    request: Request,
-    session: SessionDep,
-    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
-) -> auth.Principal:
-    """The authenticated caller, or 401."""
-    header = request.headers.get("authorization")
-    if not header:
+# Where services/broker/limits.py leaves the principal it found before reading a body.
+PRINCIPAL_STATE = "drb_principal"
+
+
+def authenticate_header(*, session: Session, authorization: str | None) -> auth.Principal:
+    """The principal of an ``Authorization: Bearer`` header, or a 401 Problem."""
+    if not authorization:
         raise Problem(
             401,
             "Send the header 'Authorization: Bearer <token>'.",
             type_="unauthenticated",
             headers=BEARER_CHALLENGE,
         )
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(
             401,
@@ -93,6 +92,18 @@ def get_principal(
             headers=BEARER_CHALLENGE,
         )
     return principal
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> auth.Principal:
+    """The authenticated caller, or 401 (found once: before the body, when there is one)."""
+    found: auth.Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if found is not None:
+        return found
+    return authenticate_header(session=session, authorization=request.headers.get("authorization"))
 
 
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]

@@ -12,10 +12,16 @@ from typing import BinaryIO
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from services.broker.limits import MULTIPART_OVERHEAD
 from services.broker.problems import Problem
 from services.catalogue.submissions import Upload
 
-MAX_FIELD_BYTES = 10_000
+# The form has three parts (file, dataset, period); these bound what a hostile one may hold.
+MAX_FIELD_BYTES = 10_000  # one text field
+MAX_PARTS = 16
+MAX_FIELDS_BYTES = 64 * 1024  # every text field together
+MAX_PART_HEADERS = 8  # header lines of one part
+MAX_PART_HEADER_BYTES = 2048  # one header line (name and value)
 
 
 @dataclass
@@ -50,8 +56,8 @@ async def receive_form(
             "Send the return as multipart/form-data with the fields file, dataset and period.",
             type_="unsupported-media-type",
         )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         raise _too_large(max_bytes)
 
     parts: list[_Part] = []
@@ -61,19 +67,46 @@ async def receive_form(
     fields: dict[str, str] = {}
     upload: Upload | None = None
     failure: list[Problem] = []
+    field_bytes = 0  # of every text field so far
 
+    # The limits on the form's shape raise at once, from inside the parser: a body that arrives
+    # in one piece must not make it create part after part before the check.
     def on_part_begin() -> None:
         nonlocal current
+        if len(parts) >= MAX_PARTS:
+            raise Problem(
+                413,
+                f"The form has more than {MAX_PARTS} parts; send the fields file, dataset and"
+                " period only.",
+                type_="too-large",
+            )
         current = _Part()
         parts.append(current)
 
+    def header_line_fits() -> None:
+        if len(header_field) + len(header_value) > MAX_PART_HEADER_BYTES:
+            raise Problem(
+                413,
+                f"A part of the form has a header line longer than {MAX_PART_HEADER_BYTES:,}"
+                " bytes.",
+                type_="too-large",
+            )
+
     def on_header_field(data: bytes, start: int, end: int) -> None:
         header_field.extend(data[start:end])
+        header_line_fits()
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
         header_value.extend(data[start:end])
+        header_line_fits()
 
     def on_header_end() -> None:
+        if len(current.headers) >= MAX_PART_HEADERS:
+            raise Problem(
+                413,
+                f"A part of the form has more than {MAX_PART_HEADERS} header lines.",
+                type_="too-large",
+            )
         current.headers[header_field.decode("latin-1").lower()] = header_value.decode("latin-1")
         header_field.clear()
         header_value.clear()
@@ -91,20 +124,30 @@ async def receive_form(
             current.digest = hashlib.sha256()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
+        nonlocal field_bytes
         chunk = data[start:end]
         current.size += len(chunk)
         if current.handle is not None and current.digest is not None:
             if current.size > max_bytes:
-                failure.append(_too_large(max_bytes))
-                return
+                raise _too_large(max_bytes)
             current.digest.update(chunk)
             current.handle.write(chunk)
-        elif len(current.value) + len(chunk) <= MAX_FIELD_BYTES:
-            current.value.extend(chunk)
-        else:
-            failure.append(
-                Problem(422, f"The form field {current.name!r} is too long.", type_="invalid")
+            return
+        field_bytes += len(chunk)
+        if field_bytes > MAX_FIELDS_BYTES:
+            raise Problem(
+                413,
+                f"The form's text fields hold more than {MAX_FIELDS_BYTES:,} bytes together;"
+                " send the fields file, dataset and period only.",
+                type_="too-large",
             )
+        if len(current.value) + len(chunk) > MAX_FIELD_BYTES:
+            raise Problem(
+                422,
+                f"The form field {current.name[:64]!r} is longer than {MAX_FIELD_BYTES:,} bytes.",
+                type_="invalid",
+            )
+        current.value.extend(chunk)
 
     def on_part_end() -> None:
         nonlocal upload
@@ -124,7 +167,9 @@ async def receive_form(
 
     parser = MultipartParser(
         boundary,
-        {
+        max_header_count=MAX_PART_HEADERS + 1,  # backstops: the callbacks say it first
+        max_header_size=4 * MAX_PART_HEADER_BYTES,
+        callbacks={
             "on_part_begin": on_part_begin,
             "on_header_field": on_header_field,
             "on_header_value": on_header_value,

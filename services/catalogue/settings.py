@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     )
     demo: bool = Field(default=True, description="Seed the demo data on `drb seed-demo`.")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_json_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest body other than an upload (JSON, the web pages' forms); 413 past it.",
+    )
     rate_limit_per_minute: int = Field(
         default=600,
         ge=0,

@@ -15,6 +15,13 @@ from services.catalogue.repositories import requests as request_repo
 
 router = APIRouter(tags=["requests"])
 
+# Bounds on what one request may name: the catalogue has dozens of items, the national lists
+# about 30,000 organisations (every trust, practice and site), so these are never reached by a
+# real request, only by a hostile one.
+MAX_ITEMS = 500
+MAX_ORGANISATIONS = 50_000
+CODE_CHARS = 64
+
 BodyDep = Annotated[auth.Principal, Depends(require("oversight_body"))]
 ReaderDep = Annotated[auth.Principal, Depends(require("oversight_body", "auditor", "trust"))]
 
@@ -25,7 +32,7 @@ class Selector(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["trust"] | None = None
-    region: str | None = Field(default=None, examples=["Y56"])
+    region: str | None = Field(default=None, min_length=1, max_length=16, examples=["Y56"])
 
 
 class RequestIn(BaseModel):
@@ -36,15 +43,21 @@ class RequestIn(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     purpose: str = Field(min_length=1, max_length=5000)
     legal_basis: str = Field(min_length=1, max_length=2000)
-    items: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        min_length=1, max_length=1000, examples=[["ae_attendances", "ae_breaches"]]
+    items: list[Annotated[str, Field(min_length=1, max_length=CODE_CHARS)]] = Field(
+        min_length=1, max_length=MAX_ITEMS, examples=[["ae_attendances", "ae_breaches"]]
     )
-    organisations: list[Annotated[str, Field(min_length=1, max_length=16)]] | Selector = Field(
+    organisations: (
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=16)]],
+            Field(max_length=MAX_ORGANISATIONS),
+        ]
+        | Selector
+    ) = Field(
         description='ODS codes of trusts, or {"kind": "trust"}, or {"region": CODE}.',
         examples=[["RJ1", "R0A"]],
     )
-    period_start: str = Field(examples=["2025-01"])
-    period_end: str = Field(examples=["2025-06"])
+    period_start: str = Field(max_length=16, examples=["2025-01"])
+    period_end: str = Field(max_length=16, examples=["2025-06"])
     period_type: Literal["month", "quarter", "year"] = "month"
     org_level: Literal["trust", "region", "national"] = "trust"
     due_days: int = Field(default=20, ge=0, le=365)

@@ -44,8 +44,11 @@ class SpcOptions(BaseModel):
         ge=2,
         description="Base each segment's mean and limits on its first n points only.",
     )
-    rebase: list[str] = Field(
-        default_factory=list, description="Months (YYYY-MM) where new limits start."
+    rebase: list[Annotated[str, Field(max_length=16)]] = Field(
+        default_factory=list,
+        # Every segment needs 2 points, so a chart has at most half as many rebases as points.
+        max_length=MAX_POINTS // 2,
+        description="Months (YYYY-MM) where new limits start.",
     )
 
 
