@@ -13,9 +13,12 @@ from datetime import date
 PERIOD_TYPES = ("month", "quarter", "year")
 MAX_MONTHS = 120  # a request spans ten years at most
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-_YEAR = re.compile(r"^(\d{4})$")
+# ASCII digits only, and the whole text (fullmatch): a Unicode digit (\d matches "٢٠١٨") or a
+# trailing newline ("$" matches before one) would pass here and fail later, where the
+# definitions and the store expect "2018-04".
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+_QUARTER = re.compile(r"([0-9]{4})-Q([1-4])")
+_YEAR = re.compile(r"([0-9]{4})")
 
 
 class PeriodError(ValueError):
@@ -49,7 +52,7 @@ def month_label(index: int) -> str:
 
 def parse_month(text: str) -> int:
     """The month integer of ``YYYY-MM``."""
-    found = _MONTH.match(text)
+    found = _MONTH.fullmatch(text)
     if not found:
         raise PeriodError(f"{text!r} is not a month written YYYY-MM")
     return month_index(int(found[1]), int(found[2]))
@@ -58,13 +61,13 @@ def parse_month(text: str) -> int:
 def parse(text: str) -> Period:
     """A period from its written form."""
     text = text.strip()
-    if found := _MONTH.match(text):
+    if found := _MONTH.fullmatch(text):
         first = month_index(int(found[1]), int(found[2]))
         return Period(first, 1, text)
-    if found := _QUARTER.match(text):
+    if found := _QUARTER.fullmatch(text):
         first = month_index(int(found[1]), (int(found[2]) - 1) * 3 + 1)
         return Period(first, 3, text)
-    if found := _YEAR.match(text):
+    if found := _YEAR.fullmatch(text):
         return Period(month_index(int(found[1]), 1), 12, text)
     raise PeriodError(f"{text!r} is not a period: write YYYY-MM, YYYY-Qn or YYYY")
 

@@ -1,16 +1,35 @@
-"""The validation job: read a submission's file, validate it, then accept or reject it."""
+"""The validation job: read a submission's file, validate it, then accept or reject it.
+
+A submission must never stay ``validating``: an unexpected error (a bug, or a file that breaks
+a reader in a way nobody foresaw) cannot be cured by running the job again, so the submission is
+rejected with one plain file-level error and the error is logged. Only what may pass (the
+database, the disk: :data:`RETRIED`) is left to the job's retries.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
 
 import schemas
 from services.catalogue import logs, store
 from services.catalogue import submissions as intake
 from services.catalogue.jobs import JobContext
-from services.validator.validation import validate_file
+from services.catalogue.settings import Settings
+from services.validator.reading import ErrorRecord
+from services.validator.validation import Report, validate_file
 
 log = logging.getLogger(__name__)
+
+# Errors of the surroundings, which running the job again may cure.
+RETRIED = (DBAPIError, OSError)
+# What the trust is told when validation itself failed; the cause is in the log, not here.
+FAILED_MESSAGE = (
+    "the file could not be validated because of an error in the broker, which has been"
+    " logged; send the file again later, or ask the broker's stewards"
+)
 
 
 def validate_submission(context: JobContext) -> None:
@@ -22,23 +41,79 @@ def validate_submission(context: JobContext) -> None:
         if submission is None:
             return
         submission_id = submission.id
-        dataset = schemas.get_dataset(submission.dataset_code)
+        dataset_code = submission.dataset_code
         org_code, period, filename = submission.org_code, submission.period, submission.filename
 
     validated = store.validated_path(settings, submission_id)
-    # Outside any transaction: validating a large file takes a while.
-    report = validate_file(
-        path=store.upload_path(settings, submission_id),
-        filename=filename,
-        dataset=dataset,
-        org_code=org_code,
-        period=period,
-        write_to=validated,
-        # Memory above idle per Arrow size of a 1M-row CSV (bench/submission_pipeline.py
-        # --chunk-rows): 50k rows a chunk 1.3x, 100k 1.7x, 250k 2.8x, 500k 4.3x, at about the
-        # same speed; 100k keeps well within the 3x the worker is allowed.
-        chunk_rows=100_000,
+    upload = store.upload_path(settings, submission_id)
+    try:
+        # Outside any transaction: validating a large file takes a while.
+        report = validate_file(
+            path=upload,
+            filename=filename,
+            dataset=schemas.get_dataset(dataset_code),
+            org_code=org_code,
+            period=period,
+            write_to=validated,
+            # Memory above idle per Arrow size of a 1M-row CSV (bench/submission_pipeline.py
+            # --chunk-rows): 50k rows a chunk 1.3x, 100k 1.7x, 250k 2.8x, 500k 4.3x, at about the
+            # same speed; 100k keeps well within the 3x the worker is allowed.
+            chunk_rows=100_000,
+        )
+    except Exception as error:
+        if isinstance(error, RETRIED) and upload.exists():
+            raise
+        log.exception(
+            "submission %s could not be validated; it is rejected",
+            submission_id,
+            # The error's text may quote the file: its type and frames only.
+            extra=logs.fields(submission_id=submission_id, exception_text=False),
+        )
+        report = failed_report()
+    try:
+        _decide(context, settings, submission_id, report, validated)
+    except RETRIED:
+        raise
+    except Exception:
+        if report.status != "accepted":
+            raise
+        log.exception(
+            "submission %s could not be accepted; it is rejected",
+            submission_id,
+            extra=logs.fields(submission_id=submission_id, exception_text=False),
+        )
+        validated.unlink(missing_ok=True)
+        report = failed_report()
+        _decide(context, settings, submission_id, report, validated)
+    # Ids and counts only: a report's errors quote the file's values.
+    log.info(
+        "submission %s %s (%s rows, %s errors)",
+        submission_id,
+        report.status,
+        report.rows,
+        report.error_count,
+        extra=logs.fields(
+            submission_id=submission_id,
+            org_code=org_code,
+            dataset=dataset_code,
+            period=period,
+            status=report.status,
+            rows=report.rows,
+            error_count=report.error_count,
+        ),
     )
+
+
+def failed_report() -> Report:
+    """The rejection of a file whose validation failed: one file-level error, no detail."""
+    error = ErrorRecord(row=None, column=None, check="internal", value=None, message=FAILED_MESSAGE)
+    return Report(status="rejected", rows=None, errors=[error], error_count=1)
+
+
+def _decide(
+    context: JobContext, settings: Settings, submission_id: str, report: Report, validated: Path
+) -> None:
+    """Accept or reject the submission as the report says, in one unit of work."""
     with context.session() as session:
         if report.status == "accepted":
             assert report.rows is not None
@@ -65,20 +140,3 @@ def validate_submission(context: JobContext) -> None:
                 ],
                 error_count=report.error_count,
             )
-    # Ids and counts only: a report's errors quote the file's values.
-    log.info(
-        "submission %s %s (%s rows, %s errors)",
-        submission_id,
-        report.status,
-        report.rows,
-        report.error_count,
-        extra=logs.fields(
-            submission_id=submission_id,
-            org_code=org_code,
-            dataset=dataset.code,
-            period=period,
-            status=report.status,
-            rows=report.rows,
-            error_count=report.error_count,
-        ),
-    )

@@ -139,7 +139,7 @@ def list_submissions(
     session: SessionDep,
     caller: ReaderDep,
     dataset: str | None = None,
-    period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+    period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
     status: Literal["received", "validating", "accepted", "rejected"] | None = None,
     org_code: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
