@@ -150,3 +150,28 @@ def test_an_unexpected_error_in_validation_rejects_the_submission(
     assert (job.status, job.attempts) == ("done", 1)
     asks = client.get("/v1/asks", headers=orgs["RJ1"]).json()
     assert all(ask["status"] != "submitted" for ask in asks)
+
+
+@pytest.mark.parametrize("text", ["0000-01", "1899-12", "3000-01", "9999-12", "0000", "9999-Q4"])
+def test_years_out_of_range_are_refused(text: str) -> None:
+    with pytest.raises(periods.PeriodError, match="the year must be 1900 to 2999"):
+        periods.parse(text)
+
+
+def test_a_year_without_dates_is_422_not_500(client: TestClient, orgs: dict[str, Headers]) -> None:
+    """Year 0 has no last day, and 9999-12 no due date after it: both were 500s."""
+    request = {
+        "title": "t",
+        "purpose": "p",
+        "legal_basis": "l",
+        "items": ["ae_attendances"],
+        "organisations": ["RJ1"],
+    }
+    for start, end in (("0000-01", "0000-03"), ("9999-10", "9999-12")):
+        response = client.post(
+            "/v1/requests",
+            json={**request, "period_start": start, "period_end": end},
+            headers=orgs["CQC"],
+        )
+        refused(response, "period_start")
+    refused(send(client, orgs["RJ1"], ae_csv(period="0000-01"), period="0000-01"), "period")  # type: ignore[arg-type]

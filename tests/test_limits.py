@@ -599,3 +599,17 @@ def test_spc_rebase_is_capped(http: TestClient, orgs: dict[str, Headers]) -> Non
             422,
         )
         assert field in [error["field"] for error in refused["errors"]]
+
+
+def test_organisation_fields_are_capped(
+    http: TestClient, admin: Headers, orgs: dict[str, Headers]
+) -> None:
+    new = {"code": "RXX", "name": "n", "kind": "trust", "region": "Y" * 17}
+    refused = problem(http.post("/v1/organisations", json=new, headers=admin), 422)
+    assert "region" in [error["field"] for error in refused["errors"]]
+    for field, size in (("uri", 1025), ("mailbox", 65), ("workflow_id", 65)):
+        delivery = {"channel": "files", field: "x" * size}
+        refused = problem(
+            http.put("/v1/organisations/CQC/delivery", json=delivery, headers=admin), 422
+        )
+        assert field in [error["field"] for error in refused["errors"]]

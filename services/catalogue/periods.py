@@ -19,6 +19,8 @@ MAX_MONTHS = 120  # a request spans ten years at most
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _QUARTER = re.compile(r"([0-9]{4})-Q([1-4])")
 _YEAR = re.compile(r"([0-9]{4})")
+# Years a period may be in: year 0 has no dates, and a due date after 9999 none either.
+MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
 class PeriodError(ValueError):
@@ -55,21 +57,28 @@ def parse_month(text: str) -> int:
     found = _MONTH.fullmatch(text)
     if not found:
         raise PeriodError(f"{text!r} is not a month written YYYY-MM")
-    return month_index(int(found[1]), int(found[2]))
+    return month_index(_year(found[1], text), int(found[2]))
 
 
 def parse(text: str) -> Period:
     """A period from its written form."""
     text = text.strip()
     if found := _MONTH.fullmatch(text):
-        first = month_index(int(found[1]), int(found[2]))
+        first = month_index(_year(found[1], text), int(found[2]))
         return Period(first, 1, text)
     if found := _QUARTER.fullmatch(text):
-        first = month_index(int(found[1]), (int(found[2]) - 1) * 3 + 1)
+        first = month_index(_year(found[1], text), (int(found[2]) - 1) * 3 + 1)
         return Period(first, 3, text)
     if found := _YEAR.fullmatch(text):
-        return Period(month_index(int(found[1]), 1), 12, text)
+        return Period(month_index(_year(found[1], text), 1), 12, text)
     raise PeriodError(f"{text!r} is not a period: write YYYY-MM, YYYY-Qn or YYYY")
+
+
+def _year(digits: str, text: str) -> int:
+    year = int(digits)
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise PeriodError(f"{text!r} is not a period: the year must be {MIN_YEAR} to {MAX_YEAR}")
+    return year
 
 
 def containing(month: int, period_type: str) -> Period:

@@ -34,7 +34,7 @@ class OrganisationIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     kind: Kind
     region: str | None = Field(
-        default=None, description=f"NHS England region code: {', '.join(REGIONS)}."
+        default=None, max_length=16, description=f"NHS England region code: {', '.join(REGIONS)}."
     )
 
 
@@ -206,9 +206,9 @@ class DeliveryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Literal["files", "mesh", "api"]
-    uri: str | None = Field(default=None, examples=["s3://bucket/extracts/CQC"])
-    mailbox: str | None = Field(default=None, examples=["X26CQC001"])
-    workflow_id: str | None = Field(default=None, examples=["DRB_EXTRACT"])
+    uri: str | None = Field(default=None, max_length=1024, examples=["s3://bucket/extracts/CQC"])
+    mailbox: str | None = Field(default=None, max_length=64, examples=["X26CQC001"])
+    workflow_id: str | None = Field(default=None, max_length=64, examples=["DRB_EXTRACT"])
 
 
 @router.put(
