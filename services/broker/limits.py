@@ -2,12 +2,12 @@
 
 FastAPI reads (and parses) a JSON body before it runs a route's dependencies, so checking the
 token in a dependency comes too late: anyone could make the broker read and parse megabytes of
-JSON. This pure ASGI middleware runs first, for every request that has a body (any method; a
-``Content-Length`` above 0 or ``Transfer-Encoding: chunked``):
+JSON. This pure ASGI middleware runs first:
 
-- under ``/v1/`` it authenticates the bearer token before the body is touched (401 as the
-  dependencies give it) and leaves the principal in the request's state for them;
-- it limits the body: ``multipart/form-data`` to ``POST /v1/submissions`` may carry
+- for a request with a body under ``/v1/`` (any method; a ``Content-Length`` above 0 or
+  ``Transfer-Encoding: chunked``) it authenticates the bearer token before the body is touched
+  (401 as the dependencies give it) and leaves the principal in the request's state for them;
+- it limits every body: ``multipart/form-data`` to ``POST /v1/submissions`` may carry
   ``DRB_MAX_UPLOAD_BYTES`` plus :data:`MULTIPART_OVERHEAD`; anything else (JSON, the web pages'
   forms) ``DRB_MAX_JSON_BYTES``. A declared length over the limit is refused with 413 at once;
   a chunked body is counted as it streams through and cut off with 413 as soon as it passes the
@@ -65,7 +65,8 @@ class BodyLimits:
                 return
             declared = int(raw_length.strip())
         # HTTP/2 may send a body with neither header; every body is limited in any case.
-        has_body = chunked or bool(declared) or (declared is None and scope.get("http_version") == "2")
+        http2 = scope.get("http_version") == "2"
+        has_body = chunked or bool(declared) or (declared is None and http2)
         if has_body and scope["path"].startswith("/v1/"):
             try:
                 principal = await run_in_threadpool(self._authenticate, headers)
