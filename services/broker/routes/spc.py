@@ -24,7 +24,7 @@ MAX_POINTS = 10_000
 class SpcPoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    period: str = Field(description="The month, YYYY-MM.", examples=["2025-01"])
+    period: str = Field(description="The month, YYYY-MM.", examples=["2025-01"], max_length=16)
     value: float
 
 

@@ -143,7 +143,7 @@ def list_submissions(
     status: Literal["received", "validating", "accepted", "rejected"] | None = None,
     org_code: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Newest first."""
     if caller.kind == "trust":
