@@ -1,0 +1,1 @@
+"""Fault tests: real processes and services, really broken (killed, restarted, emptied)."""
