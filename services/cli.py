@@ -74,7 +74,7 @@ def serve(
     import uvicorn
 
     from services.broker.app import create_app
-    from services.catalogue import logs
+    from services.catalogue import logs, store
     from services.catalogue.runtime import boot
     from services.validator import worker
 
@@ -86,6 +86,8 @@ def serve(
         runtime = boot(settings)
     except ServiceUnavailable as error:
         _fail(str(error))
+    # Partial uploads of API processes killed mid-stream (never submissions): removed.
+    store.remove_abandoned_uploads(settings)
     handle = None if settings.redis_url else worker.start(runtime, threads=settings.worker_threads)
     base = f"http://{host}:{port}"
     typer.echo(

@@ -6,7 +6,8 @@ JSON. This pure ASGI middleware runs first:
 
 - for a request with a body under ``/v1/`` (any method; a ``Content-Length`` above 0 or
   ``Transfer-Encoding: chunked``) it authenticates the bearer token before the body is touched
-  (401 as the dependencies give it) and leaves the principal in the request's state for them;
+  (401 as the dependencies give it; 503 with Retry-After when the database does not answer)
+  and leaves the principal in the request's state for them;
 - it limits every body: ``multipart/form-data`` to ``POST /v1/submissions`` may carry
   ``DRB_MAX_UPLOAD_BYTES`` plus :data:`MULTIPART_OVERHEAD`; anything else (JSON, the web pages'
   forms) ``DRB_MAX_JSON_BYTES``. A declared length over the limit is refused with 413 at once;
@@ -24,7 +25,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.broker.dependencies import PRINCIPAL_STATE, authenticate_header
-from services.broker.problems import Problem, problem_response
+from services.broker.problems import Problem, database_unavailable, problem_response
 from services.catalogue import auth
 from services.catalogue.db import session_scope
 from services.catalogue.runtime import Runtime
@@ -72,6 +73,14 @@ class BodyLimits:
                 principal = await run_in_threadpool(self._authenticate, headers)
             except Problem as problem:
                 await _answer(problem, scope, receive, send)
+                return
+            except Exception as error:
+                # Outside the app's exception handlers: a database that does not answer is a
+                # 503 with Retry-After here too, never a 500 or a 401.
+                unavailable = database_unavailable(error)
+                if unavailable is None:
+                    raise
+                await _answer(unavailable, scope, receive, send)
                 return
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
 

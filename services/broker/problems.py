@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.catalogue.errors import (
@@ -20,6 +22,9 @@ from services.catalogue.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait (Retry-After) while the database does not answer.
+DATABASE_RETRY_AFTER = 5
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://data-request-broker.nhs.example/problems/"
@@ -133,6 +138,69 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(Problem(exc.status_code, detail, headers=headers))
 
 
+def database_unavailable(error: BaseException) -> Problem | None:
+    """503 with ``Retry-After`` when ``error`` says the database does not answer, else None.
+
+    The one place that decides it, for the routes and for the middleware that authenticates
+    before a body is read: SQLAlchemy's OperationalError and InterfaceError (a server stopped
+    or restarting, a connection broken mid-transaction, SQLite busy), a connection the pool
+    found dead, a pool with no connection free in time, and psycopg's own errors of that kind
+    should one escape unwrapped. Nothing was changed by the failed request (its transaction
+    rolled back), so the client may send it again, with the same Idempotency-Key.
+    """
+    if not _is_unavailable(error):
+        return None
+    return Problem(
+        503,
+        "The database does not answer at the moment; nothing was changed. Send the request"
+        f" again in {DATABASE_RETRY_AFTER} seconds (with the same Idempotency-Key).",
+        type_="unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+def _unavailable_types() -> tuple[type[Exception], ...]:
+    found: list[type[Exception]] = [
+        OperationalError,
+        InterfaceError,
+        DisconnectionError,
+        PoolTimeout,
+    ]
+    try:
+        import psycopg
+    except ImportError:  # a SQLite-only installation
+        pass
+    else:
+        found += [psycopg.OperationalError, psycopg.InterfaceError]
+    return tuple(found)
+
+
+_UNAVAILABLE = _unavailable_types()
+# The handlers' keys: every DBAPIError (a dropped connection may surface as another kind, with
+# connection_invalidated set); the rest of them remain 500s.
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, *_UNAVAILABLE)
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    if isinstance(error, _UNAVAILABLE):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    problem = database_unavailable(exc)
+    if problem is None:
+        return await _on_unexpected(request, exc)
+    log.warning(
+        "database unavailable in %s %s (%s)",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        extra={"method": request.method, "path": request.url.path},
+    )
+    return problem_response(problem)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The path without its query string, which may hold anything a client put there.
     log.exception(
@@ -153,4 +221,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    for database_error in _DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -1,4 +1,10 @@
-"""Streaming a multipart upload to disk, hashing it on the way, never holding it in memory."""
+"""Streaming a multipart upload to disk, hashing it on the way, never holding it in memory.
+
+The file is staged under ``uploads/incoming/`` in a file named after this process
+(:func:`services.catalogue.store.staged_prefix`): removed here when the request fails or is cut
+off, moved away when the submission is recorded, and removed at the next start of ``drb serve``
+if the process was killed meanwhile (:func:`services.catalogue.store.remove_abandoned_uploads`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from services.broker.limits import MULTIPART_OVERHEAD
 from services.broker.problems import Problem
+from services.catalogue import store
 from services.catalogue.submissions import Upload
 
 # The form has three parts (file, dataset, period); these bound what a hostile one may hold.
@@ -22,6 +29,7 @@ MAX_PARTS = 16
 MAX_FIELDS_BYTES = 64 * 1024  # every text field together
 MAX_PART_HEADERS = 8  # header lines of one part
 MAX_PART_HEADER_BYTES = 2048  # one header line (name and value)
+STORAGE_RETRY_AFTER = 60  # seconds, when the staging area's disk is full
 
 
 @dataclass
@@ -118,7 +126,7 @@ async def receive_form(
         if current.name == file_field:
             current.filename = (raw_filename or b"upload").decode("utf-8", "replace")
             # Closed in on_part_end (or _discard); it outlives this callback by design.
-            descriptor, name = tempfile.mkstemp(dir=staging, prefix="upload-")
+            descriptor, name = tempfile.mkstemp(dir=staging, prefix=store.staged_prefix())
             current.handle = os.fdopen(descriptor, "wb")
             current.path = Path(name)
             current.digest = hashlib.sha256()
@@ -192,6 +200,15 @@ async def receive_form(
         raise
     except Exception as error:
         _discard(parts)
+        if store.is_storage_full(error):
+            # The broker's disk, not the client's body: worth sending again later.
+            raise Problem(
+                503,
+                "The broker cannot store uploads at the moment (its disk is full); send the"
+                " return again later.",
+                type_="unavailable",
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+            ) from error
         raise Problem(
             400, f"The multipart body could not be read: {error}", type_="bad-multipart"
         ) from error

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -51,15 +54,45 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+ON_ROLLBACK_KEY = "drb.on_rollback"
+
+
+def on_rollback(session: Session, undo: Callable[[], None]) -> None:
+    """Run ``undo`` if this unit of work is rolled back (e.g. remove a file it put in place).
+
+    For what the database cannot undo: a submission's upload moved next to its row must not
+    outlive a transaction that failed (the database went away before the commit).
+    """
+    session.info.setdefault(ON_ROLLBACK_KEY, []).append(undo)
+
+
+def undo_on_rollback(session: Session) -> None:
+    """Run (once) what :func:`on_rollback` registered; an undo that fails is logged, not raised."""
+    for undo in session.info.pop(ON_ROLLBACK_KEY, []):
+        try:
+            undo()
+        except Exception:
+            log.exception("could not undo after a rollback")
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on error. The only place that commits."""
+    """One unit of work: commit on success, roll back on error. The only place that commits.
+
+    A connection the database dropped (a restart) fails the unit of work with an
+    OperationalError; the pool checks connections before use (``pool_pre_ping``), so the next
+    unit of work gets a fresh one once the database answers again.
+    """
     session = factory()
     try:
         yield session
         session.commit()
+        session.info.pop(ON_ROLLBACK_KEY, None)
     except BaseException:
-        session.rollback()
+        try:
+            session.rollback()
+        finally:
+            undo_on_rollback(session)
         raise
     finally:
         session.close()

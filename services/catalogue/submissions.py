@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 import schemas
-from services.catalogue import audit, auditor_messages, coverage_index, extracts, jobs, store
+from services.catalogue import audit, auditor_messages, coverage_index, db, extracts, jobs, store
 from services.catalogue.errors import Conflict, Invalid
 from services.catalogue.models import Submission, SubmissionError, new_id, utcnow
 from services.catalogue.periods import PeriodError, parse_month
@@ -118,7 +118,11 @@ def receive(
     )
     session.add(submission)
     session.flush()
-    store.place(upload.path, store.upload_path(settings, submission.id))
+    placed = store.upload_path(settings, submission.id)
+    store.place(upload.path, placed)
+    # No file without its row: if the transaction fails (the database went away before the
+    # commit), the client sends it again and the bytes are recorded then.
+    db.on_rollback(session, lambda: placed.unlink(missing_ok=True))
     submission_repo.set_ask_status(
         session=session,
         org_code=org_code,
@@ -297,8 +301,33 @@ def reject(
     return submission
 
 
+def status_detail(submission: Submission) -> str | None:
+    """Why an undecided submission waits, when the broker knows (else None).
+
+    A submission whose rows could not be stored (disk full) stays ``validating`` while its job
+    is retried; this says so, in the words of :class:`services.catalogue.store.StoreWriteFailed`
+    (only those: a job's other errors may quote a path or a value).
+    """
+    if submission.status != "validating":
+        return None
+    session = object_session(submission)
+    if session is None:
+        return None
+    error = submission_repo.unfinished_job_error(
+        session=session, kind=VALIDATE_JOB, submission_id=submission.id
+    )
+    prefix = f"{store.StoreWriteFailed.__name__}: "
+    if error is None or not error.startswith(prefix):
+        return None
+    return error[len(prefix) :].partition("\n")[0]
+
+
 def as_dict(submission: Submission) -> dict[str, Any]:
-    """The JSON shape of API.md, plus what a data manager wants to see."""
+    """The JSON shape of API.md, plus what a data manager wants to see.
+
+    ``status_detail`` says why a ``validating`` submission waits when it is the broker's doing
+    (the store could not be written); otherwise null.
+    """
     return {
         "id": submission.id,
         "org_code": submission.org_code,
@@ -306,6 +335,7 @@ def as_dict(submission: Submission) -> dict[str, Any]:
         "dataset_version": submission.dataset_version,
         "period": submission.period,
         "status": submission.status,
+        "status_detail": status_detail(submission),
         "rows": submission.rows,
         "error_count": submission.error_count,
         "revision": submission.revision,

@@ -4,6 +4,11 @@ A submission must never stay ``validating``: an unexpected error (a bug, or a fi
 a reader in a way nobody foresaw) cannot be cured by running the job again, so the submission is
 rejected with one plain file-level error and the error is logged. Only what may pass (the
 database, the disk: :data:`RETRIED`) is left to the job's retries.
+
+A store that cannot be written (disk full, read-only) is such an error: the submission stays
+``validating``, its ``status_detail`` says why (:class:`services.catalogue.store.StoreWriteFailed`),
+nothing of it is stored or decided, and the sweep sends the job again until the disk has room;
+then it is accepted once, as its first try would have been.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ def validate_submission(context: JobContext) -> None:
             chunk_rows=100_000,
         )
     except Exception as error:
+        if store.is_storage_full(error) and upload.exists():
+            # The validated rows could not be written: the broker's disk, not the file.
+            raise store.write_failure(error) from error
         if isinstance(error, RETRIED) and upload.exists():
             raise
         log.exception(

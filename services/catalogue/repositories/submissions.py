@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from services.catalogue.models import Ask, Submission, SubmissionError
+from services.catalogue.models import Ask, Job, Submission, SubmissionError
 
 
 def get(*, session: Session, submission_id: str) -> Submission | None:
@@ -112,3 +112,18 @@ def set_ask_status(
         )
         .values(status=new)
     )
+
+
+def unfinished_job_error(*, session: Session, kind: str, submission_id: str) -> str | None:
+    """The last error of the newest unfinished job of ``kind`` on this submission, if any."""
+    query = (
+        select(Job.last_error)
+        .where(
+            Job.kind == kind,
+            Job.subject_id == submission_id,
+            Job.status.in_(("pending", "sent", "running")),
+        )
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
