@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 
-from services.catalogue import jobs
+from services.catalogue import jobs, queue
 from services.catalogue.db import session_scope
 from services.catalogue.models import Job, utcnow
+from services.catalogue.repositories import jobs as job_repo
 from services.catalogue.runtime import Runtime
 from services.validator import worker
 
@@ -156,3 +159,264 @@ def test_a_message_for_an_unknown_job_is_dropped(runtime: Runtime) -> None:
         )
         == "missing"
     )
+
+
+# Leases and queue identity (issue 11): lost work is found in seconds, live work is left alone.
+
+
+def job_row(runtime: Runtime, job_id: str) -> Job:
+    with runtime.factory() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def set_job(runtime: Runtime, job_id: str, **values: object) -> None:
+    with session_scope(runtime.factory) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def claim(runtime: Runtime, job_id: str, worker_id: str, *, lease: float = 30) -> bool:
+    now = utcnow()
+    with session_scope(runtime.factory) as session:
+        return job_repo.claim(
+            session=session,
+            job_id=job_id,
+            now=now,
+            worker_id=worker_id,
+            lease_before=now - timedelta(seconds=lease),
+            stale_before=now - runtime.stale_after,
+        )
+
+
+def test_a_claim_records_its_worker_and_only_one_worker_wins(runtime: Runtime) -> None:
+    job_id = enqueue_probe(runtime)
+    assert claim(runtime, job_id, "host:1:a")
+    assert not claim(runtime, job_id, "host:2:b")  # the lease is fresh: a duplicate message
+    job = job_row(runtime, job_id)
+    assert (job.status, job.claimed_by, job.attempts) == ("running", "host:1:a", 1)
+    assert job.heartbeat_at is not None
+
+
+def test_a_job_whose_heartbeat_stopped_is_taken_over(runtime: Runtime) -> None:
+    job_id = enqueue_probe(runtime)
+    assert claim(runtime, job_id, "host:1:a")
+    set_job(runtime, job_id, heartbeat_at=utcnow() - timedelta(seconds=31))
+    sent: list[str] = []
+    swept = jobs.sweep(
+        factory=runtime.factory,
+        send=sent.append,
+        stale_after=runtime.stale_after,
+        lease=timedelta(seconds=30),
+    )
+    assert (swept, sent) == (1, [job_id])
+    assert claim(runtime, job_id, "host:2:b")
+    job = job_row(runtime, job_id)
+    assert (job.claimed_by, job.attempts) == ("host:2:b", 2)
+
+
+def test_a_long_job_with_a_live_heartbeat_is_never_resent(runtime: Runtime) -> None:
+    # Running for an hour (far past the 600 s timeout), heartbeat a second ago: left alone.
+    job_id = enqueue_probe(runtime)
+    assert claim(runtime, job_id, "host:1:a")
+    set_job(
+        runtime,
+        job_id,
+        sent_at=utcnow() - timedelta(hours=1),
+        heartbeat_at=utcnow() - timedelta(seconds=1),
+    )
+    sent: list[str] = []
+    assert (
+        jobs.sweep(
+            factory=runtime.factory,
+            send=sent.append,
+            stale_after=runtime.stale_after,
+            lease=timedelta(seconds=30),
+        )
+        == 0
+    )
+    assert not claim(runtime, job_id, "host:2:b")
+
+
+def test_the_heartbeat_keeps_a_slow_job_from_being_taken_over(runtime: Runtime) -> None:
+    lease = 1.0
+    settings = runtime.settings.model_copy(update={"job_lease_seconds": lease})
+    started = threading.Event()
+    calls: list[str] = []
+
+    def slow(_context: jobs.JobContext) -> None:
+        calls.append("run")
+        started.set()
+        time.sleep(3 * lease)
+
+    job_id = enqueue_probe(runtime)
+    stop = threading.Event()
+    # The worker's heartbeat thread, renewing the process's leases (jobs.LEASES).
+    beating = threading.Thread(target=worker._heartbeat_forever, args=(0.2, stop), daemon=True)
+    outcome: list[str] = []
+    running = threading.Thread(
+        target=lambda: outcome.append(
+            jobs.run(
+                factory=runtime.factory,
+                job_id=job_id,
+                handlers={"probe": slow},
+                stale_after=runtime.stale_after,
+                settings=settings,
+            )
+        )
+    )
+    beating.start()
+    running.start()
+    try:
+        assert started.wait(10)
+        resent = 0
+        while running.is_alive():
+            resent += jobs.sweep(
+                factory=runtime.factory,
+                send=lambda _id: None,
+                stale_after=runtime.stale_after,
+                lease=timedelta(seconds=lease),
+            )
+            # A duplicate message meanwhile is refused: the job is held.
+            assert jobs.run(
+                factory=runtime.factory,
+                job_id=job_id,
+                handlers={"probe": slow},
+                stale_after=runtime.stale_after,
+                settings=settings,
+                leases=jobs.Leases("host:2:b"),
+            ) in ("running", "done")
+            time.sleep(0.1)
+    finally:
+        running.join(30)
+        stop.set()
+    assert (resent, outcome, calls) == (0, ["done"], ["run"])
+    job = job_row(runtime, job_id)
+    assert (job.status, job.attempts) == ("done", 1)
+
+
+def test_without_a_heartbeat_the_lease_expires(runtime: Runtime) -> None:
+    # The same slow job with nobody renewing: the sweep finds it dead after the lease.
+    job_id = enqueue_probe(runtime)
+    assert claim(runtime, job_id, "host:1:a", lease=1)
+    time.sleep(1.2)
+    sent: list[str] = []
+    jobs.sweep(
+        factory=runtime.factory,
+        send=sent.append,
+        stale_after=runtime.stale_after,
+        lease=timedelta(seconds=1),
+    )
+    assert sent == [job_id]
+
+
+def test_renewing_reports_a_lease_taken_over(runtime: Runtime) -> None:
+    job_id = enqueue_probe(runtime)
+    leases = jobs.Leases("host:1:a")
+    assert claim(runtime, job_id, "host:1:a")
+    leases.hold(job_id, runtime.factory)
+    before = job_row(runtime, job_id).heartbeat_at
+    time.sleep(0.05)
+    assert leases.renew() == 1
+    after = job_row(runtime, job_id).heartbeat_at
+    assert before is not None
+    assert after is not None
+    assert after > before
+    set_job(runtime, job_id, claimed_by="host:2:b")  # taken over after a stall
+    assert leases.renew() == 0
+    assert leases.held() == []
+
+
+def test_a_worker_that_lost_its_job_does_not_overwrite_the_outcome(runtime: Runtime) -> None:
+    job_id = enqueue_probe(runtime)
+    assert claim(runtime, job_id, "host:1:a")
+    set_job(runtime, job_id, claimed_by="host:2:b")
+    with session_scope(runtime.factory) as session:
+        assert not job_repo.finish(
+            session=session,
+            job_id=job_id,
+            worker_id="host:1:a",
+            status="sent",
+            error="boom",
+            when=utcnow(),
+        )
+    assert job_row(runtime, job_id).status == "running"
+
+
+def test_the_relay_records_the_queue_and_a_new_queue_gets_the_job_at_once(
+    runtime: Runtime,
+) -> None:
+    job_id = enqueue_probe(runtime)
+    sent: list[str] = []
+    jobs.relay(
+        factory=runtime.factory, job_ids=[job_id], send=sent.append, identify=lambda: "redis:one"
+    )
+    job = job_row(runtime, job_id)
+    assert (job.status, job.sent_to, sent) == ("sent", "redis:one", [job_id])
+
+    def sweep(queue_id: str) -> list[str]:
+        resent: list[str] = []
+        jobs.sweep(
+            factory=runtime.factory,
+            send=resent.append,
+            stale_after=runtime.stale_after,
+            identify=lambda: queue_id,
+        )
+        return resent
+
+    assert sweep("redis:one") == []  # the same queue: the message is there
+    assert sweep("redis:two") == [job_id]  # restarted empty: sent again, seconds after
+    assert job_row(runtime, job_id).sent_to == "redis:two"
+    assert sweep("redis:two") == []
+    set_job(runtime, job_id, sent_to=None)  # sent before the upgrade: sent once more
+    assert sweep("redis:two") == [job_id]
+
+
+def test_the_embedded_queue_has_an_identity_per_broker(runtime: Runtime) -> None:
+    from dramatiq.brokers.stub import StubBroker
+
+    first = runtime.queue_identity()
+    assert first.startswith("stub:")
+    assert runtime.queue_identity() == first
+    assert queue.identity(StubBroker()) != first  # the next process's queue
+
+
+def test_a_queue_that_does_not_answer_leaves_jobs_pending(runtime: Runtime) -> None:
+    job_id = enqueue_probe(runtime)
+
+    def down() -> str:
+        raise RedisConnectionError("Connection refused")
+
+    jobs.relay(factory=runtime.factory, job_ids=[job_id], send=lambda _id: None, identify=down)
+    assert job_row(runtime, job_id).status == "pending"
+    set_job(runtime, job_id, created_at=utcnow() - timedelta(minutes=1))
+    with pytest.raises(RedisConnectionError):
+        jobs.sweep(
+            factory=runtime.factory,
+            send=lambda _id: None,
+            stale_after=runtime.stale_after,
+            identify=down,
+        )
+    assert job_row(runtime, job_id).status == "pending"
+
+
+def test_a_send_failing_mid_sweep_leaves_the_rest_pending(runtime: Runtime) -> None:
+    ids = [enqueue_probe(runtime) for _ in range(3)]
+    for index, job_id in enumerate(ids):
+        set_job(runtime, job_id, created_at=utcnow() - timedelta(minutes=3 - index))
+    sent: list[str] = []
+
+    def flaky(job_id: str) -> None:
+        if sent:
+            raise RedisConnectionError("Connection refused")
+        sent.append(job_id)
+
+    assert jobs.sweep(factory=runtime.factory, send=flaky, stale_after=runtime.stale_after) == 1
+    assert [job_row(runtime, job_id).status for job_id in ids] == ["sent", "pending", "pending"]
+    # The next sweep sends them (not in 600 s, when 'sent' would have gone stale).
+    again: list[str] = []
+    assert (
+        jobs.sweep(factory=runtime.factory, send=again.append, stale_after=runtime.stale_after) == 2
+    )
+    assert again == ids[1:]

@@ -1,14 +1,23 @@
 """The transactional outbox: work is written with the change that causes it, sent after commit.
 
 A job row is added in the same transaction as the state it acts on. After commit, the relay
-sends its id to the queue; a periodic sweep re-sends jobs that were never sent (a crash between
-commit and send) or never finished (a lost message, a crashed worker). Handlers must be
-idempotent: a job may run more than once, never concurrently.
+sends its id to the queue, recording which queue (its identity: the Redis server's run id, or
+the embedded queue of one process). A periodic sweep re-sends jobs that were never sent (a crash
+between commit and send), whose message is lost (sent to a queue that is no longer the one
+answering, or unclaimed for DRB_JOB_TIMEOUT_SECONDS), or whose worker died: a worker claims a
+job with a lease that a heartbeat thread renews every DRB_JOB_HEARTBEAT_SECONDS, and a job whose
+lease is older than DRB_JOB_LEASE_SECONDS may be taken over. A live worker keeps its lease
+however long the job takes. Handlers must be idempotent: a job may run more than once; the
+conditional claim means two workers never both hold it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +38,57 @@ MAX_ATTEMPTS = 5
 RELAY_GRACE = timedelta(seconds=5)
 
 Send = Callable[[str], None]
+# The identity of the queue answering now (services/catalogue/queue.identity).
+Identify = Callable[[], str]
+
+# Who holds a claimed job: this process (host, pid, and a random part: pids are reused).
+WORKER_ID = f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Leases:
+    """The jobs this process is running; its heartbeat thread renews their leases."""
+
+    def __init__(self, worker_id: str = WORKER_ID) -> None:
+        self.worker_id = worker_id
+        self._lock = threading.Lock()
+        self._held: dict[str, sessionmaker[Session]] = {}
+
+    def hold(self, job_id: str, factory: sessionmaker[Session]) -> None:
+        with self._lock:
+            self._held[job_id] = factory
+
+    def release(self, job_id: str) -> None:
+        with self._lock:
+            self._held.pop(job_id, None)
+
+    def held(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
+
+    def renew(self) -> int:
+        """Renew every held lease (one UPDATE a database); returns how many were renewed."""
+        with self._lock:
+            by_factory: dict[sessionmaker[Session], list[str]] = {}
+            for job_id, factory in self._held.items():
+                by_factory.setdefault(factory, []).append(job_id)
+        renewed = 0
+        for factory, job_ids in by_factory.items():
+            with session_scope(factory) as session:
+                kept = job_repo.renew_leases(
+                    session=session, job_ids=job_ids, worker_id=self.worker_id, now=utcnow()
+                )
+            renewed += len(kept)
+            for job_id in set(job_ids) - kept:
+                # Finished meanwhile, or taken over after a lease expired (a stalled process).
+                log.warning(
+                    "job %s is no longer held by this worker", job_id, extra={"job_id": job_id}
+                )
+                self.release(job_id)
+        return renewed
+
+
+# The process's leases: jobs.run holds them, the worker's heartbeat thread renews them.
+LEASES = Leases()
 
 
 @dataclass(frozen=True)
@@ -68,8 +128,25 @@ def take_new_job_ids(session: Session) -> list[str]:
     return ids
 
 
-def relay(*, factory: sessionmaker[Session], job_ids: Iterable[str], send: Send) -> None:
-    """Send committed jobs to the queue and record that they were sent."""
+def relay(
+    *,
+    factory: sessionmaker[Session],
+    job_ids: Iterable[str],
+    send: Send,
+    identify: Identify | None = None,
+) -> None:
+    """Send committed jobs to the queue and record that they were sent, and to which queue.
+
+    The queue's identity is read before sending: if the queue is replaced in between, the job
+    is recorded against the old one and the sweep sends it again (never the other way round).
+    """
+    job_ids = list(job_ids)
+    try:
+        sent_to = identify() if identify is not None else None
+    except Exception:
+        # The queue does not answer: all left pending for the sweep; the request has succeeded.
+        log.warning("the queue does not answer; %d job(s) left for the sweep", len(job_ids))
+        return
     for job_id in job_ids:
         try:
             send(job_id)
@@ -81,21 +158,37 @@ def relay(*, factory: sessionmaker[Session], job_ids: Iterable[str], send: Send)
             continue
         with session_scope(factory) as session:
             # Conditional: a worker may already have run it, and 'done' must not become 'sent'.
-            job_repo.mark_sent(session=session, job_id=job_id, when=utcnow(), only_if="pending")
+            job_repo.mark_sent(
+                session=session, job_id=job_id, when=utcnow(), only_if="pending", sent_to=sent_to
+            )
 
 
 def sweep(
-    *, factory: sessionmaker[Session], send: Send, stale_after: timedelta, limit: int = 500
+    *,
+    factory: sessionmaker[Session],
+    send: Send,
+    stale_after: timedelta,
+    lease: timedelta | None = None,
+    identify: Identify | None = None,
+    limit: int = 500,
 ) -> int:
-    """Re-send jobs never sent or never finished; returns how many were sent."""
+    """Re-send jobs never sent, lost with their queue, or whose worker died; how many were sent.
+
+    ``identify`` gives the queue answering now: jobs sent to another are re-sent at once. A
+    running job is re-sent when its lease (default: ``stale_after``) has expired. Raises when
+    the queue does not answer (nothing is marked then).
+    """
     now = utcnow()
+    queue_id = identify() if identify is not None else None
     to_send: list[str] = []
     with session_scope(factory) as session:
         for job in job_repo.due_for_sending(
             session=session,
             pending_before=now - RELAY_GRACE,
             stale_before=now - stale_after,
+            lease_before=now - (lease if lease is not None else stale_after),
             limit=limit,
+            queue_id=queue_id,
         ):
             if job.attempts >= MAX_ATTEMPTS:
                 job.status = "failed"
@@ -109,10 +202,25 @@ def sweep(
                 )
                 continue
             # Marked before it is sent, and only if no worker has moved it on meanwhile.
-            if job_repo.mark_sent(session=session, job_id=job.id, when=now, only_if=job.status):
+            if job_repo.mark_sent(
+                session=session, job_id=job.id, when=now, only_if=job.status, sent_to=queue_id
+            ):
                 to_send.append(job.id)
-    for job_id in to_send:
-        send(job_id)
+    for index, job_id in enumerate(to_send):
+        try:
+            send(job_id)
+        except Exception:
+            # The queue failed mid-way: the rest were marked sent but are not; back to pending,
+            # so that the next sweep sends them rather than waiting for them to go stale.
+            unsent = to_send[index:]
+            with session_scope(factory) as session:
+                job_repo.unmark_sent(session=session, job_ids=unsent)
+            log.warning(
+                "the queue failed while sweeping; %d job(s) left pending",
+                len(unsent),
+                exc_info=True,
+            )
+            return index
     return len(to_send)
 
 
@@ -124,11 +232,14 @@ def run(
     stale_after: timedelta,
     settings: Settings,
     send: Send | None = None,
+    leases: Leases | None = None,
 ) -> str:
-    """Run one job if no one else is running it; returns the job's status afterwards.
+    """Run one job if no live worker holds it; returns the job's status afterwards.
 
-    The handler opens its own units of work, so a long job holds no transaction open.
+    The job is held under this process's lease (``leases``, default the process's) while it
+    runs. The handler opens its own units of work, so a long job holds no transaction open.
     """
+    leases = leases if leases is not None else LEASES
     now = utcnow()
     with session_scope(factory) as session:
         job = job_repo.get(session=session, job_id=job_id)
@@ -138,30 +249,54 @@ def run(
         if job.status in ("done", "failed"):
             return job.status
         if not job_repo.claim(
-            session=session, job_id=job_id, now=now, stale_before=now - stale_after
+            session=session,
+            job_id=job_id,
+            now=now,
+            worker_id=leases.worker_id,
+            lease_before=now - timedelta(seconds=settings.job_lease_seconds),
+            stale_before=now - stale_after,
         ):
             return "running"
         kind, subject_id = job.kind, job.subject_id
+    leases.hold(job_id, factory)
     handler = handlers.get(kind)
     try:
         if handler is None:
             raise LookupError(f"no handler for job kind {kind!r}")
         handler(JobContext(subject_id=subject_id, factory=factory, settings=settings, send=send))
         with session_scope(factory) as session:
-            _finish(session, job_id, status="done", error=None)
+            _finish(session, job_id, leases.worker_id, status="done", error=None)
     except Exception as error:
         with session_scope(factory) as session:
             # Back to 'sent' so that the sweep retries it once it goes stale.
-            _finish(session, job_id, status="sent", error=f"{type(error).__name__}: {error}")
+            _finish(
+                session,
+                job_id,
+                leases.worker_id,
+                status="sent",
+                error=f"{type(error).__name__}: {error}",
+            )
         raise
+    finally:
+        leases.release(job_id)
     return "done"
 
 
-def _finish(session: Session, job_id: str, *, status: str, error: str | None) -> None:
-    job = job_repo.get(session=session, job_id=job_id)
-    if job is None:
-        return
-    job.status = status
-    job.last_error = error
-    if status == "done":
-        job.finished_at = utcnow()
+def _finish(
+    session: Session, job_id: str, worker_id: str, *, status: str, error: str | None
+) -> None:
+    if not job_repo.finish(
+        session=session,
+        job_id=job_id,
+        worker_id=worker_id,
+        status=status,
+        error=error,
+        when=utcnow(),
+    ):
+        # Its lease expired and another worker took it over: that one's outcome stands.
+        log.warning(
+            "job %s was taken over by another worker; this run's outcome (%s) is dropped",
+            job_id,
+            status,
+            extra={"job_id": job_id},
+        )

@@ -176,11 +176,16 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(40), index=True)
     subject_id: Mapped[str | None] = mapped_column(String(64))
-    # pending: not yet sent; sent: on the queue; done / failed: finished.
+    # pending: not yet sent; sent: on the queue; running: claimed; done / failed: finished.
     status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # The queue it was sent to (services/catalogue/queue.identity): another one lost it.
+    sent_to: Mapped[str | None] = mapped_column(String(64))
+    # The worker running it and its lease, renewed by that worker's heartbeat.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 

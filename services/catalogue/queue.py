@@ -6,6 +6,9 @@ a StubBroker with worker threads inside the API process does the same work (embe
 
 from __future__ import annotations
 
+import secrets
+import weakref
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
@@ -64,6 +67,25 @@ def _redact(url: str) -> str:
 
 
 RUN_JOB_ACTOR = "run_job"
+
+# The embedded queue lives and dies with its process (its broker object): a new id for each.
+_STUB_IDS: weakref.WeakKeyDictionary[dramatiq.Broker, str] = weakref.WeakKeyDictionary()
+
+
+def identity(broker: dramatiq.Broker) -> str:
+    """Which queue this is: a job sent to another one (since restarted empty) was lost.
+
+    Redis: its server's run id, new at every start (a Redis that persists its data to disk
+    gets a new one too, and its jobs are then sent once more: harmless, runs are idempotent).
+    Embedded: a random id per broker, so per process. Raises RedisError when Redis is down.
+    """
+    if isinstance(broker, RedisBroker):
+        info = broker.client.info("server")
+        return f"redis:{info['run_id']}"
+    known = _STUB_IDS.get(broker)
+    if known is None:
+        known = _STUB_IDS.setdefault(broker, f"stub:{secrets.token_hex(8)}")
+    return known
 
 
 def send_job(broker: dramatiq.Broker, job_id: str) -> None:

@@ -32,15 +32,39 @@ class Runtime:
         """Send one job to the queue."""
         queue.send_job(self.broker, job_id)
 
+    def queue_identity(self) -> str:
+        """Which queue answers now (raises when it does not answer)."""
+        return queue.identity(self.broker)
+
     def relay(self, job_ids: list[str]) -> None:
         """Send jobs committed by a unit of work."""
         if job_ids:
-            jobs.relay(factory=self.factory, job_ids=job_ids, send=self.send_job)
+            jobs.relay(
+                factory=self.factory,
+                job_ids=job_ids,
+                send=self.send_job,
+                identify=self.queue_identity,
+            )
+
+    def sweep(self) -> int:
+        """Re-send jobs never sent, lost with their queue, or abandoned by a dead worker."""
+        return jobs.sweep(
+            factory=self.factory,
+            send=self.send_job,
+            stale_after=self.stale_after,
+            lease=self.lease,
+            identify=self.queue_identity,
+        )
 
     @property
     def stale_after(self) -> timedelta:
-        """How long a sent job may stay unfinished before the sweep sends it again."""
+        """How long a sent job may stay unclaimed before the sweep sends it again."""
         return timedelta(seconds=self.settings.job_timeout_seconds)
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a running job's worker may go without a heartbeat before it is dead."""
+        return timedelta(seconds=self.settings.job_lease_seconds)
 
     def close(self) -> None:
         """Release connections."""

@@ -56,9 +56,24 @@ class Settings(BaseSettings):
         default=60, ge=0, description="Uploads (POST /v1/submissions) a token may make a minute."
     )
     worker_threads: int = Field(default=2, ge=1, le=64)
-    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    sweep_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often lost, unsent and abandoned jobs are looked for."
+    )
     job_timeout_seconds: float = Field(
-        default=600.0, gt=0, description="A job sent but not finished by then is sent again."
+        default=600.0,
+        gt=0,
+        description=(
+            "A job sent to the queue that no worker has claimed by then is sent again (a message"
+            " lost without the queue restarting); a running job with no heartbeat as well."
+        ),
+    )
+    job_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often a worker renews the leases of its running jobs."
+    )
+    job_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A running job whose worker's heartbeat is older than this is taken over.",
     )
     maintenance_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often due extracts and MESH deliveries are checked."

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 import dramatiq
+from redis.exceptions import RedisError
 
 from services.catalogue import jobs
 from services.catalogue.db import session_scope
@@ -25,12 +26,18 @@ class WorkerHandle:
     worker: dramatiq.Worker
     sweeper: threading.Thread
     stopping: threading.Event = field(default_factory=threading.Event)
+    heartbeat: threading.Thread | None = None
+    heartbeat_stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
         """Stop sweeping and let the worker threads finish their current message."""
         self.stopping.set()
         self.sweeper.join(timeout=10)
         self.worker.stop(timeout=30_000)
+        # Leases are renewed until the last message is finished, then the heartbeat stops.
+        self.heartbeat_stopping.set()
+        if self.heartbeat is not None:
+            self.heartbeat.join(timeout=10)
 
 
 def start(runtime: Runtime, *, threads: int) -> WorkerHandle:
@@ -41,12 +48,38 @@ def start(runtime: Runtime, *, threads: int) -> WorkerHandle:
     worker = dramatiq.Worker(runtime.broker, worker_threads=threads, worker_timeout=200)
     worker.start()
     stopping = threading.Event()
+    heartbeat_stopping = threading.Event()
     sweeper = threading.Thread(
         target=_sweep_forever, args=(runtime, stopping), name="drb-sweep", daemon=True
     )
-    handle = WorkerHandle(worker=worker, sweeper=sweeper, stopping=stopping)
+    heartbeat = threading.Thread(
+        target=_heartbeat_forever,
+        args=(runtime.settings.job_heartbeat_seconds, heartbeat_stopping),
+        name="drb-heartbeat",
+        daemon=True,
+    )
+    handle = WorkerHandle(
+        worker=worker,
+        sweeper=sweeper,
+        stopping=stopping,
+        heartbeat=heartbeat,
+        heartbeat_stopping=heartbeat_stopping,
+    )
+    heartbeat.start()
     sweeper.start()
     return handle
+
+
+def _heartbeat_forever(interval: float, stopping: threading.Event) -> None:
+    """Renew the leases of the jobs this process runs, so that no sweep takes them over.
+
+    Its own thread: a sweep waiting on a queue that does not answer must not delay it.
+    """
+    while not stopping.wait(interval):
+        try:
+            jobs.LEASES.renew()
+        except Exception:
+            log.exception("could not renew job leases; trying again next heartbeat")
 
 
 def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
@@ -59,11 +92,12 @@ def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
             except Exception:
                 log.exception("could not queue extract maintenance; trying again later")
         try:
-            resent = jobs.sweep(
-                factory=runtime.factory, send=runtime.send_job, stale_after=runtime.stale_after
-            )
+            resent = runtime.sweep()
             if resent:
                 log.info("sweep re-sent %d job(s)", resent)
+        except RedisError as error:
+            # The queue is down: jobs stay as they are until it answers again.
+            log.warning("sweep skipped: the queue does not answer (%s)", error)
         except Exception:
             log.exception("sweep failed; trying again next interval")
         stopping.wait(runtime.settings.sweep_interval_seconds)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Job
@@ -16,19 +17,31 @@ def get(*, session: Session, job_id: str) -> Job | None:
 
 
 def due_for_sending(
-    *, session: Session, pending_before: datetime, stale_before: datetime, limit: int
+    *,
+    session: Session,
+    pending_before: datetime,
+    stale_before: datetime,
+    lease_before: datetime,
+    limit: int,
+    queue_id: str | None = None,
 ) -> list[Job]:
-    """Jobs to (re-)send: pending ones not sent promptly, and sent or running ones gone stale.
+    """Jobs to (re-)send: pending ones not sent promptly, sent ones lost, running ones dead.
 
+    A sent job is lost when it was sent before ``stale_before``, or (given the queue's current
+    ``queue_id``) to another queue: one that restarted empty, or a dead process's in-memory one.
+    A running job is dead when its worker's heartbeat is older than ``lease_before``.
     Rows are locked with SKIP LOCKED on PostgreSQL so two sweepers never send the same job.
     """
+    lost = Job.sent_at < stale_before
+    if queue_id is not None:
+        lost = or_(lost, Job.sent_to.is_(None), Job.sent_to != queue_id)
     query = (
         select(Job)
         .where(
             or_(
                 and_(Job.status == "pending", Job.created_at < pending_before),
-                and_(Job.status == "sent", Job.sent_at < stale_before),
-                and_(Job.status == "running", Job.sent_at < stale_before),
+                and_(Job.status == "sent", lost),
+                and_(Job.status == "running", _lease_expired(lease_before, stale_before)),
             )
         )
         .order_by(Job.created_at)
@@ -38,28 +51,107 @@ def due_for_sending(
     return list(session.scalars(query).all())
 
 
-def claim(*, session: Session, job_id: str, now: datetime, stale_before: datetime) -> bool:
-    """Mark a job running if no other worker holds it; True when this caller won it."""
+def _lease_expired(lease_before: datetime, stale_before: datetime) -> ColumnElement[bool]:
+    """A running job whose worker stopped renewing its lease (or, for a row claimed without a
+    heartbeat, by a worker before leases existed, one running since before ``stale_before``)."""
+    return or_(
+        Job.heartbeat_at < lease_before,
+        and_(Job.heartbeat_at.is_(None), Job.sent_at < stale_before),
+    )
+
+
+def claim(
+    *,
+    session: Session,
+    job_id: str,
+    now: datetime,
+    worker_id: str,
+    lease_before: datetime,
+    stale_before: datetime,
+) -> bool:
+    """Mark a job running, held by ``worker_id``, if no live worker holds it; True when won.
+
+    Conditional in one UPDATE, so of two workers given the same job only one wins it; a job
+    whose holder stopped renewing its lease (killed, or its host lost) may be taken over.
+    """
     result = session.execute(
         update(Job)
         .where(
             Job.id == job_id,
             or_(
                 Job.status.in_(("pending", "sent")),
-                and_(Job.status == "running", Job.sent_at < stale_before),
+                and_(Job.status == "running", _lease_expired(lease_before, stale_before)),
             ),
         )
-        .values(status="running", sent_at=now, attempts=Job.attempts + 1)
+        .values(
+            status="running",
+            sent_at=now,
+            claimed_by=worker_id,
+            heartbeat_at=now,
+            attempts=Job.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def mark_sent(*, session: Session, job_id: str, when: datetime, only_if: str) -> bool:
-    """Set a job's status to sent if it is still ``only_if``; True when it was changed."""
+def renew_leases(
+    *, session: Session, job_ids: Sequence[str], worker_id: str, now: datetime
+) -> set[str]:
+    """Renew ``worker_id``'s leases on these running jobs; the ids it still holds."""
+    if not job_ids:
+        return set()
+    held = set(
+        session.scalars(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == "running", Job.claimed_by == worker_id)
+            .values(heartbeat_at=now)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    return held
+
+
+def finish(
+    *, session: Session, job_id: str, worker_id: str, status: str, error: str | None, when: datetime
+) -> bool:
+    """End ``worker_id``'s run of a job (done, or back to sent for a retry); False if it had
+    lost the job meanwhile (its lease expired and another worker took it over)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.claimed_by == worker_id)
+        .values(
+            status=status,
+            last_error=error,
+            heartbeat_at=None,
+            finished_at=when if status == "done" else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def unmark_sent(*, session: Session, job_ids: Sequence[str]) -> int:
+    """Put jobs marked sent but never sent (the queue failed) back to pending."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == "sent")
+        .values(status="pending", sent_to=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def mark_sent(
+    *, session: Session, job_id: str, when: datetime, only_if: str, sent_to: str | None = None
+) -> bool:
+    """Set a job's status to sent (to the queue ``sent_to``) if it is still ``only_if``; True
+    when it was changed."""
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == only_if)
-        .values(status="sent", sent_at=when)
+        .values(status="sent", sent_at=when, sent_to=sent_to)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
