@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -123,3 +125,26 @@ def make_org(client: TestClient, admin: dict[str, str]) -> Callable[..., dict[st
         return bearer(issued.json()["token"])
 
     return _make
+
+
+def run_async(func: Callable[..., Any], *args: Any) -> None:
+    """``anyio.run(func, *args)`` on a thread of its own.
+
+    The browser tests' session-scoped Playwright keeps an event loop running on the main thread
+    for the whole session, and anyio (rightly) refuses to start a second one there.
+    """
+    import anyio
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            anyio.run(func, *args)
+        except BaseException as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=target, name="run-async")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]

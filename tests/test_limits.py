@@ -24,7 +24,7 @@ from services.broker.limits import MULTIPART_OVERHEAD
 from services.catalogue import auth, store
 from services.catalogue.runtime import Runtime
 from services.catalogue.settings import Settings
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, run_async
 
 Headers = dict[str, str]
 
@@ -222,7 +222,7 @@ def drive(
         with anyio.fail_after(60):
             await app(scope, receive, send)
 
-    anyio.run(run)
+    run_async(run)
     return exchange
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -19,7 +18,7 @@ from services.broker import ratelimit
 from services.broker.app import create_app
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer, migrate_database
+from tests.conftest import ADMIN_TOKEN, bearer, migrate_database, run_async
 from tests.schema_samples import ae_monthly_sample
 
 Headers = dict[str, str]
@@ -182,7 +181,7 @@ def test_a_refused_upload_is_not_read(app: FastAPI, client: TestClient) -> None:
         "server": ("testserver", 80),
         "state": {},
     }
-    anyio.run(app, scope, receive, send)
+    run_async(app, scope, receive, send)
     assert sent[0]["status"] == 429
     assert (b"retry-after", b"20") in sent[0]["headers"]  # 60 s / 3 uploads a minute
     assert read == []

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from services.broker.dependencies import RuntimeDep, SessionDep, require
 from services.broker.problems import Problem
 from services.broker.uploads import receive_form
-from services.catalogue import auth, store
+from services.catalogue import audit, auth, store
 from services.catalogue import submissions as intake
 from services.catalogue.db import session_scope
 from services.catalogue.errors import Forbidden, NotFound
@@ -182,8 +182,16 @@ def submission_errors(
     """``[{row, column, check, value, message}]``; auditors see no row values, in neither
     ``value`` nor ``message`` (worded from the check and the column alone)."""
     submission = _readable(session, submission_id, caller)
-    errors = intake.shown_errors(
-        session=session, submission=submission, with_value=caller.kind == "trust"
+    with_value = caller.kind == "trust"
+    errors = intake.shown_errors(session=session, submission=submission, with_value=with_value)
+    # Errors quote the file's cells: every reading of them is traced, as extract downloads are.
+    audit.record(
+        session=session,
+        actor=caller.org_code,
+        action="submission.errors_read",
+        subject_type="submission",
+        subject_id=submission.id,
+        detail={"with_values": with_value, "format": format, "errors": len(errors)},
     )
     if format == "csv":
         name = f"submission-{submission.id}-errors.csv"
