@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -169,12 +170,18 @@ class DrbProcesses:
         self.count += 1
         return self.directory / f"{self.count:02d}-{name}.log"
 
-    def serve(self, *, timeout: float = 60, **overrides: str) -> Served:
-        """`drb serve` on a free port, once /v1/health answers 200."""
+    def serve(
+        self, *, timeout: float = 60, slow_validation: float | None = None, **overrides: str
+    ) -> Served:
+        """`drb serve` on a free port, once /v1/health answers 200.
+
+        ``slow_validation``: every validation first sleeps this long (tests/faults/slow_drb.py).
+        """
         port = free_port()
         log = self._log("serve")
-        process = start_drb("serve", "--port", str(port), env=self.env(**overrides), log=log)
-        self.started.append(process)
+        process = self._start(
+            "serve", "--port", str(port), env=self.env(**overrides), log=log, slow=slow_validation
+        )
         base = f"http://127.0.0.1:{port}"
         wait_until(
             lambda: healthy(base),
@@ -185,12 +192,38 @@ class DrbProcesses:
         )
         return Served(process=process, base=base, log=log)
 
-    def worker(self, *, threads: int = 2, **overrides: str) -> tuple[subprocess.Popen[bytes], Path]:
+    def worker(
+        self, *, threads: int = 2, slow_validation: float | None = None, **overrides: str
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         """`drb worker` (started, not awaited: it consumes once it is up)."""
         log = self._log("worker")
-        process = start_drb("worker", "--threads", str(threads), env=self.env(**overrides), log=log)
-        self.started.append(process)
+        process = self._start(
+            "worker",
+            "--threads",
+            str(threads),
+            env=self.env(**overrides),
+            log=log,
+            slow=slow_validation,
+        )
         return process, log
+
+    def _start(
+        self, *args: str, env: dict[str, str], log: Path, slow: float | None
+    ) -> subprocess.Popen[bytes]:
+        if slow is None:
+            process = start_drb(*args, env=env, log=log)
+        else:
+            env = {**env, "DRB_TEST_SLOW_VALIDATION_SECONDS": str(slow)}
+            with log.open("wb") as handle:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "tests.faults.slow_drb", *args],
+                    env=env,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO,
+                )
+        self.started.append(process)
+        return process
 
     @staticmethod
     def kill(process: subprocess.Popen[bytes]) -> None:

@@ -1,0 +1,110 @@
+"""A worker killed -9 mid-validation: another takes its jobs over; a live slow one keeps them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from services.catalogue.models import Job
+from tests.faults.conftest import DedicatedPostgres, DedicatedRedis, DrbProcesses
+from tests.faults.returns import assert_each_exactly_once, finished, outcome, register, submit
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def holders(database_url: str) -> list[str]:
+    """The workers (host:pid:random) holding running validations."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return [
+                str(holder)
+                for holder in connection.execute(
+                    select(Job.claimed_by).where(
+                        Job.kind == "validate_submission", Job.status == "running"
+                    )
+                ).scalars()
+            ]
+    finally:
+        engine.dispose()
+
+
+def distributed(
+    processes: DrbProcesses, postgres: DedicatedPostgres, redis: DedicatedRedis, data_dir: Path
+) -> None:
+    # A short lease and sweep keep the test quick; the defaults (30 s lease, 10 s sweep) take
+    # a dead worker's job over within 40 s (README, "Work that is not finished in time").
+    processes.settings.update(
+        database_url=postgres.url,
+        redis_url=redis.url,
+        data_dir=str(data_dir),
+        job_lease_seconds="3",
+        job_heartbeat_seconds="0.5",
+        sweep_interval_seconds="1",
+    )
+
+
+def test_a_killed_workers_validation_is_finished_by_another(
+    dedicated_redis: DedicatedRedis,
+    dedicated_postgres: DedicatedPostgres,
+    drb_processes: DrbProcesses,
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    distributed(drb_processes, dedicated_postgres, dedicated_redis, data_dir)
+    api = drb_processes.serve()
+    tokens = register(api.base, 3)
+    first, first_log = drb_processes.worker(threads=1, slow_validation=8)
+    second, second_log = drb_processes.worker(threads=1, slow_validation=8)
+    ids = [submit(api.base, token, code) for code, token in tokens.items()]
+    wait_until(
+        lambda: any(f":{first.pid}:" in holder for holder in holders(dedicated_postgres.url)),
+        timeout=30,
+        what="the first worker to be validating",
+        log=first_log,
+    )
+    drb_processes.kill(first)
+    killed = time.monotonic()
+    wait_until(
+        lambda: finished(dedicated_postgres.url, data_dir, ids),
+        timeout=60,
+        what="the other worker to finish every validation within 60 s",
+        log=second_log,
+        process=second,
+    )
+    assert time.monotonic() - killed < 60
+    result = outcome(dedicated_postgres.url, data_dir)
+    assert_each_exactly_once(result, ids, list(tokens))
+    # The killed worker's job ran twice (killed, then taken over); none ran more.
+    assert max(result.attempts.values()) == 2
+    assert all(attempts in (1, 2) for attempts in result.attempts.values())
+
+
+def test_a_long_validation_on_a_live_worker_is_not_sent_again(
+    dedicated_redis: DedicatedRedis,
+    dedicated_postgres: DedicatedPostgres,
+    drb_processes: DrbProcesses,
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    distributed(drb_processes, dedicated_postgres, dedicated_redis, data_dir)
+    api = drb_processes.serve()
+    tokens = register(api.base, 1)
+    # A validation of 10 s, three times the lease: the heartbeat keeps it.
+    _worker, log = drb_processes.worker(threads=2, slow_validation=10)
+    ((code, token),) = tokens.items()
+    ids = [submit(api.base, token, code)]
+    wait_until(
+        lambda: finished(dedicated_postgres.url, data_dir, ids),
+        timeout=60,
+        what="the slow validation to finish",
+        log=log,
+    )
+    result = outcome(dedicated_postgres.url, data_dir)
+    assert_each_exactly_once(result, ids, [code])
+    assert list(result.attempts.values()) == [1]  # one attempt: never re-sent, never taken over
+    assert "re-sent" not in log.read_text()
