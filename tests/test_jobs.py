@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 
@@ -16,6 +19,7 @@ from services.catalogue.models import Job, utcnow
 from services.catalogue.repositories import jobs as job_repo
 from services.catalogue.runtime import Runtime
 from services.validator import worker
+from tests.schema_samples import ae_monthly_sample
 
 
 def wait_for_status(runtime: Runtime, job_id: str, status: str, timeout: float = 10.0) -> Job:
@@ -420,3 +424,67 @@ def test_a_send_failing_mid_sweep_leaves_the_rest_pending(runtime: Runtime) -> N
         jobs.sweep(factory=runtime.factory, send=again.append, stale_after=runtime.stale_after) == 2
     )
     assert again == ids[1:]
+
+
+def test_a_run_failed_by_its_surroundings_uses_up_no_attempt(runtime: Runtime) -> None:
+    # A full disk or a database that does not answer is not the job's fault: a disk full for
+    # hours must leave the job retried, never given up.
+    def disk_full(_context: jobs.JobContext) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def bug(_context: jobs.JobContext) -> None:
+        raise ValueError("a bug")
+
+    job_id = enqueue_probe(runtime)
+    for handler, error in ((disk_full, OSError), (disk_full, OSError), (bug, ValueError)):
+        with pytest.raises(error):
+            jobs.run(
+                factory=runtime.factory,
+                job_id=job_id,
+                handlers={"probe": handler},
+                stale_after=runtime.stale_after,
+                settings=runtime.settings,
+            )
+    assert wait_for_status(runtime, job_id, "sent").attempts == 1  # only the bug counted
+
+
+def test_a_validation_given_up_rejects_its_submission(
+    client: TestClient, make_org: Callable[..., dict[str, str]], runtime: Runtime
+) -> None:
+    # No worker runs: the submission waits, its job is made to fail MAX_ATTEMPTS times.
+    trust = make_org("RJ1", "trust", "Y56")
+    auditor = make_org("NAO", "auditor")
+    content = ae_monthly_sample(org_code="RJ1", period="2025-01").write_csv().encode()
+    sent = client.post(
+        "/v1/submissions",
+        headers=trust,
+        data={"dataset": "ae_monthly", "period": "2025-01"},
+        files={"file": ("ae.csv", content, "text/csv")},
+    )
+    assert sent.status_code == 202, sent.text
+    submission_id = sent.json()["id"]
+    with session_scope(runtime.factory) as session:
+        session.execute(
+            update(Job)
+            .where(Job.subject_id == submission_id)
+            .values(
+                status="sent",
+                attempts=jobs.MAX_ATTEMPTS,
+                last_error="RuntimeError: the worker crashed",
+                sent_at=utcnow() - runtime.stale_after - timedelta(seconds=1),
+            )
+        )
+    assert runtime.sweep() == 0
+    shown = client.get(f"/v1/submissions/{submission_id}", headers=trust).json()
+    assert shown["status"] == "rejected"
+    errors = client.get(f"/v1/submissions/{submission_id}/errors", headers=trust).json()
+    assert [(e["row"], e["check"]) for e in errors] == [(None, "internal")]
+    assert f"tried {jobs.MAX_ATTEMPTS} times" in errors[0]["message"]
+    events = client.get("/v1/audit-events", headers=auditor).json()
+    assert [e["subject_id"] for e in events if e["action"] == "submission.rejected"] == [
+        submission_id
+    ]
+    # Sweeping again decides nothing twice.
+    assert runtime.sweep() == 0
+    events = client.get("/v1/audit-events", headers=auditor).json()
+    assert sum(e["action"] == "submission.rejected" for e in events) == 1

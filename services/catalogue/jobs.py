@@ -23,8 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.catalogue import store
 from services.catalogue.db import session_scope
 from services.catalogue.models import Job, utcnow
 from services.catalogue.repositories import jobs as job_repo
@@ -38,6 +40,18 @@ MAX_ATTEMPTS = 5
 RELAY_GRACE = timedelta(seconds=5)
 
 Send = Callable[[str], None]
+# Called, in the sweep's transaction, for a job given up after MAX_ATTEMPTS: it decides what the
+# job was for (a submission is rejected rather than left validating for ever).
+GiveUp = Callable[[Session, Job], None]
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a job failed because of its surroundings (a full disk, a database that does not
+    answer), not because of its work: such a run does not use up one of its MAX_ATTEMPTS, so a
+    disk that stays full for hours leaves the job retried, never given up."""
+    return store.is_storage_full(error) or isinstance(error, OperationalError | InterfaceError)
+
+
 # The identity of the queue answering now (services/catalogue/queue.identity).
 Identify = Callable[[], str]
 
@@ -171,6 +185,7 @@ def sweep(
     lease: timedelta | None = None,
     identify: Identify | None = None,
     limit: int = 500,
+    on_give_up: GiveUp | None = None,
 ) -> int:
     """Re-send jobs never sent, lost with their queue, or whose worker died; how many were sent.
 
@@ -200,6 +215,8 @@ def sweep(
                     job.kind,
                     extra={"job_id": job.id, "job_kind": job.kind, "subject_id": job.subject_id},
                 )
+                if on_give_up is not None:
+                    on_give_up(session, job)
                 continue
             # Marked before it is sent, and only if no worker has moved it on meanwhile.
             if job_repo.mark_sent(
@@ -275,6 +292,7 @@ def run(
                 leases.worker_id,
                 status="sent",
                 error=f"{type(error).__name__}: {error}",
+                refund=is_transient(error),
             )
         raise
     finally:
@@ -283,7 +301,13 @@ def run(
 
 
 def _finish(
-    session: Session, job_id: str, worker_id: str, *, status: str, error: str | None
+    session: Session,
+    job_id: str,
+    worker_id: str,
+    *,
+    status: str,
+    error: str | None,
+    refund: bool = False,
 ) -> None:
     if not job_repo.finish(
         session=session,
@@ -292,6 +316,7 @@ def _finish(
         status=status,
         error=error,
         when=utcnow(),
+        refund=refund,
     ):
         # Its lease expired and another worker took it over: that one's outcome stands.
         log.warning(

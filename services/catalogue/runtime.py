@@ -10,11 +10,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.catalogue import auth, jobs, migrate, queue
+from services.catalogue import auth, jobs, migrate, queue, submissions
 from services.catalogue.arrow_memory import configure_arrow_memory
 from services.catalogue.coverage_index import CoverageIndex
 from services.catalogue.db import build_engine, session_factory, session_scope
 from services.catalogue.errors import ServiceUnavailable
+from services.catalogue.models import Job
 from services.catalogue.settings import Settings
 
 
@@ -54,7 +55,18 @@ class Runtime:
             stale_after=self.stale_after,
             lease=self.lease,
             identify=self.queue_identity,
+            on_give_up=self._give_up,
         )
+
+    def _give_up(self, session: Session, job: Job) -> None:
+        """Decide what a job given up was for: its submission is rejected, not left waiting."""
+        if job.kind == submissions.VALIDATE_JOB and job.subject_id is not None:
+            submissions.give_up(
+                session=session,
+                settings=self.settings,
+                submission_id=job.subject_id,
+                attempts=job.attempts,
+            )
 
     @property
     def stale_after(self) -> timedelta:

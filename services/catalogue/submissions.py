@@ -301,6 +301,37 @@ def reject(
     return submission
 
 
+GAVE_UP_MESSAGE = (
+    "the file could not be validated: the broker tried {attempts} times and failed each time"
+    " (the cause is logged); send the file again later, or ask the broker's stewards"
+)
+
+
+def give_up(*, session: Session, settings: Settings, submission_id: str, attempts: int) -> None:
+    """Reject a submission whose validation job was given up, so that it never stays
+    ``received`` or ``validating`` for ever (a decided one is left as it is)."""
+    submission = submission_repo.get(session=session, submission_id=submission_id)
+    if submission is None or submission.status not in ("received", "validating"):
+        return
+    reject(
+        session=session,
+        settings=settings,
+        submission_id=submission_id,
+        rows=None,
+        file_format=None,
+        errors=[
+            ErrorRow(
+                row=None,
+                column=None,
+                check="internal",
+                value=None,
+                message=GAVE_UP_MESSAGE.format(attempts=attempts),
+            )
+        ],
+        error_count=1,
+    )
+
+
 def status_detail(submission: Submission) -> str | None:
     """Why an undecided submission waits, when the broker knows (else None).
 

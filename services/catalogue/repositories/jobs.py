@@ -114,10 +114,18 @@ def renew_leases(
 
 
 def finish(
-    *, session: Session, job_id: str, worker_id: str, status: str, error: str | None, when: datetime
+    *,
+    session: Session,
+    job_id: str,
+    worker_id: str,
+    status: str,
+    error: str | None,
+    when: datetime,
+    refund: bool = False,
 ) -> bool:
     """End ``worker_id``'s run of a job (done, or back to sent for a retry); False if it had
-    lost the job meanwhile (its lease expired and another worker took it over)."""
+    lost the job meanwhile (its lease expired and another worker took it over). ``refund``
+    gives back the attempt this run used (it failed for reasons outside the job)."""
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "running", Job.claimed_by == worker_id)
@@ -126,6 +134,7 @@ def finish(
             last_error=error,
             heartbeat_at=None,
             finished_at=when if status == "done" else None,
+            attempts=Job.attempts - 1 if refund else Job.attempts,
         )
         .execution_options(synchronize_session=False)
     )
