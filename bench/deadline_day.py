@@ -473,7 +473,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "commit": commit(args.commit),
         "settings": extra,
     }
-    source = export(args.commit, work) if args.commit else None
+    source = export(args.commit, work) if args.commit else args.source
+    if args.source:
+        result["commit"] += f" (code from {args.source})"
     with services(work) as (database_url, redis_url):
         cluster = Cluster(
             work, database_url=database_url, redis_url=redis_url, extra=extra, source=source
@@ -685,6 +687,9 @@ def main() -> None:
     parser.add_argument(
         "--commit",
         help="run the drb processes on this commit's code (git archive), not the working tree",
+    )
+    parser.add_argument(
+        "--source", type=Path, help="run the drb processes on this tree's code (experiments)"
     )
     parser.add_argument("--out", type=Path, help="keep logs and results here")
     args = parser.parse_args()
