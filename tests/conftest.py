@@ -61,16 +61,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'broker.sqlite3'}"
 
 
+def settings_for(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings for one test: its own data dir and database, embedded queue, the admin token
+    and a quick sweep; ``overrides`` change any of them (a test module's own fixture)."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "var",
+        "database_url": database_url,
+        "redis_url": None,
+        "admin_token": ADMIN_TOKEN,
+        "sweep_interval_seconds": 0.2,
+        **overrides,
+    }
+    return Settings(**values)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings for one test: its own data dir and database, embedded queue."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        redis_url=None,
-        admin_token=ADMIN_TOKEN,
-        sweep_interval_seconds=0.2,
-    )
+    return settings_for(tmp_path, database_url)
 
 
 @pytest.fixture

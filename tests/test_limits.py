@@ -24,7 +24,7 @@ from services.broker.limits import MULTIPART_OVERHEAD
 from services.catalogue import auth, store
 from services.catalogue.runtime import Runtime
 from services.catalogue.settings import Settings
-from tests.conftest import ADMIN_TOKEN, run_async
+from tests.conftest import run_async, settings_for
 
 Headers = dict[str, str]
 
@@ -36,14 +36,7 @@ CHUNK = 64 * 1024
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """The usual test settings, with a small upload limit."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        redis_url=None,
-        admin_token=ADMIN_TOKEN,
-        sweep_interval_seconds=0.2,
-        max_upload_bytes=UPLOAD_LIMIT,
-    )
+    return settings_for(tmp_path, database_url, max_upload_bytes=UPLOAD_LIMIT)
 
 
 class Probe:

@@ -18,7 +18,7 @@ from services.broker import ratelimit
 from services.broker.app import create_app
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer, migrate_database, run_async
+from tests.conftest import ADMIN_TOKEN, bearer, migrate_database, run_async, settings_for
 from tests.schema_samples import ae_monthly_sample
 
 Headers = dict[str, str]
@@ -39,13 +39,8 @@ class Clock:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Small limits, so that a test reaches them in a few requests."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        redis_url=None,
-        admin_token=ADMIN_TOKEN,
-        rate_limit_per_minute=READS,
-        upload_rate_limit_per_minute=UPLOADS,
+    return settings_for(
+        tmp_path, database_url, rate_limit_per_minute=READS, upload_rate_limit_per_minute=UPLOADS
     )
 
 

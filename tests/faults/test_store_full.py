@@ -22,7 +22,7 @@ from services.catalogue.models import AuditEvent, Job, Submission
 from services.catalogue.runtime import Runtime
 from services.catalogue.settings import Settings
 from services.validator import worker
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import settings_for
 from tests.service_urls import _unavailable
 from tests.test_submissions import ae_csv, send
 
@@ -32,14 +32,7 @@ Headers = dict[str, str]
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings whose failed jobs are sent again within a second (the default: the job timeout)."""
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        redis_url=None,
-        admin_token=ADMIN_TOKEN,
-        sweep_interval_seconds=0.2,
-        job_timeout_seconds=1.0,
-    )
+    return settings_for(tmp_path, database_url, job_timeout_seconds=1.0)
 
 
 @pytest.fixture
