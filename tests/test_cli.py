@@ -144,3 +144,10 @@ def test_invalid_setting_is_named(env: dict[str, str]) -> None:
     code, _, err = drb("serve", env={**env, "DRB_PORT": "not-a-port"})
     assert code == 1
     assert "port" in err.lower()
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused(env: dict[str, str]) -> None:
+    short = {**env, "DRB_JOB_LEASE_SECONDS": "8", "DRB_JOB_HEARTBEAT_SECONDS": "5"}
+    code, _, err = drb("serve", env=short)
+    assert code == 1
+    assert "DRB_JOB_LEASE_SECONDS (8) must be at least twice DRB_JOB_HEARTBEAT_SECONDS (5)" in err

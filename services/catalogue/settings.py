@@ -152,6 +152,17 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _a_lease_outlives_its_heartbeats(self) -> Settings:
+        # A lease shorter than two heartbeats would be taken from live workers between renewals.
+        if self.job_lease_seconds < 2 * self.job_heartbeat_seconds:
+            raise ValueError(
+                f"DRB_JOB_LEASE_SECONDS ({self.job_lease_seconds:g}) must be at least twice"
+                f" DRB_JOB_HEARTBEAT_SECONDS ({self.job_heartbeat_seconds:g}), or live workers"
+                " lose their jobs between heartbeats"
+            )
+        return self
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         """The database URL in force: the setting, or SQLite under the data dir."""

@@ -17,7 +17,9 @@ def test_work_queued_in_a_killed_process_is_finished_at_the_next_start(
     database_url = f"sqlite:///{data_dir / 'broker.sqlite3'}"
     # A short lease for the one validation running when it dies; the queued ones are re-sent at
     # once whatever the lease (the in-memory queue they were sent to died with the process).
-    drb_processes.settings.update(data_dir=str(data_dir), job_lease_seconds="3")
+    drb_processes.settings.update(
+        data_dir=str(data_dir), job_lease_seconds="3", job_heartbeat_seconds="1"
+    )
     migrated = run_drb("migrate", env=drb_processes.env())
     assert migrated.returncode == 0, migrated.stderr
     first = drb_processes.serve(slow_validation=30, worker_threads="1")
