@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from services.catalogue import audit
+from services.catalogue import audit, organisations
 from services.catalogue.errors import Invalid, NotFound, ServiceUnavailable
 from services.catalogue.models import Organisation, Token, utcnow
 from services.catalogue.repositories import organisations as org_repo
@@ -109,24 +109,34 @@ def issue_token(
         raise NotFound(f"No organisation has the code {org_code!r}.")
     plain = generate_token()
     now = utcnow()
-    token = Token(
-        org_code=org_code,
-        token_hash=hash_token(plain),
-        label=label,
-        created_at=now,
-        expires_at=now + timedelta(days=expires_in_days),
+    token = _add_token(
+        session=session,
+        token=Token(
+            org_code=org_code,
+            token_hash=hash_token(plain),
+            label=label,
+            created_at=now,
+            expires_at=now + timedelta(days=expires_in_days),
+        ),
+        actor=actor,
+        action="token.issued",
     )
+    return token, plain
+
+
+def _add_token(*, session: Session, token: Token, actor: str, action: str) -> Token:
+    """Store a new token and audit it (by its id, label and expiry: never the token)."""
     session.add(token)
     session.flush()
     audit.record(
         session=session,
         actor=actor,
-        action="token.issued",
+        action=action,
         subject_type="organisation",
-        subject_id=org_code,
-        detail={"token_id": token.id, "label": label, "expires_at": _iso(token.expires_at)},
+        subject_id=token.org_code,
+        detail={"token_id": token.id, "label": token.label, "expires_at": _iso(token.expires_at)},
     )
-    return token, plain
+    return token
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -190,28 +200,22 @@ def bootstrap_admin_token(*, session: Session, admin_token: str | None) -> None:
             )
         return
     if org_repo.get(session=session, code=BOOTSTRAP_STEWARD) is None:
-        session.add(
-            Organisation(code=BOOTSTRAP_STEWARD, name="Broker stewards (bootstrap)", kind="steward")
-        )
-        session.flush()
-        audit.record(
+        organisations.register(
             session=session,
+            code=BOOTSTRAP_STEWARD,
+            name="Broker stewards (bootstrap)",
+            kind="steward",
+            region=None,
             actor=SYSTEM_ACTOR,
-            action="organisation.registered",
-            subject_type="organisation",
-            subject_id=BOOTSTRAP_STEWARD,
-            detail={"kind": "steward", "region": None},
         )
-    token = Token(
-        org_code=BOOTSTRAP_STEWARD, token_hash=digest, label=BOOTSTRAP_TOKEN_LABEL, expires_at=None
-    )
-    session.add(token)
-    session.flush()
-    audit.record(
+    _add_token(
         session=session,
+        token=Token(
+            org_code=BOOTSTRAP_STEWARD,
+            token_hash=digest,
+            label=BOOTSTRAP_TOKEN_LABEL,
+            expires_at=None,
+        ),
         actor=SYSTEM_ACTOR,
         action="token.bootstrapped",
-        subject_type="organisation",
-        subject_id=BOOTSTRAP_STEWARD,
-        detail={"token_id": token.id, "label": BOOTSTRAP_TOKEN_LABEL},
     )
