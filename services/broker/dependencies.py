@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from services.broker.problems import Problem
 from services.catalogue import auth
+from services.catalogue.db import SESSION_SLOTS_PER_PROCESS
 from services.catalogue.jobs import take_new_job_ids
 from services.catalogue.runtime import Runtime
 
@@ -26,19 +30,63 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+class SessionSlots:
+    """How many requests of this process may hold a database session at once.
+
+    A request's session lives across several worker-thread calls (its dependencies, the
+    endpoint, the commit), and holds its pooled connection in between, while waiting for a
+    thread. Unbounded, that deadlocks under load: every thread waits for a connection while every
+    connection waits for a thread, until the pool's timeout answers 503 (seen on deadline day).
+    Requests wait here instead, on the event loop, holding neither; the rest of the pool is left
+    for the work done within one thread call (authentication before a body, recording an upload,
+    relaying its jobs), which always finishes.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._by_loop = weakref.WeakKeyDictionary()
+
+    def __call__(self) -> asyncio.Semaphore:
+        """This event loop's semaphore (a test may run the app on several loops in turn)."""
+        loop = asyncio.get_running_loop()
+        semaphore = self._by_loop.get(loop)
+        if semaphore is None:
+            semaphore = self._by_loop[loop] = asyncio.Semaphore(self.slots)
+        return semaphore
+
+
+SESSION_SLOTS = SessionSlots(SESSION_SLOTS_PER_PROCESS)
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     """One transaction per request: committed before the response, jobs relayed after commit."""
-    session = runtime.factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
+    async with SESSION_SLOTS():
+        session = runtime.factory()
+        try:
+            yield session
+            await run_in_threadpool(_commit, session)
+        except BaseException:
+            await run_in_threadpool(_roll_back, session)
+            raise
         new_jobs = take_new_job_ids(session)
+        if new_jobs:
+            await run_in_threadpool(runtime.relay, new_jobs)
+
+
+def _commit(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
         session.close()
-    runtime.relay(new_jobs)
+
+
+def _roll_back(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        take_new_job_ids(session)
+        session.close()
 
 
 # scope="function" ends the unit of work before the response is sent, so a failed commit

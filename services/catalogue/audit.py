@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Text, cast, func, select
+from sqlalchemy import event as orm_events
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -76,26 +77,56 @@ def record(
     subject_type: str,
     subject_id: str,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event to the chain, in the caller's transaction."""
-    # Locking the head row serialises appends, so two writers never fork the chain.
+) -> None:
+    """Append one event to the chain when the caller's transaction commits.
+
+    The event is held in the session and linked in its ``before_commit`` (:func:`_link`): the
+    head row is locked only from there to the commit, a few statements, not for the whole unit of
+    work, so concurrent writers (deadline day's uploads and validations) do not queue behind one
+    another's work. A unit of work that rolls back records nothing.
+    """
+    if not session.in_transaction():
+        session.begin()  # so that a rollback before any statement still drops the event
+    session.info.setdefault(PENDING_KEY, []).append(
+        {
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "detail": detail,
+        }
+    )
+
+
+PENDING_KEY = "drb.audit_pending"
+
+
+@orm_events.listens_for(Session, "before_commit")
+def _link(session: Session) -> None:
+    """Link the session's pending events to the chain, under the head row's lock, at commit.
+
+    Locking the head serialises appends, so two writers never fork the chain; each event's time
+    is taken under the lock, so times follow the chain's order.
+    """
+    pending = session.info.pop(PENDING_KEY, None)
+    if not pending:
+        return
     head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
     if head is None:
         head = AuditHead(id=1, last_hash=GENESIS)
         session.add(head)
-    event = AuditEvent(
-        at=utcnow(),
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        detail=detail,
-        prev_hash=head.last_hash,
-    )
-    event.hash = digest(event)
-    head.last_hash = event.hash
-    session.add(event)
-    return event
+    for values in pending:
+        linked = AuditEvent(at=utcnow(), prev_hash=head.last_hash, **values)
+        linked.hash = digest(linked)
+        head.last_hash = linked.hash
+        session.add(linked)
+
+
+@orm_events.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, _previous: Any) -> None:
+    """A rolled-back unit of work records nothing it had queued."""
+    if not session.in_transaction():
+        session.info.pop(PENDING_KEY, None)
 
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 
+# Each process's pool: POOL_SIZE connections kept, MAX_OVERFLOW more when busy. Four processes
+# (two API, two workers) stay within PostgreSQL's default max_connections (100).
+POOL_SIZE = 10
+MAX_OVERFLOW = 10
+# Of those, how many an API process lends to request-long sessions (services/broker/dependencies
+# .SessionSlots); the rest serve the work done within one call, so neither starves the other.
+SESSION_SLOTS_PER_PROCESS = (POOL_SIZE + MAX_OVERFLOW) // 2
+
+
 class DatabaseUnavailable(RuntimeError):
     """The configured database cannot be reached or used."""
 
@@ -36,7 +45,11 @@ def build_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+        url,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
+        hide_parameters=True,
     )
 
 

@@ -21,6 +21,15 @@ def _ok(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def trust_token(http: httpx.Client, code: str = "RJ1") -> str:
+    """Register one trust through ``http`` (a client of a `drb serve`) and issue it a token."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    body = {"code": code, "name": f"{code} trust", "kind": "trust", "region": "Y56"}
+    _ok(http.post("/v1/organisations", json=body, headers=admin))
+    token: str = _ok(http.post(f"/v1/organisations/{code}/tokens", headers=admin)).json()["token"]
+    return token
+
+
 def register(base: str, count: int) -> dict[str, str]:
     """``count`` trusts (RA0, RA1, ...) asked for A&E figures of PERIOD; code -> token."""
     tokens: dict[str, str] = {}

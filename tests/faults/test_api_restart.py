@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.conftest import migrate_database
-from tests.faults.conftest import ADMIN, DrbProcesses, Served, wait_for
+from tests.faults.conftest import DrbProcesses, Served, wait_for
+from tests.faults.returns import trust_token
 
 BOUNDARY = "drbfaultboundary"
 
@@ -62,14 +63,7 @@ def test_a_killed_api_process_leaves_no_submission_and_its_partial_file_is_remov
     doomed = drb_processes.serve()
     survivor = drb_processes.serve()
     http = httpx.Client(base_url=doomed.base, timeout=30)
-    admin = {"Authorization": f"Bearer {ADMIN}"}
-    created = http.post(
-        "/v1/organisations",
-        json={"code": "RJ1", "name": "RJ1 trust", "kind": "trust", "region": "Y56"},
-        headers=admin,
-    )
-    assert created.status_code == 201, created.text
-    token = http.post("/v1/organisations/RJ1/tokens", headers=admin).json()["token"]
+    token = trust_token(http)
 
     cut = _start_upload(doomed, token, size=50 * 1024 * 1024)
     wait_for(lambda: len(_staged(data_dir)) == 1, timeout=30, what="the upload to be staged")

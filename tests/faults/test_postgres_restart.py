@@ -16,7 +16,8 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 
 from services.catalogue.models import AuditEvent, Submission
-from tests.faults.conftest import ADMIN, DedicatedPostgres, DrbProcesses, healthy, wait_for
+from tests.faults.conftest import DedicatedPostgres, DrbProcesses, healthy, wait_for
+from tests.faults.returns import trust_token
 from tests.test_submissions import ae_csv
 
 PERIODS = [f"2024-{month:02d}" for month in range(1, 13)]
@@ -52,16 +53,7 @@ def test_uploads_survive_a_postgres_restart(
     )
     served = drb_processes.serve()
     http = httpx.Client(base_url=served.base, timeout=30)
-    admin = {"Authorization": f"Bearer {ADMIN}"}
-    assert (
-        http.post(
-            "/v1/organisations",
-            json={"code": "RJ1", "name": "RJ1 trust", "kind": "trust", "region": "Y56"},
-            headers=admin,
-        ).status_code
-        == 201
-    )
-    token = http.post("/v1/organisations/RJ1/tokens", headers=admin).json()["token"]
+    token = trust_token(http)
 
     answers: dict[str, list[int]] = {period: [] for period in PERIODS}
     unavailable: list[httpx.Response] = []
