@@ -71,10 +71,17 @@ def affected_requests(*, session: Session, dataset: str, org_code: str, period: 
 
 
 def enqueue_refresh(*, session: Session, request_id: str) -> None:
-    """Queue a refresh of a request's extracts unless one is already waiting."""
+    """Queue a refresh of a request's extracts unless one is already waiting to start.
+
+    A waiting refresh (pending, or sent and not yet claimed) will read this return when it runs,
+    so on deadline day the accepts of a request's 220 trusts share a few refreshes instead of
+    one each. A running refresh may have read its sources already: a new one is queued.
+    """
     waiting = session.scalars(
         select(Job.id).where(
-            Job.kind == REFRESH_JOB, Job.subject_id == request_id, Job.status == "pending"
+            Job.kind == REFRESH_JOB,
+            Job.subject_id == request_id,
+            Job.status.in_(("pending", "sent")),
         )
     ).first()
     if waiting is None:
