@@ -40,6 +40,7 @@ import csv
 import io
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -57,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -537,6 +539,11 @@ def drive(
     def fault(started: float) -> None:
         time.sleep(max(0.0, started + args.kill_worker_at - time.time()))
         victim = cluster.workers[0]
+        try:  # its CPU time, which reaping moves to this script's children (the load tool's)
+            used = psutil.Process(victim.pid).cpu_times()
+            kill["victim_cpu"] = used.user + used.system
+        except psutil.Error:
+            kill["victim_cpu"] = 0.0
         victim.send_signal(signal.SIGKILL)
         kill["at"] = time.time()
         victim.wait()
@@ -545,6 +552,7 @@ def drive(
             kill["restarted"] = time.time()
 
     with Watcher(database_url, args.period, args.trusts) as watcher:
+        cpu_before = cpu_seconds(cluster)
         started = time.time()
         if args.kill_worker_at is not None:
             threading.Thread(target=fault, args=(started,), daemon=True).start()
@@ -554,6 +562,8 @@ def drive(
         deadline = time.time() + args.settle
         while watcher.all_accepted_at is None and time.time() < deadline:
             time.sleep(0.5)
+        cpu_after = cpu_seconds(cluster)
+        cpu_wall = time.time() - started
     (work / "locust.out").write_text(locust.stdout + locust.stderr)
     records: list[dict[str, Any]] = json.loads((work / "results.json").read_text())
     counts = status_counts(database_url, args.period)
@@ -590,7 +600,12 @@ def drive(
         "db_not_accepted": args.trusts - counts.get("accepted", 0),
         "jobs": job_counts(database_url),
         "load_wall": ended - started,
+        "cpu_wall": cpu_wall,
+        "cpu": {group: cpu_after[group] - cpu_before.get(group, 0.0) for group in cpu_after},
     }
+    if kill:
+        figures["cpu"]["drb worker"] += kill["victim_cpu"]
+        figures["cpu"]["load tool (locust)"] -= kill["victim_cpu"]
     figures["accepted_per_second"] = (
         len(validated) / figures["server_span"] if figures["server_span"] else None
     )
@@ -602,6 +617,35 @@ def drive(
         figures["at_kill"] = at_kill[-1] if at_kill else {}
         figures["recovery"] = (done_at - kill["at"]) if done_at else None
     return figures
+
+
+def cpu_seconds(cluster: Cluster) -> dict[str, float]:
+    """CPU time (user + system) used so far by each group of processes of the run.
+
+    PostgreSQL's backends are summed over the ``postgres`` processes alive now (a backend that
+    has exited takes its time with it; the pools keep theirs open); the load tool's is
+    ``resource``'s account of this script's finished children (locust, once it has exited).
+    """
+    groups: dict[str, float] = {"drb serve": 0.0, "drb worker": 0.0, "postgres": 0.0, "redis": 0.0}
+    members = {
+        **{process.pid: "drb serve" for process in cluster.apis},
+        **{process.pid: "drb worker" for process in cluster.workers},
+    }
+    for process in psutil.process_iter(["pid", "name"]):
+        name = process.info["name"] or ""
+        group = members.get(process.info["pid"]) or (
+            "postgres" if name == "postgres" else "redis" if name.startswith("redis") else None
+        )
+        if group is None:
+            continue
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        groups[group] += times.user + times.system
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    groups["load tool (locust)"] = children.ru_utime + children.ru_stime
+    return groups
 
 
 def _summary(text: str) -> str:
@@ -661,6 +705,11 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> str:
             f"{r['at_kill']} |",
             f"| kill to every return accepted | {seconds(r['recovery'])} |",
         ]
+    lines += [
+        "| CPU used from the first upload to the last accept (core-seconds) | "
+        + ", ".join(f"{group} {value:.1f}" for group, value in r["cpu"].items())
+        + f" (in {r['cpu_wall']:.1f} s of wall time) |",
+    ]
     lines += ["", "| goal | wanted | measured |", "|---|---|---|"]
     lines += [f"| {name} | {want} | {got} |" for name, want, got in goal]
     lines += ["", "Locust's own table:", "```", r["locust_summary"], "```"]
