@@ -21,8 +21,8 @@ from services.catalogue.runtime import Runtime
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="drb"'}
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The process runtime the app was built with."""
+async def get_runtime(request: Request) -> Runtime:
+    """The process runtime the app was built with (async: no worker thread for a lookup)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -161,7 +161,7 @@ def require(*kinds: str) -> Callable[[auth.Principal], auth.Principal]:
     """A dependency that lets through only organisations of the given kinds (else 403)."""
     allowed = ", ".join(kinds)
 
-    def dependency(principal: PrincipalDep) -> auth.Principal:
+    async def dependency(principal: PrincipalDep) -> auth.Principal:  # no I/O: no thread
         if principal.kind not in kinds:
             raise Problem(
                 403,
