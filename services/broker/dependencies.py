@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -157,7 +157,7 @@ def get_principal(
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
 
 
-def require(*kinds: str) -> Callable[[auth.Principal], auth.Principal]:
+def require(*kinds: str) -> Callable[[auth.Principal], Awaitable[auth.Principal]]:
     """A dependency that lets through only organisations of the given kinds (else 403)."""
     allowed = ", ".join(kinds)
 
