@@ -88,6 +88,8 @@ def serve(
         _fail(str(error))
     # Partial uploads of API processes killed mid-stream (never submissions): removed.
     store.remove_abandoned_uploads(settings)
+    # Requests answer without waiting for the queue; jobs are relayed in batches behind them.
+    runtime.start_relayer()
     handle = None if settings.redis_url else worker.start(runtime, threads=settings.worker_threads)
     base = f"http://{host}:{port}"
     typer.echo(

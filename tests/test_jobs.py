@@ -488,3 +488,91 @@ def test_a_validation_given_up_rejects_its_submission(
     assert runtime.sweep() == 0
     events = client.get("/v1/audit-events", headers=auditor).json()
     assert sum(e["action"] == "submission.rejected" for e in events) == 1
+
+
+# ---------------------------------------------------------------------------
+# The background relayer of `drb serve`
+# ---------------------------------------------------------------------------
+
+
+def test_the_relayer_sends_in_the_background_and_marks_a_batch_sent(runtime: Runtime) -> None:
+    sent: list[str] = []
+    release = threading.Event()
+
+    def slow_send(job_id: str) -> None:
+        release.wait(10)  # the queue is slow: submit must not wait for it
+        sent.append(job_id)
+
+    relayer = jobs.Relayer(factory=runtime.factory, send=slow_send, identify=lambda: "redis:one")
+    try:
+        ids = [enqueue_probe(runtime) for _ in range(5)]
+        started = time.monotonic()
+        relayer.submit(ids)
+        assert time.monotonic() - started < 0.5
+        assert {job_row(runtime, job_id).status for job_id in ids} == {"pending"}
+        release.set()
+        for job_id in ids:
+            job = wait_for_status(runtime, job_id, "sent")
+            assert job.sent_to == "redis:one"
+        assert sorted(sent) == sorted(ids)
+    finally:
+        release.set()
+        relayer.close()
+
+
+def test_closing_the_relayer_sends_what_waits(runtime: Runtime) -> None:
+    sent: list[str] = []
+    relayer = jobs.Relayer(factory=runtime.factory, send=sent.append, identify=None)
+    ids = [enqueue_probe(runtime) for _ in range(3)]
+    relayer.submit(ids)
+    relayer.close()
+    assert sorted(sent) == sorted(ids)
+    assert {job_row(runtime, job_id).status for job_id in ids} == {"sent"}
+
+
+def test_a_relayer_whose_queue_fails_leaves_jobs_pending_and_keeps_going(
+    runtime: Runtime,
+) -> None:
+    failing = True
+    sent: list[str] = []
+
+    def send(job_id: str) -> None:
+        if failing:
+            raise RedisConnectionError("Redis is restarting")
+        sent.append(job_id)
+
+    relayer = jobs.Relayer(factory=runtime.factory, send=send, identify=None)
+    try:
+        lost = enqueue_probe(runtime)
+        relayer.submit([lost])
+        time.sleep(0.3)
+        assert job_row(runtime, lost).status == "pending"  # left for the sweep
+        failing = False
+        later = enqueue_probe(runtime)
+        relayer.submit([later])
+        wait_for_status(runtime, later, "sent")  # the thread survived the failure
+        assert sent == [later]
+    finally:
+        relayer.close()
+
+
+def test_a_job_the_worker_ran_first_is_not_marked_sent(runtime: Runtime) -> None:
+    job_id = enqueue_probe(runtime)
+
+    def send(job_id: str) -> None:
+        # The worker took the message and finished before the relay marked it.
+        with session_scope(runtime.factory) as session:
+            session.execute(update(Job).where(Job.id == job_id).values(status="done"))
+
+    jobs.relay(factory=runtime.factory, job_ids=[job_id], send=send)
+    assert job_row(runtime, job_id).status == "done"
+
+
+def test_drb_serve_relays_in_the_background(runtime: Runtime) -> None:
+    runtime.start_relayer()
+    assert runtime.relayer is not None
+    job_id = enqueue_probe(runtime)
+    runtime.relay([job_id])
+    wait_for_status(runtime, job_id, "sent")
+    runtime.close()
+    assert runtime.relayer is None

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from queue import Empty, SimpleQueue
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -161,6 +162,7 @@ def relay(
         # The queue does not answer: all left pending for the sweep; the request has succeeded.
         log.warning("the queue does not answer; %d job(s) left for the sweep", len(job_ids))
         return
+    sent: list[str] = []
     for job_id in job_ids:
         try:
             send(job_id)
@@ -170,11 +172,73 @@ def relay(
                 "could not send job %s; the sweep will retry", job_id, extra={"job_id": job_id}
             )
             continue
+        sent.append(job_id)
+    if sent:
+        # One statement for the batch. Should it fail, they stay pending and the sweep sends them
+        # again: a second message is harmless, the claim runs a job once.
         with session_scope(factory) as session:
-            # Conditional: a worker may already have run it, and 'done' must not become 'sent'.
-            job_repo.mark_sent(
-                session=session, job_id=job_id, when=utcnow(), only_if="pending", sent_to=sent_to
-            )
+            job_repo.mark_all_sent(session=session, job_ids=sent, when=utcnow(), sent_to=sent_to)
+
+
+class Relayer:
+    """Relays committed jobs from one background thread, in batches, off the request's path.
+
+    ``submit`` returns at once: the API answers its 202 without waiting for Redis and a second
+    transaction, and under load the jobs of many requests are sent together and marked sent in
+    one statement. A process that dies before relaying leaves its jobs pending: the sweep sends
+    them after RELAY_GRACE, as for a crash between a commit and its relay.
+    """
+
+    BATCH = 200
+
+    def __init__(
+        self, *, factory: sessionmaker[Session], send: Send, identify: Identify | None
+    ) -> None:
+        self._factory = factory
+        self._send = send
+        self._identify = identify
+        self._waiting: SimpleQueue[str | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="drb-relay", daemon=True)
+        self._thread.start()
+
+    def submit(self, job_ids: Iterable[str]) -> None:
+        """Queue these committed jobs for sending."""
+        for job_id in job_ids:
+            self._waiting.put(job_id)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is waiting, then stop the thread."""
+        self._waiting.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[str] = []
+            item = self._waiting.get()
+            while True:
+                if item is None:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if len(batch) >= self.BATCH:
+                    break
+                try:
+                    item = self._waiting.get_nowait()
+                except Empty:
+                    break
+            if not batch:
+                continue
+            try:
+                relay(
+                    factory=self._factory,
+                    job_ids=batch,
+                    send=self._send,
+                    identify=self._identify,
+                )
+            except Exception:
+                # Never let the thread die: these stay pending for the sweep.
+                log.exception("could not relay %d job(s); the sweep will send them", len(batch))
 
 
 def sweep(

@@ -28,6 +28,8 @@ class Runtime:
     factory: sessionmaker[Session]
     broker: dramatiq.Broker
     coverage: CoverageIndex = field(default_factory=CoverageIndex)
+    # Set by `drb serve` (start_relayer): jobs are then relayed from a background thread.
+    relayer: jobs.Relayer | None = None
 
     def send_job(self, job_id: str) -> None:
         """Send one job to the queue."""
@@ -37,9 +39,19 @@ class Runtime:
         """Which queue answers now (raises when it does not answer)."""
         return queue.identity(self.broker)
 
+    def start_relayer(self) -> None:
+        """Relay from now on in a background thread, in batches (the API's requests return
+        without waiting for the queue)."""
+        if self.relayer is None:
+            self.relayer = jobs.Relayer(
+                factory=self.factory, send=self.send_job, identify=self.queue_identity
+            )
+
     def relay(self, job_ids: list[str]) -> None:
         """Send jobs committed by a unit of work."""
-        if job_ids:
+        if job_ids and self.relayer is not None:
+            self.relayer.submit(job_ids)
+        elif job_ids:
             jobs.relay(
                 factory=self.factory,
                 job_ids=job_ids,
@@ -79,7 +91,10 @@ class Runtime:
         return timedelta(seconds=self.settings.job_lease_seconds)
 
     def close(self) -> None:
-        """Release connections."""
+        """Send what is waiting to be relayed, then release connections."""
+        if self.relayer is not None:
+            self.relayer.close()
+            self.relayer = None
         self.broker.close()
         self.engine.dispose()
 

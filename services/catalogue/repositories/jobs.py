@@ -152,6 +152,23 @@ def unmark_sent(*, session: Session, job_ids: Sequence[str]) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
+def mark_all_sent(
+    *, session: Session, job_ids: Sequence[str], when: datetime, sent_to: str | None
+) -> int:
+    """Set the still-pending ones of these jobs to sent (to the queue ``sent_to``); how many.
+
+    Conditional, as :func:`mark_sent`: a worker may already have run one, and 'done' must not
+    become 'sent'.
+    """
+    result = session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == "pending")
+        .values(status="sent", sent_at=when, sent_to=sent_to)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def mark_sent(
     *, session: Session, job_id: str, when: datetime, only_if: str, sent_to: str | None = None
 ) -> bool:
