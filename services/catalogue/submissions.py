@@ -80,28 +80,25 @@ def receive(
     give back the first submission and create nothing; the key with other bytes is a conflict.
     """
     version = check_return(session=session, dataset_code=dataset_code, period=period)
-    if idempotency_key is not None:
-        earlier = submission_repo.by_key(
-            session=session, org_code=org_code, idempotency_key=idempotency_key
-        )
-        if earlier is not None:
-            if earlier.sha256 != upload.sha256 or (earlier.dataset_code, earlier.period) != (
-                dataset_code,
-                period,
-            ):
-                raise Conflict(
-                    "This Idempotency-Key was used for another file: use a new key for new content."
-                )
-            return earlier, False
-    earlier = submission_repo.by_content(
+    by_key, by_content = submission_repo.earlier(
         session=session,
         org_code=org_code,
+        idempotency_key=idempotency_key,
         dataset_code=dataset_code,
         period=period,
         sha256=upload.sha256,
     )
-    if earlier is not None:
-        return earlier, False
+    if by_key is not None:
+        if by_key.sha256 != upload.sha256 or (by_key.dataset_code, by_key.period) != (
+            dataset_code,
+            period,
+        ):
+            raise Conflict(
+                "This Idempotency-Key was used for another file: use a new key for new content."
+            )
+        return by_key, False
+    if by_content is not None:
+        return by_content, False
     submission = Submission(
         id=new_id(),
         org_code=org_code,

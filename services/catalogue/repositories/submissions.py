@@ -15,25 +15,49 @@ def get(*, session: Session, submission_id: str) -> Submission | None:
     return session.get(Submission, submission_id)
 
 
-def by_key(*, session: Session, org_code: str, idempotency_key: str) -> Submission | None:
-    """The submission a trust sent with this Idempotency-Key."""
-    query = select(Submission).where(
-        Submission.org_code == org_code, Submission.idempotency_key == idempotency_key
+def earlier(
+    *,
+    session: Session,
+    org_code: str,
+    idempotency_key: str | None,
+    dataset_code: str,
+    period: str,
+    sha256: str,
+) -> tuple[Submission | None, Submission | None]:
+    """A trust's submission sent with this Idempotency-Key, and its submission of these exact
+    bytes for this return (either may be None): one query for both, as every upload asks."""
+    same_content = (
+        (Submission.dataset_code == dataset_code)
+        & (Submission.period == period)
+        & (Submission.sha256 == sha256)
     )
-    return session.scalars(query).first()
-
-
-def by_content(
-    *, session: Session, org_code: str, dataset_code: str, period: str, sha256: str
-) -> Submission | None:
-    """The submission of these exact bytes for this return."""
-    query = select(Submission).where(
-        Submission.org_code == org_code,
-        Submission.dataset_code == dataset_code,
-        Submission.period == period,
-        Submission.sha256 == sha256,
+    condition = (
+        same_content
+        if idempotency_key is None
+        else same_content | (Submission.idempotency_key == idempotency_key)
     )
-    return session.scalars(query).first()
+    rows = session.scalars(
+        select(Submission)
+        .where(Submission.org_code == org_code, condition)
+        .order_by(Submission.received_at)
+    ).all()
+    by_key = next(
+        (
+            row
+            for row in rows
+            if idempotency_key is not None and row.idempotency_key == idempotency_key
+        ),
+        None,
+    )
+    by_content = next(
+        (
+            row
+            for row in rows
+            if (row.dataset_code, row.period, row.sha256) == (dataset_code, period, sha256)
+        ),
+        None,
+    )
+    return by_key, by_content
 
 
 def latest_accepted(
