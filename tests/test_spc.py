@@ -110,6 +110,121 @@ def test_fix_after_n_points_keeps_the_baseline() -> None:
     assert rules_of(chart)[-3:] == ["outside_limits"] * 3
 
 
+# ---------------------------------------------------------------------------
+# High or low: a trend by its direction, every other rule by its side of the mean
+# (as NHSRplotthedots 0.2: "7 Point Trend (Increasing)" is high, "Above UCL", "2 in 3 Above CL"
+# and "7 Points Above CL" are high; the rest low; the direction of improvement orients them)
+# ---------------------------------------------------------------------------
+
+# Wide swings around 20, then 7 points rising from 11 to 17: all below the mean (17.5), a trend
+# (which outranks the shift they also make), inside the limits, never near the 2-sigma lines.
+SWINGS = [10.0, 30.0] * 5
+RISING_BELOW = [*SWINGS, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0]
+FALLING_ABOVE = [*[30.0, 10.0] * 5, 29.0, 28.0, 27.0, 26.0, 25.0, 24.0, 23.0]
+TYPE = {
+    ("high", "increase"): "special_cause_improvement",
+    ("high", "decrease"): "special_cause_concern",
+    ("high", "neutral"): "special_cause_neutral_high",
+    ("low", "increase"): "special_cause_concern",
+    ("low", "decrease"): "special_cause_improvement",
+    ("low", "neutral"): "special_cause_neutral_low",
+}
+ICON = {
+    ("high", "increase"): "improvement_high",
+    ("high", "decrease"): "concern_high",
+    ("high", "neutral"): "neutral_high",
+    ("low", "increase"): "concern_low",
+    ("low", "decrease"): "improvement_low",
+    ("low", "neutral"): "neutral_low",
+}
+DIRECTIONS: list[spc.Direction] = ["increase", "decrease", "neutral"]
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize(
+    ("values", "high_or_low"), [(RISING_BELOW, "high"), (FALLING_ABOVE, "low")]
+)
+@pytest.mark.parametrize("limits", ["all points", "fixed after 10", "rebased"])
+def test_a_trend_is_high_or_low_by_its_direction_not_its_side_of_the_mean(
+    direction: spc.Direction, values: list[float], high_or_low: str, limits: str
+) -> None:
+    points = months(values)
+    if limits == "rebased":  # a first segment of its own before the swings
+        points = months([*FLAT, *values])
+    chart = spc.chart(
+        points,
+        improvement_direction=direction,
+        fix_after_n_points=10 if limits == "fixed after 10" else None,
+        rebase=[points[12].period] if limits == "rebased" else (),
+    )
+    trend = chart.points[-7:]
+    assert [p.rule for p in trend] == ["trend"] * 7
+    below = high_or_low == "high"  # each trend lies on the other side of its mean
+    assert all((p.value < p.mean) == below for p in trend)
+    assert {p.point_type for p in trend} == {TYPE[(high_or_low, direction)]}
+    assert chart.variation_icon == ICON[(high_or_low, direction)]
+    assert all(p.rule == "none" for p in chart.points[:-7])
+
+
+def test_a_peak_takes_the_trend_it_starts() -> None:
+    # Rising 11 to 17, then falling 17 to 11: 17 ends one trend and starts the other.
+    values = [*SWINGS, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 16.0, 15.0, 14.0, 13.0, 12.0, 11.0]
+    chart = spc.chart(months(values), improvement_direction="increase")
+    types = [p.point_type for p in chart.points[10:]]
+    assert [p.rule for p in chart.points[10:]] == ["trend"] * 13
+    assert types[:6] == ["special_cause_improvement"] * 6  # rising
+    assert types[6:] == ["special_cause_concern"] * 7  # the peak, then falling
+    assert chart.variation_icon == "concern_low"
+
+
+def test_a_flat_step_breaks_a_trend() -> None:
+    # NHSRplotthedots' own example: 1, 2, 3, 3, 4, 5, 6 is no trend; 1 to 7 is.
+    base = [50.0, 70.0] * 5
+    flat = spc.chart(months([*base, 51.0, 52.0, 53.0, 53.0, 54.0, 55.0, 56.0]))
+    assert "trend" not in rules_of(flat)
+    rising = spc.chart(months([*base, 51.0, 52.0, 53.0, 54.0, 55.0, 56.0, 57.0]))
+    assert rules_of(rising)[-7:] == ["trend"] * 7
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_outside_the_limits_keeps_its_side_even_in_a_rising_trend(
+    direction: spc.Direction,
+) -> None:
+    # Twelve points round 100, then 7 rising far below the lower limit: outside_limits outranks
+    # the trend, and is low (below the mean) although the points rise.
+    values = [99.0, 101.0] * 6 + [50.0, 51.0, 52.0, 53.0, 54.0, 55.0, 56.0]
+    chart = spc.chart(months(values), improvement_direction=direction, fix_after_n_points=12)
+    last = chart.points[-7:]
+    assert [p.rule for p in last] == ["outside_limits"] * 7
+    assert {p.point_type for p in last} == {TYPE[("low", direction)]}
+    assert chart.variation_icon == ICON[("low", direction)]
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("side", ["high", "low"])
+def test_a_shift_keeps_its_side_of_the_mean(direction: spc.Direction, side: str) -> None:
+    sign = 1 if side == "high" else -1
+    base = [10.0 - sign, 10.0] * 2 + [10.0 - sign]  # mirrored for a low shift
+    values = base + [10 + sign * d for d in (0.6, 1.4) * 3 + (0.6,)]
+    chart = spc.chart(months(values), improvement_direction=direction)
+    assert rules_of(chart) == ["none"] * 5 + ["shift"] * 7
+    assert {p.point_type for p in chart.points[5:]} == {TYPE[(side, direction)]}
+    assert chart.variation_icon == ICON[(side, direction)]
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("side", ["high", "low"])
+def test_two_in_three_keeps_its_side_of_the_mean(direction: spc.Direction, side: str) -> None:
+    sign = 1 if side == "high" else -1
+    base = [10.0, 10.5] * 5
+    flagged = [10.25 + sign * 1.45, 10.25 + sign * 0.35, 10.25 + sign * 1.45]
+    values = [*base, *flagged, *[10.0, 10.5] * 3, 10.0]
+    chart = spc.chart(months(values), improvement_direction=direction)
+    marked = [p for p in chart.points if p.rule == "two_in_three"]
+    assert len(marked) == 2
+    assert {p.point_type for p in marked} == {TYPE[(side, direction)]}
+
+
 @pytest.mark.parametrize(
     ("direction", "target", "icon"),
     [

@@ -14,11 +14,14 @@ community's NHSRplotthedots package, so that a chart here reads as it does in tr
   two of three points in a row beyond the same 2-sigma line and inside the limits
   (``two_in_three``), or part of 7 or more points in a row on one side of the mean (``shift``);
   ``rule`` names the first that applies in that order;
-- its type is improvement or concern by which side of the mean it is on and the direction of
-  improvement (``neutral``: high or low);
-- the variation icon is the last point's; the assurance icon compares the target with the last
-  segment's limits: a target the limits lie wholly on the good side of passes, wholly on the bad
-  side fails, and a target between them is hit and miss;
+- its type is improvement or concern by whether it is high or low, and the direction of
+  improvement (``neutral``: high or low). A trend point is high when the trend rises and low when
+  it falls, wherever it lies against the mean (a point in two trends, at a peak or a trough,
+  takes the one it starts: the step after it); any other point is high above the mean and low
+  below it;
+- the variation icon is the last point's (H or L as its type says); the assurance icon
+  compares the target with the last segment's limits: a target the limits lie wholly on the
+  good side of passes, wholly on the bad side fails, and a target between them is hit and miss;
 - a segment of fewer than 12 points gets the short series warning (too few for reliable limits).
 """
 
@@ -91,7 +94,7 @@ def chart(
         mean, amr = _centre_and_spread(segment, screen_outliers, fix_after_n_points)
         upl, lpl = mean + LIMIT * amr, mean - LIMIT * amr
         near_upper, near_lower = mean + NEAR_LIMIT * amr, mean - NEAR_LIMIT * amr
-        rules = _rules(segment, mean=mean, upl=upl, lpl=lpl, near=(near_lower, near_upper))
+        rules, highs = _rules(segment, mean=mean, upl=upl, lpl=lpl, near=(near_lower, near_upper))
         for offset, value in enumerate(segment):
             rule = rules[offset]
             out.append(
@@ -104,13 +107,13 @@ def chart(
                     upper_2sigma=near_upper,
                     lower_2sigma=near_lower,
                     rule=rule,
-                    point_type=_point_type(rule, value - mean, improvement_direction),
+                    point_type=_point_type(rule, highs[offset], improvement_direction),
                 )
             )
         last_limits = (upl, lpl)
     return Chart(
         points=out,
-        variation_icon=_variation_icon(out[-1]),
+        variation_icon=_variation_icon(out[-1], improvement_direction),
         assurance_icon=_assurance(target, improvement_direction, *last_limits),
         short_series_warning=short,
     )
@@ -131,8 +134,8 @@ def _centre_and_spread(
 
 def _rules(
     y: np.ndarray, *, mean: float, upl: float, lpl: float, near: tuple[float, float]
-) -> list[str]:
-    """The first special cause rule each point is part of, or none."""
+) -> tuple[list[str], list[bool]]:
+    """The first special cause rule each point is part of (or none), and whether it is high."""
     n = len(y)
     outside = (y > upl) | (y < lpl)
     side = np.sign(y - mean).astype(int)
@@ -154,37 +157,46 @@ def _rules(
         same_side = abs(int(side[window].sum())) == 3
         if same_side and int(close[window].sum()) >= 2:
             two_in_three[window] |= close[window]
-    names = []
+    names: list[str] = []
+    highs: list[bool] = []
     for i in range(n):
+        above = bool(side[i] > 0)
         if outside[i]:
             names.append("outside_limits")
         elif trend[i]:
             names.append("trend")
+            # The trend's own direction: the step after the point when the next point is in a
+            # trend too (the first point of a trend, or a peak starting a fall), else the step
+            # into it (the last point of a trend).
+            step = steps[i] if i + 1 < n and trend[i + 1] else steps[i - 1]
+            above = bool(step > 0)
         elif two_in_three[i]:
             names.append("two_in_three")
         elif shift[i]:
             names.append("shift")
         else:
             names.append("none")
-    return names
+        highs.append(above)
+    return names, highs
 
 
-def _point_type(rule: str, above: float, direction: Direction) -> str:
+def _point_type(rule: str, high: bool, direction: Direction) -> str:
     if rule == "none":
         return "common_cause"
     if direction == "neutral":
-        return "special_cause_neutral_high" if above >= 0 else "special_cause_neutral_low"
-    good = above > 0 if direction == "increase" else above < 0
+        return "special_cause_neutral_high" if high else "special_cause_neutral_low"
+    good = high if direction == "increase" else not high
     return "special_cause_improvement" if good else "special_cause_concern"
 
 
-def _variation_icon(last: ChartPoint) -> str:
-    high = last.value >= last.mean
-    side = "high" if high else "low"
+def _variation_icon(last: ChartPoint, direction: Direction) -> str:
+    """The last point's icon: high or low as its type says (a rising trend is high below the
+    mean too), so improvement is high when higher is better, concern high when it is worse."""
+    high_is_good = direction == "increase"
     return {
         "common_cause": "common_cause",
-        "special_cause_improvement": f"improvement_{side}",
-        "special_cause_concern": f"concern_{side}",
+        "special_cause_improvement": "improvement_high" if high_is_good else "improvement_low",
+        "special_cause_concern": "concern_low" if high_is_good else "concern_high",
         "special_cause_neutral_high": "neutral_high",
         "special_cause_neutral_low": "neutral_low",
     }[last.point_type]
