@@ -125,6 +125,9 @@ def run(
                 f"[green]accepted[/green]: {submission['rows']:,} rows, "
                 f"revision {submission['revision']}"
             )
+            for warning in submission.get("warnings") or []:
+                # Never a rejection: a value far outside the trust's own history, to check.
+                _console.print(f"[yellow]warning[/yellow]: {warning['message']}")
             return 0
         errors = client.get(f"/v1/submissions/{submission['id']}/errors").json()
         _show_errors(submission, errors, url)

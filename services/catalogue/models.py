@@ -338,6 +338,8 @@ class Submission(Base):
     supersedes_id: Mapped[str | None] = mapped_column(String(36))
     superseded_by_id: Mapped[str | None] = mapped_column(String(36))
     data_path: Mapped[str | None] = mapped_column(String(500))
+    # Values far outside the trust's own history, found when accepted (submission_warnings).
+    warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     validated_at: Mapped[datetime | None]
 

@@ -11,10 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session
 
 import schemas
-from services.catalogue import audit, auditor_messages, coverage_index, db, extracts, jobs, store
+from services.catalogue import (
+    audit,
+    auditor_messages,
+    coverage_index,
+    db,
+    extracts,
+    jobs,
+    store,
+    submission_warnings,
+)
 from services.catalogue.errors import Conflict, Invalid
 from services.catalogue.models import Submission, SubmissionError, new_id, utcnow
 from services.catalogue.periods import PeriodError, parse_month
@@ -213,15 +223,39 @@ def accept(
         period=submission.period,
     ):
         extracts.enqueue_refresh(session=session, request_id=request_id)
+    submission.warnings = _warnings(session=session, settings=settings, submission=submission)
     audit.record(
         session=session,
         actor="DRB-VALIDATOR",
         action="submission.accepted",
         subject_type="submission",
         subject_id=submission.id,
-        detail={"rows": rows, "revision": revision, "supersedes": submission.supersedes_id},
+        detail={
+            "rows": rows,
+            "revision": revision,
+            "supersedes": submission.supersedes_id,
+            "warnings": len(submission.warnings),
+        },
     )
     return submission
+
+
+def _warnings(*, session: Session, settings: Settings, submission: Submission) -> list[Any]:
+    """The accepted return's warnings; none when they cannot be worked out (never a rejection:
+    a chart that fails must not cost the trust its accepted return)."""
+    try:
+        return submission_warnings.warnings_for(
+            session=session, settings=settings, submission=submission
+        )
+    except SQLAlchemyError:
+        raise  # the unit of work is broken: the job is retried
+    except Exception:
+        log.exception(
+            "could not check submission %s against its history",
+            submission.id,
+            extra={"submission_id": submission.id},
+        )
+        return []
 
 
 @dataclass(frozen=True)
@@ -350,12 +384,17 @@ def status_detail(submission: Submission) -> str | None:
     return error[len(prefix) :].partition("\n")[0]
 
 
-def as_dict(submission: Submission) -> dict[str, Any]:
+def as_dict(submission: Submission, *, with_values: bool = True) -> dict[str, Any]:
     """The JSON shape of API.md, plus what a data manager wants to see.
 
     ``status_detail`` says why a ``validating`` submission waits when it is the broker's doing
-    (the store could not be written); otherwise null.
+    (the store could not be written); otherwise null. ``warnings`` lists values far outside the
+    trust's own history (submission_warnings); without ``with_values`` (auditors) they name the
+    item and month only.
     """
+    warnings = list(submission.warnings or [])
+    if not with_values:
+        warnings = [submission_warnings.message_without_values(w) for w in warnings]
     return {
         "id": submission.id,
         "org_code": submission.org_code,
@@ -375,6 +414,7 @@ def as_dict(submission: Submission) -> dict[str, Any]:
         "sha256": submission.sha256,
         "received_at": submission.received_at.isoformat(),
         "validated_at": submission.validated_at.isoformat() if submission.validated_at else None,
+        "warnings": warnings,
     }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,9 @@ from tests.schema_samples import ae_monthly_sample
 ADMIN = "drb_e2e-admin-token-0123456789abcdef"
 
 
-def test_submit_accepted_then_rejected(tmp_path: Path) -> None:
+@contextmanager
+def _served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """A real `drb serve` with the trust RJ1: (its address, RJ1's token, its log)."""
     env = drb_env(data_dir=str(tmp_path / "var"), admin_token=ADMIN)
     assert run_drb("migrate", env=env).returncode == 0
     port = free_port()
@@ -29,6 +33,14 @@ def test_submit_accepted_then_rejected(tmp_path: Path) -> None:
             json={"code": "RJ1", "name": "RJ1", "kind": "trust", "region": "Y56"},
         )
         token = httpx.post(f"{base}/v1/organisations/RJ1/tokens", headers=admin).json()["token"]
+        yield base, token, log
+    finally:
+        code = stop(server)
+    assert code in (0, -signal.SIGTERM)
+
+
+def test_submit_accepted_then_rejected(tmp_path: Path) -> None:
+    with _served(tmp_path) as (base, token, _log):
         client_env = drb_env(url=base, token=token)
 
         good = tmp_path / "ae.csv"
@@ -60,9 +72,6 @@ def test_submit_accepted_then_rejected(tmp_path: Path) -> None:
         )
         assert no_token.returncode == 1
         assert "DRB_TOKEN" in no_token.stderr
-    finally:
-        code = stop(server)
-    assert code in (0, -signal.SIGTERM)
 
 
 def _healthy(base: str) -> bool:
@@ -70,3 +79,42 @@ def _healthy(base: str) -> bool:
         return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_submit_shows_a_warning_for_a_value_far_outside_the_history(tmp_path: Path) -> None:
+    with _served(tmp_path) as (base, token, log):
+        trust = {"Authorization": f"Bearer {token}"}
+        for n in range(12):  # a year of ordinary returns
+            month = f"2024-{n + 1:02d}"
+            frame = ae_monthly_sample(period=month)
+            sent = httpx.post(
+                f"{base}/v1/submissions",
+                headers=trust,
+                files={"file": ("ae.csv", frame.write_csv().encode(), "text/csv")},
+                data={"dataset": "ae_monthly", "period": month},
+            )
+            assert sent.status_code == 202, sent.text
+            wait_until(
+                lambda location=sent.headers["Location"]: (
+                    httpx.get(f"{base}{location}", headers=trust).json()["status"] == "accepted"
+                ),
+                timeout=30,
+                what=f"{month} accepted",
+                log=log,
+            )
+        typo = tmp_path / "typo.csv"
+        ae_monthly_sample(period="2025-01").write_csv(typo)
+        typo.write_text(typo.read_text().replace(",9120,", ",91200,"))  # an extra zero
+        shown = run_drb(
+            "submit",
+            str(typo),
+            "--dataset",
+            "ae_monthly",
+            "--period",
+            "2025-01",
+            env=drb_env(url=base, token=token),
+        )
+        assert shown.returncode == 0, shown.stdout + shown.stderr  # accepted: a warning only
+        assert "accepted: 3 rows" in shown.stdout
+        assert "warning" in shown.stdout
+        assert "above the upper process limit" in " ".join(shown.stdout.split())

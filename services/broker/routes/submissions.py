@@ -159,13 +159,16 @@ def list_submissions(
         limit=limit,
         offset=offset,
     )
-    return [intake.as_dict(row) for row in rows]
+    return [intake.as_dict(row, with_values=caller.kind == "trust") for row in rows]
 
 
 @router.get("/v1/submissions/{submission_id}", summary="One submission and its status")
 def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -> dict[str, Any]:
-    """Status, rows read, error count and revision."""
-    return intake.as_dict(_readable(session, submission_id, caller))
+    """Status, rows read, error count, revision, and warnings: values far outside the trust's
+    own history of the item (``[{item, period, org_code, value, mean, upl, lpl, message}]``;
+    an auditor sees which item and month, never the figures)."""
+    submission = _readable(session, submission_id, caller)
+    return intake.as_dict(submission, with_values=caller.kind == "trust")
 
 
 @router.get(
