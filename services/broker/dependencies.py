@@ -7,6 +7,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -65,10 +66,15 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
         session = runtime.factory()
         try:
             yield session
-            await run_in_threadpool(_commit, session)
         except BaseException:
-            await run_in_threadpool(_roll_back, session)
+            # Shielded: a cancelled request still returns its connection, rolled back.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_roll_back, session)
             raise
+        # Shielded: the commit runs in its thread to the end, and the session is used by no
+        # other thread meanwhile. A commit that fails closes the session (rolled back) and raises.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_commit, session)
         new_jobs = take_new_job_ids(session)
         if new_jobs:
             await run_in_threadpool(runtime.relay, new_jobs)
