@@ -9,13 +9,18 @@ accept after it has started queues the next.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from datetime import date
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from services.catalogue import extracts
-from services.catalogue.models import Job
+from services.catalogue.db import session_scope
+from services.catalogue.models import DataRequest, Job
 from services.catalogue.runtime import Runtime
 from tests.test_extract_privacy import run_pending
 from tests.test_extracts import MONTH, ask_for
@@ -60,3 +65,50 @@ def test_accepts_join_a_waiting_refresh(
     assert run_pending(runtime, "refresh_extracts") == ["done"]
     _accept(client, runtime, trusts["RJZ"], "RJZ")
     assert _refreshes(runtime) == ["done", "pending"]  # after it ran: a new one
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_two_refreshes_of_one_request_run_one_after_the_other(
+    client: TestClient, runtime: Runtime, make_org: Callable[..., Headers]
+) -> None:
+    """The first holds its unit of work open after building; the second, started meanwhile,
+    waits for it and then finds the extract built (before: it built the same revision too and
+    failed on uq_extracts_revision)."""
+    trust = make_org("RJ1", "trust", "Y56")
+    ask_for(client, make_org("CQC", "oversight_body"), organisations=["RJ1"])
+    _accept(client, runtime, trust, "RJ1")
+    first_built = threading.Event()
+    results: dict[str, object] = {}
+
+    def refresh(name: str, hold: float) -> None:
+        try:
+            with session_scope(runtime.factory) as session:
+                if name == "second":
+                    first_built.wait(10)
+                built = extracts.refresh(
+                    session=session,
+                    settings=runtime.settings,
+                    request_id=_request_id(runtime),
+                    today=date.today(),
+                )
+                if name == "first":
+                    first_built.set()
+                    time.sleep(hold)  # still uncommitted while the second starts
+                results[name] = len(built)
+        except Exception as error:  # reported by the assertion below
+            results[name] = error
+
+    threads = [
+        threading.Thread(target=refresh, args=("first", 1.5)),
+        threading.Thread(target=refresh, args=("second", 0.0)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {"first": 1, "second": 0}
+
+
+def _request_id(runtime: Runtime) -> str:
+    with runtime.factory() as session:
+        return str(session.scalars(select(DataRequest.id)).one())

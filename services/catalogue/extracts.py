@@ -176,8 +176,13 @@ def _latest(session: Session, request_id: str, period: str, group: str) -> Extra
 
 
 def refresh(*, session: Session, settings: Settings, request_id: str, today: date) -> list[Extract]:
-    """Build every extract of a request that is due and not built from the same sources yet."""
-    request = session.get(DataRequest, request_id)
+    """Build every extract of a request that is due and not built from the same sources yet.
+
+    The request's row is locked to the commit (PostgreSQL), so two refreshes of one request run
+    one after the other: the second sees what the first built instead of building the same
+    revision again (which failed on ``uq_extracts_revision`` and was retried).
+    """
+    request = session.get(DataRequest, request_id, with_for_update=True)
     if request is None or request.status != "active":
         return []
     built: list[Extract] = []
