@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from services.broker.app import create_app
-from services.catalogue import datasets, migrate
+from services.catalogue import datasets, logs, migrate
 from services.catalogue.db import build_engine, session_factory, session_scope
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
@@ -23,6 +24,23 @@ from services.validator import worker
 pytest_plugins = ["tests.service_urls"]
 
 ADMIN_TOKEN = "drb_test-admin-token-" + "x" * 20
+
+
+@pytest.fixture(autouse=True)
+def _no_json_log_handler_left() -> Iterator[None]:
+    """A test that runs `drb` in-process (logs.configure) takes its JSON handler away after it.
+
+    That handler writes to the test's captured stderr, closed once the test ends: left on the
+    root logger, a later test's log line (a worker thread's, say) fails with "I/O operation on
+    closed file".
+    """
+    level = logging.getLogger().level
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler.formatter, logs.JsonFormatter):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def migrate_database(url: str) -> None:
