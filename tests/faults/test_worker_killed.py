@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import create_engine, select
 
 from services.catalogue.models import Job
+from services.catalogue.queue import QUEUE_NAME
 from tests.faults.conftest import DedicatedPostgres, DedicatedRedis, DrbProcesses
 from tests.faults.returns import assert_each_exactly_once, finished, outcome, register, submit
 from tests.processes import wait_until
@@ -108,3 +110,88 @@ def test_a_long_validation_on_a_live_worker_is_not_sent_again(
     assert_each_exactly_once(result, ids, [code])
     assert list(result.attempts.values()) == [1]  # one attempt: never re-sent, never taken over
     assert "re-sent" not in log.read_text()
+
+
+def fetched_by_workers(redis_client: redis.Redis) -> int:
+    """Messages workers have taken off the validator queue and not yet acknowledged.
+
+    dramatiq keeps them in one set per worker, ``dramatiq:__acks__.<worker id>.validator``:
+    the running message and those prefetched behind it.
+    """
+    return sum(
+        int(redis_client.scard(key))
+        for key in redis_client.scan_iter(match=f"dramatiq:__acks__.*.{QUEUE_NAME}")
+    )
+
+
+def test_messages_a_killed_worker_had_prefetched_are_run_by_another(
+    dedicated_redis: DedicatedRedis,
+    dedicated_postgres: DedicatedPostgres,
+    drb_processes: DrbProcesses,
+    tmp_path: Path,
+) -> None:
+    """A job whose message sat prefetched in a killed worker is `sent`, never claimed: no
+    lease covers it. dramatiq puts the dead worker's messages back on the queue (15 s without
+    a heartbeat, REDIS_HEARTBEAT_TIMEOUT_MS), and the other worker runs them once."""
+    data_dir = tmp_path / "var"
+    distributed(drb_processes, dedicated_postgres, dedicated_redis, data_dir)
+    api = drb_processes.serve()
+    tokens = register(api.base, 3)
+    # Every message is queued before any worker runs, so the first one takes two (one thread:
+    # one running, one prefetched) and the queue keeps the third.
+    ids = [submit(api.base, token, code) for code, token in tokens.items()]
+    queue = dedicated_redis.client()
+    wait_until(
+        lambda: queue.hlen(f"dramatiq:{QUEUE_NAME}.msgs") == len(ids),
+        timeout=30,
+        what="every validation to be queued in Redis",
+    )
+    first, first_log = drb_processes.worker(threads=1, slow_validation=30)
+    wait_until(
+        lambda: (
+            any(f":{first.pid}:" in holder for holder in holders(dedicated_postgres.url))
+            and fetched_by_workers(queue) == 2
+        ),
+        timeout=30,
+        what="the first worker to be validating one return with another prefetched",
+        log=first_log,
+    )
+    assert len(_job_ids(dedicated_postgres.url, status="running")) == 1
+    drb_processes.kill(first)
+    killed = time.monotonic()
+    second, second_log = drb_processes.worker(threads=2)
+    wait_until(
+        lambda: finished(dedicated_postgres.url, data_dir, ids),
+        timeout=60,
+        what="the other worker to finish every validation within 60 s",
+        log=second_log,
+        process=second,
+    )
+    assert time.monotonic() - killed < 60
+    result = outcome(dedicated_postgres.url, data_dir)
+    assert_each_exactly_once(result, ids, list(tokens))
+    # The running job was taken over (two attempts); the prefetched one and the one left on
+    # the queue were never started by the killed worker, so each ran once.
+    assert sorted(result.attempts.values()) == [1, 1, 2]
+    # Every message is acknowledged in the end, the dead worker's included (the ack follows
+    # the job's commit, and a message sent twice is dropped by the job's state).
+    wait_until(
+        lambda: fetched_by_workers(queue) == 0 and queue.hlen(f"dramatiq:{QUEUE_NAME}.msgs") == 0,
+        timeout=30,
+        what="every message to be acknowledged",
+        log=second_log,
+    )
+
+
+def _job_ids(database_url: str, *, status: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return [
+                str(job_id)
+                for job_id in connection.execute(
+                    select(Job.id).where(Job.kind == "validate_submission", Job.status == status)
+                ).scalars()
+            ]
+    finally:
+        engine.dispose()
