@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +13,14 @@ from sqlalchemy import create_engine, select
 from services.catalogue.models import Job
 from services.catalogue.queue import QUEUE_NAME
 from tests.faults.conftest import DedicatedPostgres, DedicatedRedis, DrbProcesses
-from tests.faults.returns import assert_each_exactly_once, finished, outcome, register, submit
+from tests.faults.returns import (
+    Outcome,
+    assert_each_exactly_once,
+    finished,
+    outcome,
+    register,
+    submit,
+)
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -33,6 +41,30 @@ def holders(database_url: str) -> list[str]:
             ]
     finally:
         engine.dispose()
+
+
+def finished_within_a_minute(
+    database_url: str,
+    data_dir: Path,
+    ids: list[str],
+    codes: list[str],
+    *,
+    worker: subprocess.Popen[bytes],
+    log: Path,
+) -> Outcome:
+    """Wait (60 s at most, from a kill just before) for every submission to end exactly once."""
+    killed = time.monotonic()
+    wait_until(
+        lambda: finished(database_url, data_dir, ids),
+        timeout=60,
+        what="the other worker to finish every validation within 60 s",
+        log=log,
+        process=worker,
+    )
+    assert time.monotonic() - killed < 60
+    result = outcome(database_url, data_dir)
+    assert_each_exactly_once(result, ids, codes)
+    return result
 
 
 def distributed(
@@ -70,17 +102,9 @@ def test_a_killed_workers_validation_is_finished_by_another(
         log=first_log,
     )
     drb_processes.kill(first)
-    killed = time.monotonic()
-    wait_until(
-        lambda: finished(dedicated_postgres.url, data_dir, ids),
-        timeout=60,
-        what="the other worker to finish every validation within 60 s",
-        log=second_log,
-        process=second,
+    result = finished_within_a_minute(
+        dedicated_postgres.url, data_dir, ids, list(tokens), worker=second, log=second_log
     )
-    assert time.monotonic() - killed < 60
-    result = outcome(dedicated_postgres.url, data_dir)
-    assert_each_exactly_once(result, ids, list(tokens))
     # The killed worker's job ran twice (killed, then taken over); none ran more.
     assert max(result.attempts.values()) == 2
     assert all(attempts in (1, 2) for attempts in result.attempts.values())
@@ -158,18 +182,10 @@ def test_messages_a_killed_worker_had_prefetched_are_run_by_another(
     )
     assert len(_job_ids(dedicated_postgres.url, status="running")) == 1
     drb_processes.kill(first)
-    killed = time.monotonic()
     second, second_log = drb_processes.worker(threads=2)
-    wait_until(
-        lambda: finished(dedicated_postgres.url, data_dir, ids),
-        timeout=60,
-        what="the other worker to finish every validation within 60 s",
-        log=second_log,
-        process=second,
+    result = finished_within_a_minute(
+        dedicated_postgres.url, data_dir, ids, list(tokens), worker=second, log=second_log
     )
-    assert time.monotonic() - killed < 60
-    result = outcome(dedicated_postgres.url, data_dir)
-    assert_each_exactly_once(result, ids, list(tokens))
     # The running job was taken over (two attempts); the prefetched one and the one left on
     # the queue were never started by the killed worker, so each ran once.
     assert sorted(result.attempts.values()) == [1, 1, 2]
