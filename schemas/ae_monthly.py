@@ -52,6 +52,7 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=_BY_TYPE,
         primary_dataset="ae_monthly",
+        improvement_direction="decrease",
         # Not "4-hour performance" (a percentage) nor "12-hour waits" (another measure).
         synonyms=(
             "4-hour breaches",

@@ -70,6 +70,9 @@ class Item:
     primary_dataset: str
     # Other names analysts use for this same measure (not for related ones), found by item search.
     synonyms: tuple[str, ...] = ()
+    # Which way is better, for SPC charts (Making Data Count): fewer waits over 4 hours is an
+    # improvement; more attendances is neither (``neutral``: high and low are both just special).
+    improvement_direction: Literal["increase", "decrease", "neutral"] = "neutral"
 
     def __post_init__(self) -> None:
         _require(_NAME.fullmatch(self.code) is not None, f"item code {self.code!r} is not a name")

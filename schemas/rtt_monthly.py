@@ -23,6 +23,7 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=(),
         primary_dataset="rtt_monthly",
+        improvement_direction="decrease",
         # Not "RTT waiting list" (all incomplete pathways) nor "18-week performance" (a percentage).
         synonyms=(
             "18 week waiters",
@@ -42,6 +43,7 @@ ITEMS: tuple[Item, ...] = (
         org_aggregation="sum",
         disaggregation=(),
         primary_dataset="rtt_monthly",
+        improvement_direction="decrease",
         # Not "long waits": that also names the 65-, 78- and 104-week measures.
         synonyms=(
             "52 week waiters",

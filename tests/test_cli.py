@@ -75,7 +75,7 @@ def test_seed_demo_loads_the_trusts_and_keeps_its_tokens(env: dict[str, str]) ->
     assert shared > 0
     # Real returns went through the validator: London trusts' A&E months are held, and the
     # first attempt in NHS England's published layout was rejected.
-    assert "279 accepted, 1 rejected" in out
+    assert "873 accepted, 1 rejected" in out
     assert "Extracts built: CQC 9 (9 complete)" in out
     outbox = Path(env["DRB_DATA_DIR"]) / "outbox"
     assert len(list((outbox / "CQC").glob("*.parquet"))) == 9

@@ -267,18 +267,8 @@ def monthly_series(
     used = [source for source in found.sources if source.month in complete]
     values: dict[str, float] = {}
     if used:
-        shape = extract_data.Shape(
-            items=(item,),
-            key=tuple(schemas.ITEMS[item].disaggregation),
-            period_label="",
-            period_type="month",
-            org_level="trust",
-            regions={},
-        )
         frame = (
-            extract_data.monthly_rows(used, shape)
-            .group_by("org_code", "month")
-            .agg(_over_organisations(item))
+            _by_trust_and_month(used, item)
             .group_by("month")
             .agg(_over_organisations(item))
             .sort("month")
@@ -290,6 +280,36 @@ def monthly_series(
         points=[Point(period=label, value=values[label]) for label in labels if label in values],
         missing=[label for label in labels if label not in values],
         sources=sorted({source.submission_id for source in used}),
+    )
+
+
+def values_by_trust(
+    *, session: Session, settings: Settings, item: str, month: int, org_codes: Sequence[str]
+) -> dict[str, float]:
+    """The item's value in one month for each of ``org_codes`` that holds it (for ranking)."""
+    found = extracts.plan(
+        session=session, settings=settings, org_codes=list(org_codes), months=[month], items=[item]
+    )
+    if not found.sources:
+        return {}
+    frame = _by_trust_and_month(found.sources, item).select("org_code", item).collect()
+    return {str(code): float(value) for code, value in frame.iter_rows() if value is not None}
+
+
+def _by_trust_and_month(sources: Sequence[extract_data.Source], item: str) -> pl.LazyFrame:
+    """The item per trust and month (over the trust's disaggregation, by its aggregation)."""
+    shape = extract_data.Shape(
+        items=(item,),
+        key=tuple(schemas.ITEMS[item].disaggregation),
+        period_label="",
+        period_type="month",
+        org_level="trust",
+        regions={},
+    )
+    return (
+        extract_data.monthly_rows(sources, shape)
+        .group_by("org_code", "month")
+        .agg(_over_organisations(item))
     )
 
 

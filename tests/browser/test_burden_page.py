@@ -84,12 +84,12 @@ def test_the_session_cookie_is_http_only_and_same_site_strict(page: Any, demo: D
     assert "drb_session" not in page.evaluate("document.cookie")
 
 
-def test_a_trust_cannot_sign_in(page: Any, console: Console, demo: Demo) -> None:
-    posted = sign_in(page, demo.tokens["RJ1"])
+def test_a_steward_cannot_sign_in(page: Any, console: Console, demo: Demo) -> None:
+    posted = sign_in(page, demo.tokens["DRB-DEMO"])
     assert posted.status == 403
     assert page.url == f"{demo.base}/sign-in"
     summary = page.locator(".nhsuk-error-summary")
-    assert "Only auditors can sign in" in summary.inner_text()
+    assert "Only trusts, oversight bodies and auditors can sign in" in summary.inner_text()
     assert page.title().startswith("Error: ")
     assert "drb_session" not in {c["name"] for c in page.context.cookies()}
     page.goto("/reports/burden")

@@ -1,4 +1,4 @@
-"""The auditors' pages over plain HTTP (no browser): who may see them, CSRF, validation, headers."""
+"""The web pages over plain HTTP (no browser): who may see them, CSRF, validation, headers."""
 
 from __future__ import annotations
 
@@ -57,15 +57,16 @@ def test_an_unknown_token_gets_a_401_page(demo: Demo) -> None:
 
 
 def test_without_a_session_a_browser_is_sent_to_sign_in(demo: Demo) -> None:
-    for path in ("/reports/burden", "/reports/burden.csv"):
+    for path in ("/reports/burden", "/reports/burden.csv", "/trusts", "/trusts/RJ1"):
         response = httpx.get(f"{demo.base}{path}", cookies={"drb_session": "made-up"})
         assert response.status_code == 303
         assert response.headers["location"] == "/sign-in"
 
 
 def test_pages_forbid_other_origins_and_inline_script(demo: Demo) -> None:
-    for path in ("/sign-in", "/reports/burden"):
+    for path in ("/sign-in", "/reports/burden", "/trusts", "/trusts/RJ1"):
         page = httpx.get(f"{demo.base}{path}", headers=bearer(demo.auditor))
+        assert page.status_code == 200
         policy = page.headers["content-security-policy"]
         assert "default-src 'self'" in policy
         assert "unsafe-inline" not in policy
@@ -145,8 +146,7 @@ def test_sign_in_needs_the_forms_own_token(demo: Demo) -> None:
     [
         ("", 422, "Enter your token"),
         ("drb_unknown", 401, "The token was not recognised"),
-        ("RJ1", 403, "This token belongs to an NHS trust"),
-        ("CQC", 403, "This token belongs to an oversight body"),
+        ("DRB-DEMO", 403, "This token belongs to the broker&#39;s stewards: use the API"),
     ],
 )
 def test_a_failed_sign_in_shows_the_form_again(
@@ -239,7 +239,7 @@ def test_signing_in_and_out_is_in_the_audit_log(demo: Demo) -> None:
 def test_a_refused_sign_in_with_a_real_token_is_in_the_audit_log(demo: Demo) -> None:
     steward = bearer(demo.tokens["DRB-DEMO"])
     since = datetime.now(UTC) - timedelta(seconds=1)
-    issued = httpx.post(f"{demo.base}/v1/organisations/RJ1/tokens", headers=steward).json()
+    issued = httpx.post(f"{demo.base}/v1/organisations/DRB-DEMO/tokens", headers=steward).json()
     with httpx.Client(base_url=demo.base) as client:
         form = client.get("/sign-in")
         form_token = re.search(r'name="form_token" value="([^"]+)"', form.text)
@@ -248,4 +248,4 @@ def test_a_refused_sign_in_with_a_real_token_is_in_the_audit_log(demo: Demo) -> 
             "/sign-in", data={"token": issued["token"], "form_token": form_token[1]}
         )
     assert posted.status_code == 403
-    assert _web_events(demo, issued["id"], since) == [("web.sign_in_refused", "RJ1")]
+    assert _web_events(demo, issued["id"], since) == [("web.sign_in_refused", "DRB-DEMO")]

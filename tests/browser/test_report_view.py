@@ -68,8 +68,8 @@ def test_chart_summaries_name_the_figures() -> None:
 def test_sessions_expire_and_end_on_sign_out() -> None:
     now = [1000.0]
     store = SessionStore(lifetime=60, clock=lambda: now[0])
-    first = store.create(org_code="NAO", token_id="t1")
-    second = store.create(org_code="NAO", token_id="t1")
+    first = store.create(org_code="NAO", kind="auditor", token_id="t1")
+    second = store.create(org_code="NAO", kind="auditor", token_id="t1")
     assert first.id != second.id
     assert first.csrf_token != second.csrf_token
     assert store.get(first.id) == first

@@ -1,10 +1,13 @@
-"""The auditors' pages: sign in with a token, see the burden report, download it as CSV.
+"""The web pages: sign in with a token; the burden report (auditors); a page per trust.
 
-Who may see a page: an auditor signed in here (a session cookie), or any client sending an
-auditor's ``Authorization: Bearer`` header (API.md). A browser with neither is sent to
-``/sign-in``; another organisation's token gets a 403 page. The CSV is served at
-``/reports/burden.csv`` (the same bytes as ``GET /v1/reports/burden?format=csv``) so that the
-JSON API stays bearer-only and never accepts ambient cookies.
+Who may see a page: an organisation signed in here (a session cookie), or any client sending
+its ``Authorization: Bearer`` header (API.md), when its kind may see that page: the burden report
+and its CSV are for auditors; ``/trusts`` and ``/trusts/{code}`` for trusts (their own),
+oversight bodies (the trusts their active requests name) and auditors (all). A browser with
+neither is sent to ``/sign-in``; a token of the wrong kind gets a 403 page. Stewards use the
+API. The CSV is served at ``/reports/burden.csv`` (the same bytes as
+``GET /v1/reports/burden?format=csv``) so that the JSON API stays bearer-only and never accepts
+ambient cookies.
 
 CSRF: the cookies are SameSite=Strict, and every POST form carries a form token: the session's
 for sign-out, and for sign-in (before there is a session) one also set in a short-lived cookie
@@ -16,6 +19,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -31,9 +35,10 @@ import schemas
 from services.broker.dependencies import RuntimeDep, SessionDep
 from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
+from services.broker.web import spc_view
 from services.broker.web.sessions import SessionStore, WebSession
-from services.catalogue import audit, auth, burden_report
-from services.catalogue.errors import Invalid
+from services.catalogue import audit, auth, burden_report, trust_overview
+from services.catalogue.errors import Forbidden, Invalid, NotFound
 from services.catalogue.periods import month_label
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import tokens as token_repo
@@ -44,12 +49,15 @@ SESSION_COOKIE = "drb_session"
 SIGN_IN_COOKIE = "drb_sign_in"  # the sign-in form's token, until the form is posted
 SIGN_IN_FORM_SECONDS = 3600
 REPORT_PARAMETERS = ("month_from", "month_to")
-ALLOWED_KIND = "auditor"
+AUDITORS = frozenset({"auditor"})
+SIGN_IN_KINDS = frozenset({"trust", "oversight_body", "auditor"})
 KIND_NAMES = {
     "trust": "an NHS trust",
     "oversight_body": "an oversight body",
+    "auditor": "an auditor",
     "steward": "the broker's stewards",
 }
+ROLE_WORDS = {"trust": "trust", "oversight_body": "oversight body", "auditor": "auditor"}
 
 # Every page: nothing from another origin, no inline script or style, never framed or cached.
 PAGE_HEADERS = {
@@ -69,6 +77,33 @@ class Viewer:
     principal: auth.Principal
     session: WebSession | None
     name: str
+
+    @property
+    def role(self) -> str:
+        return ROLE_WORDS.get(self.principal.kind, self.principal.kind)
+
+    @property
+    def home(self) -> str:
+        return home_of(self.principal.kind, self.principal.org_code)
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        """The header's navigation: (text, href)."""
+        if self.principal.kind == "trust":
+            return [("Your trust", self.home)]
+        found = [("Trusts", "/trusts")]
+        if self.principal.kind == "auditor":
+            found.append(("Burden report", "/reports/burden"))
+        return found
+
+
+def home_of(kind: str, org_code: str) -> str:
+    """Where a viewer lands after signing in."""
+    if kind == "auditor":
+        return "/reports/burden"
+    if kind == "trust":
+        return f"/trusts/{org_code}"
+    return "/trusts"
 
 
 def _templates(request: Request) -> Jinja2Templates:
@@ -120,19 +155,25 @@ def _organisation_name(db: Session, code: str) -> str:
     return organisation.name if organisation is not None else code
 
 
-def _problem_page(request: Request, status: int, title: str, message: str) -> Response:
+def _problem_page(
+    request: Request, status: int, title: str, message: str, *, viewer: Viewer | None = None
+) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="drb"'} if status == 401 else None
     return _page(
         request,
         "problem.html",
         {"title": title, "message": message},
         status=status,
+        viewer=viewer,
         headers=headers,
     )
 
 
-def _viewer(request: Request, db: Session) -> Viewer | Response:
-    """The auditor looking at the page, or the response to send instead."""
+def _viewer(
+    request: Request, db: Session, allowed: frozenset[str], refused: tuple[str, str]
+) -> Viewer | Response:
+    """Who is looking at the page, if of an ``allowed`` kind; else the response to send instead
+    (the sign-in redirect, a 401 page, or ``refused``'s (title, message) as a 403 page)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -146,17 +187,17 @@ def _viewer(request: Request, db: Session) -> Viewer | Response:
                 request,
                 401,
                 "Your token has expired",
-                "Ask the broker's stewards for a new auditor's token.",
+                "Ask the broker's stewards for a new token.",
             )
         if principal is None:
             return _problem_page(
                 request,
                 401,
                 "Your token was not accepted",
-                "Send an auditor's token as 'Authorization: Bearer <token>', or sign in.",
+                "Send your token as 'Authorization: Bearer <token>', or sign in.",
             )
-        if principal.kind != ALLOWED_KIND:
-            return _forbidden(request, principal.kind)
+        if principal.kind not in allowed:
+            return _forbidden(request, principal.kind, refused)
         return Viewer(principal, None, _organisation_name(db, principal.org_code))
     store = _sessions(request)
     session = store.get(request.cookies.get(SESSION_COOKIE))
@@ -167,18 +208,25 @@ def _viewer(request: Request, db: Session) -> Viewer | Response:
         response = RedirectResponse("/sign-in", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-    principal = auth.Principal(org_code=session.org_code, kind=ALLOWED_KIND, token_id=stored.id)
-    return Viewer(principal, session, _organisation_name(db, session.org_code))
+    principal = auth.Principal(org_code=session.org_code, kind=session.kind, token_id=stored.id)
+    viewer = Viewer(principal, session, _organisation_name(db, session.org_code))
+    if principal.kind not in allowed:
+        return _forbidden(request, principal.kind, refused, viewer=viewer)
+    return viewer
 
 
-def _forbidden(request: Request, kind: str) -> Response:
-    return _problem_page(
-        request,
-        403,
-        "Only auditors can see this report",
-        f"The token you used belongs to {KIND_NAMES.get(kind, kind)}. "
-        "Ask the broker's stewards for an auditor's token if you need the report.",
-    )
+REPORT_REFUSED = (
+    "Only auditors can see this report",
+    "Ask the broker's stewards for an auditor's token if you need the report.",
+)
+
+
+def _forbidden(
+    request: Request, kind: str, refused: tuple[str, str], *, viewer: Viewer | None = None
+) -> Response:
+    title, message = refused
+    belongs = f"The token you used belongs to {KIND_NAMES.get(kind, kind)}. {message}"
+    return _problem_page(request, 403, title, belongs, viewer=viewer)
 
 
 # -- signing in and out ---------------------------------------------------------------------
@@ -196,8 +244,9 @@ def _sign_in_form(request: Request, *, status: int = 200, error: str | None = No
 @router.get("/sign-in")
 def sign_in_page(request: Request) -> Response:
     """The sign-in form (or, when already signed in, the report)."""
-    if _sessions(request).get(request.cookies.get(SESSION_COOKIE)) is not None:
-        return RedirectResponse("/reports/burden", status_code=303)
+    session = _sessions(request).get(request.cookies.get(SESSION_COOKIE))
+    if session is not None:
+        return RedirectResponse(home_of(session.kind, session.org_code), status_code=303)
     return _sign_in_form(request)
 
 
@@ -208,7 +257,8 @@ def sign_in(
     token: Annotated[str, Form()] = "",
     form_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Check the pasted token; an auditor's starts a session, anything else shows the form again."""
+    """Check the pasted token: a trust's, a body's or an auditor's starts a session (and goes
+    to its first page); anything else shows the form again."""
     if not _same(form_token, request.cookies.get(SIGN_IN_COOKIE)):
         return _sign_in_form(
             request, status=400, error="The sign-in form had expired. Paste your token again."
@@ -230,21 +280,23 @@ def sign_in(
             error="The token was not recognised. Check you copied all of it, "
             "or ask the broker's stewards for a new one",
         )
-    if principal.kind != ALLOWED_KIND:
+    if principal.kind not in SIGN_IN_KINDS:
         # A real token used where it is not allowed is worth an auditor's attention; an unknown
         # one is not recorded (anyone could fill the log with them).
         _audit_web(db, principal, "web.sign_in_refused", detail={"kind": principal.kind})
         return _sign_in_form(
             request,
             status=403,
-            error=f"Only auditors can sign in here. This token belongs to "
-            f"{KIND_NAMES.get(principal.kind, principal.kind)}",
+            error="Only trusts, oversight bodies and auditors can sign in here. This token "
+            f"belongs to {KIND_NAMES.get(principal.kind, principal.kind)}: use the API",
         )
     store = _sessions(request)
     store.delete(request.cookies.get(SESSION_COOKIE))  # a new id at every sign-in
-    session = store.create(org_code=principal.org_code, token_id=principal.token_id)
+    session = store.create(
+        org_code=principal.org_code, kind=principal.kind, token_id=principal.token_id
+    )
     _audit_web(db, principal, "web.signed_in")
-    response = RedirectResponse("/reports/burden", status_code=303)
+    response = RedirectResponse(home_of(principal.kind, principal.org_code), status_code=303)
     _set_cookie(response, request, SESSION_COOKIE, session.id)
     response.delete_cookie(SIGN_IN_COOKIE, path="/")
     return response
@@ -274,13 +326,13 @@ def sign_out(request: Request, db: SessionDep, form_token: Annotated[str, Form()
             request,
             403,
             "You have not been signed out",
-            "The sign-out form did not come from this page. Go back to the report and "
-            "use its 'Sign out' button.",
+            "The sign-out form did not come from this service. Go back to the page you were "
+            "on and use its 'Sign out' button.",
         )
     store.delete(session.id if session else None)
     if session is not None:
         signed_out = auth.Principal(
-            org_code=session.org_code, kind=ALLOWED_KIND, token_id=session.token_id
+            org_code=session.org_code, kind=session.kind, token_id=session.token_id
         )
         _audit_web(db, signed_out, "web.signed_out")
     response = RedirectResponse("/sign-in", status_code=303)
@@ -329,7 +381,7 @@ def _report_request(
     request: Request, db: Session
 ) -> tuple[Viewer, burden_report.Window] | Response:
     """Who asks for the report and for which months; else the sign-in redirect or error page."""
-    viewer = _viewer(request, db)
+    viewer = _viewer(request, db, AUDITORS, REPORT_REFUSED)
     if isinstance(viewer, Response):
         return viewer
     window, errors = _window(request)
@@ -429,4 +481,110 @@ def burden_csv(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respons
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },
+    )
+
+
+# -- trusts ---------------------------------------------------------------------------------
+
+TRUSTS_REFUSED = (
+    "Trust pages are for trusts, oversight bodies and auditors",
+    "Stewards manage organisations and tokens through the API.",
+)
+TARGET_PREFIX = "target_"
+
+
+@router.get("/trusts")
+def trusts_page(request: Request, db: SessionDep) -> Response:
+    """The trusts the viewer may open (a trust goes straight to its own page)."""
+    viewer = _viewer(request, db, SIGN_IN_KINDS, TRUSTS_REFUSED)
+    if isinstance(viewer, Response):
+        return viewer
+    if viewer.principal.kind == "trust":
+        return RedirectResponse(viewer.home, status_code=303)
+    trusts = trust_overview.visible_trusts(
+        session=db, kind=viewer.principal.kind, org_code=viewer.principal.org_code
+    )
+    return _page(request, "trusts.html", {"trusts": trusts}, viewer=viewer)
+
+
+def _targets(request: Request) -> tuple[dict[str, float], list[dict[str, object]]]:
+    """``target_<item>=<number>`` from the query, or the errors (field, message)."""
+    targets: dict[str, float] = {}
+    errors: list[dict[str, object]] = []
+    for name, raw in request.query_params.items():
+        item = name.removeprefix(TARGET_PREFIX)
+        if not name.startswith(TARGET_PREFIX) or item not in schemas.ITEMS:
+            errors.append(
+                {"field": name, "message": f"“{name}” is not something this page can show"}
+            )
+            continue
+        if not raw.strip():
+            continue
+        try:
+            value = float(raw.replace(",", ""))
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            errors.append(
+                {
+                    "field": name,
+                    "message": f"Enter the target for {schemas.ITEMS[item].name} as a number, "
+                    "like 2500",
+                }
+            )
+            continue
+        targets[item] = value
+    return targets, errors
+
+
+@router.get("/trusts/{code}")
+def trust_page(code: str, request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
+    """One trust: its open asks, its recent returns, its indicators as SPC charts."""
+    viewer = _viewer(request, db, SIGN_IN_KINDS, TRUSTS_REFUSED)
+    if isinstance(viewer, Response):
+        return viewer
+    targets, errors = _targets(request)
+    try:
+        overview = trust_overview.build(
+            session=db,
+            settings=runtime.settings,
+            kind=viewer.principal.kind,
+            viewer=viewer.principal.org_code,
+            code=code,
+            today=date.today(),
+            targets=targets,
+        )
+    except NotFound as missing:
+        return _problem_page(request, 404, "Page not found", missing.detail, viewer=viewer)
+    except Forbidden as refused:
+        # The refusal is traced, as the API's refused indicator reads are.
+        audit.record(
+            session=db,
+            actor=viewer.principal.org_code,
+            action="web.trust_page_refused",
+            subject_type="organisation",
+            subject_id=code[:64],
+            detail={"reason": refused.detail},
+        )
+        title = "You cannot see this trust's page"
+        return _problem_page(request, 403, title, refused.detail, viewer=viewer)
+    names = {o.code: o.name for o in org_repo.list_all(session=db, kind="oversight_body")}
+    charts = [spc_view.view(chart) for chart in overview.charts]
+    return _page(
+        request,
+        "trust.html",
+        {
+            "overview": overview,
+            "charts": charts,
+            "target_fields": [TARGET_PREFIX + c.item for c in charts if c.takes_target],
+            "errors": errors,
+            "targets": {
+                item: request.query_params.get(TARGET_PREFIX + item, "") for item in schemas.ITEMS
+            },
+            "body_names": names,
+            "dataset_names": {code: d.title for code, d in schemas.DATASETS.items()},
+            "format": view.FORMATS,
+        },
+        status=422 if errors else 200,
+        viewer=viewer,
     )

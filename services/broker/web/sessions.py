@@ -1,10 +1,11 @@
-"""Sign-in sessions for the auditors' pages, held in this process's memory.
+"""Sign-in sessions for the web pages, held in this process's memory.
 
-The browser's cookie holds only a random session id (256 bits); the id maps here to the auditor
-who signed in, the token they signed in with (re-checked on every request, so revoking the token
-ends the session) and the session's form token (CSRF). The token itself never reaches a cookie.
-Sessions end on sign-out, after ``lifetime`` seconds, or when the process restarts; with several
-API processes behind one address, route a browser to one process (or sign in again).
+The browser's cookie holds only a random session id (256 bits); the id maps here to the
+organisation that signed in and its kind (trust, oversight body or auditor), the token they
+signed in with (re-checked on every request, so revoking the token ends the session) and the
+session's form token (CSRF). The token itself never reaches a cookie. Sessions end on sign-out,
+after ``lifetime`` seconds, or when the process restarts; with several API processes behind one
+address, route a browser to one process (or sign in again).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class WebSession:
 
     id: str
     org_code: str
+    kind: str
     token_id: str
     csrf_token: str
     expires_at: float
@@ -43,12 +45,13 @@ class SessionStore:
         self._sessions: dict[str, WebSession] = {}
         self._lock = threading.Lock()
 
-    def create(self, *, org_code: str, token_id: str) -> WebSession:
+    def create(self, *, org_code: str, kind: str, token_id: str) -> WebSession:
         """A new session with a fresh id and form token (never reuses an id it was given)."""
         now = self._clock()
         session = WebSession(
             id=secrets.token_urlsafe(32),
             org_code=org_code,
+            kind=kind,
             token_id=token_id,
             csrf_token=secrets.token_urlsafe(32),
             expires_at=now + self._lifetime,

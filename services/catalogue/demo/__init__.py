@@ -105,13 +105,17 @@ REQUESTS = (
 
 # Real monthly A&E returns sent through the submission path: London trusts from April to
 # December 2018 (what CQC asks for, and part of NHS England's winter), North West trusts from
-# October to December 2018 (UKHSA's fourth quarter). One trust first sends NHS England's
-# published layout as it is (column `type`, missing department rows): rejected with row-level
-# errors, then corrected.
+# October to December 2018 (UKHSA's fourth quarter), each after a year of HISTORY. One trust
+# first sends NHS England's published layout as it is (column `type`, missing department rows):
+# rejected with row-level errors, then corrected.
 RETURNS = {
     "Y56": tuple(f"2018-{m:02d}" for m in range(4, 13)),
     "Y62": ("2018-10", "2018-11", "2018-12"),
 }
+# The year before any request's months (April 2017 to March 2018), held for the same trusts as
+# data already collected: no body asked for it, but each trust's charts (/trusts/<code>) and the
+# submission-time check then have 15 to 21 months of history, more than Making Data Count's 12.
+HISTORY = (*(f"2017-{m:02d}" for m in range(4, 13)), "2018-01", "2018-02", "2018-03")
 FIRST_ATTEMPT = ("RJ1", "2018-04")
 
 # Trusts whose tokens the demo prints (all tokens are in the tokens file).
@@ -242,7 +246,8 @@ def ae_returns() -> list[tuple[str, str, str, bytes]]:
     figures: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {}
     for row in _rows(AE_FILE):
         period = row["period"][:7]
-        if period in RETURNS.get(regions.get(row["org_code"], ""), ()):
+        region = regions.get(row["org_code"], "")
+        if region in RETURNS and (period in RETURNS[region] or period in HISTORY):
             figures.setdefault((row["org_code"], period), {})[row["type"]] = (
                 row["attendances"],
                 row["breaches"],

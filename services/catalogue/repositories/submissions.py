@@ -151,3 +151,32 @@ def unfinished_job_error(*, session: Session, kind: str, submission_id: str) -> 
         .limit(1)
     )
     return session.scalars(query).first()
+
+
+def status_counts(*, session: Session, org_code: str) -> dict[str, int]:
+    """How many of the trust's submissions are in each status."""
+    query = (
+        select(Submission.status, func.count())
+        .where(Submission.org_code == org_code)
+        .group_by(Submission.status)
+    )
+    return {str(status): int(count) for status, count in session.execute(query)}
+
+
+def accepted_summary(
+    *, session: Session, org_code: str, dataset_codes: Sequence[str]
+) -> tuple[list[str], str | None]:
+    """Of the given datasets: those the trust has an accepted return of, and its latest
+    accepted period (months as ``YYYY-MM`` sort as text)."""
+    query = (
+        select(Submission.dataset_code, func.max(Submission.period))
+        .where(
+            Submission.org_code == org_code,
+            Submission.status == "accepted",
+            Submission.dataset_code.in_(list(dataset_codes)),
+        )
+        .group_by(Submission.dataset_code)
+    )
+    rows = session.execute(query).all()
+    latest = max((str(period) for _code, period in rows), default=None)
+    return sorted(str(code) for code, _period in rows), latest
