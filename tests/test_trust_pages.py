@@ -9,23 +9,29 @@ PostgreSQL (the ``client`` fixture), through the app as a browser or script reac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
+from services.broker.app import create_app
+from services.catalogue.runtime import boot
 from services.validator import worker
+from tests.conftest import ADMIN_TOKEN, bearer, fresh_postgres, migrate_database, settings_for
 from tests.test_extracts import send_ae
 
 Headers = dict[str, str]
 
-# RJ1 sends a year of returns; R1K and R0A the last month only (to rank RJ1 against).
+# RJ1 sends a year of returns, then January 2025 with an extra zero (a warning); R1K and R0A send
+# December and January only, to rank RJ1 against.
 YEAR_HELD = [f"2024-{m:02d}" for m in range(1, 13)]
 LAST = "2024-12"
+TYPO = "2025-01"
 NEXT_YEAR = f"{date.today().year + 1}-01"  # a month whose ask is not yet due
 
 
@@ -34,6 +40,7 @@ class World:
     client: TestClient
     orgs: dict[str, Headers]
     admin: Headers
+    typo_id: str
 
 
 def _request(client: TestClient, body: Headers, **spec: object) -> None:
@@ -48,56 +55,84 @@ def _request(client: TestClient, body: Headers, **spec: object) -> None:
     assert response.status_code == 201, response.text
 
 
-@pytest.fixture
+def _organisation(
+    client: TestClient, admin: Headers, code: str, kind: str, region: str | None
+) -> Headers:
+    body = {"code": code, "name": f"{code} test organisation", "kind": kind, "region": region}
+    assert client.post("/v1/organisations", json=body, headers=admin).status_code == 201
+    issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
+    assert issued.status_code == 201, issued.text
+    return bearer(issued.json()["token"])
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(
-    client: TestClient,
-    make_org: Callable[..., Headers],
-    admin: Headers,
-    running_worker: worker.WorkerHandle,
-) -> World:
-    orgs = {
-        "RJ1": make_org("RJ1", "trust", "Y56"),
-        "R1K": make_org("R1K", "trust", "Y56"),
-        "R0A": make_org("R0A", "trust", "Y62"),
-        "CQC": make_org("CQC", "oversight_body"),
-        "NHSE": make_org("NHSE", "oversight_body"),
-        "NAO": make_org("NAO", "auditor"),
-    }
-    for n, month in enumerate(YEAR_HELD):
-        send_ae(client, orgs["RJ1"], "RJ1", month, attendances=9000 + (n % 3) * 150)
-    send_ae(client, orgs["R1K"], "R1K", LAST, attendances=20000)
-    send_ae(client, orgs["R0A"], "R0A", LAST, attendances=3000)
-    # CQC: RJ1 and R0A by trust, the second half of 2024 (R0A's first five months are overdue
-    # asks) and next January (outstanding for both).
-    both = ["RJ1", "R0A"]
-    items = ["ae_attendances", "ae_breaches"]
-    _request(
-        client,
-        orgs["CQC"],
-        items=items,
-        organisations=both,
-        period_start="2024-07",
-        period_end=LAST,
-    )
-    _request(
-        client,
-        orgs["CQC"],
-        items=items,
-        organisations=both,
-        period_start=NEXT_YEAR,
-        period_end=NEXT_YEAR,
-    )
-    # NHSE: admissions for London by region: a grain that never charts one trust.
-    _request(
-        client,
-        orgs["NHSE"],
-        items=["ae_admissions"],
-        organisations={"region": "Y56"},
-        org_level="region",
-        period_start="2024-07",
-        period_end=LAST,
-    )
-    return World(client, orgs, admin)
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """One broker per database for the whole module (the pages only read; the tests that sign
+    in leave no session behind)."""
+    root = tmp_path_factory.mktemp("trust-pages")
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            url = stack.enter_context(fresh_postgres(request.getfixturevalue("postgres_url")))
+        else:
+            url = f"sqlite:///{root / 'broker.sqlite3'}"
+        settings = settings_for(root, url)
+        migrate_database(settings.sqlalchemy_url)
+        runtime = boot(settings)
+        stack.callback(runtime.close)
+        handle = worker.start(runtime, threads=2)
+        stack.callback(handle.stop)
+        client = stack.enter_context(TestClient(create_app(runtime), raise_server_exceptions=False))
+        admin = bearer(ADMIN_TOKEN)
+        orgs = {
+            code: _organisation(client, admin, code, kind, region)
+            for code, kind, region in (
+                ("RJ1", "trust", "Y56"),
+                ("R1K", "trust", "Y56"),
+                ("R0A", "trust", "Y62"),
+                ("CQC", "oversight_body", None),
+                ("NHSE", "oversight_body", None),
+                ("NAO", "auditor", None),
+            )
+        }
+        for n, month in enumerate(YEAR_HELD):
+            send_ae(client, orgs["RJ1"], "RJ1", month, attendances=9000 + (n % 3) * 150)
+        typo = send_ae(client, orgs["RJ1"], "RJ1", TYPO, attendances=91000)
+        for month in (LAST, TYPO):
+            send_ae(client, orgs["R1K"], "R1K", month, attendances=200000)
+            send_ae(client, orgs["R0A"], "R0A", month, attendances=3000)
+        # CQC: RJ1 and R0A by trust, the second half of 2024 (R0A's first five months are
+        # overdue asks) and next January (outstanding for both).
+        both = ["RJ1", "R0A"]
+        items = ["ae_attendances", "ae_breaches"]
+        _request(
+            client,
+            orgs["CQC"],
+            items=items,
+            organisations=both,
+            period_start="2024-07",
+            period_end=LAST,
+        )
+        _request(
+            client,
+            orgs["CQC"],
+            items=items,
+            organisations=both,
+            period_start=NEXT_YEAR,
+            period_end=NEXT_YEAR,
+        )
+        # NHSE: admissions for London by region: a grain that never charts one trust.
+        _request(
+            client,
+            orgs["NHSE"],
+            items=["ae_admissions"],
+            organisations={"region": "Y56"},
+            org_level="region",
+            period_start="2024-07",
+            period_end=LAST,
+        )
+        yield World(client, orgs, admin, typo)
 
 
 def page(world: World, who: str, code: str, **params: str) -> tuple[int, str]:
@@ -137,9 +172,11 @@ def standing(html: str, item: str) -> str:
     return found[1]
 
 
-def audit_events(world: World, action: str) -> list[dict[str, Any]]:
+def audit_events(world: World, action: str, since: datetime) -> list[dict[str, Any]]:
     response = world.client.get(
-        "/v1/audit-events", headers=world.orgs["NAO"], params={"limit": "10000"}
+        "/v1/audit-events",
+        headers=world.orgs["NAO"],
+        params={"limit": "10000", "since": since.isoformat()},
     )
     assert response.status_code == 200, response.text
     return [e for e in response.json() if e["action"] == action]
@@ -159,7 +196,7 @@ def test_a_trust_sees_its_own_page_with_the_apis_figures(world: World) -> None:
     assert shown["outstanding"] == count_api(world, "RJ1", "/v1/asks", status="outstanding")
     assert shown["outstanding"] == 1  # next January, for CQC
     assert shown["accepted"] == count_api(world, "RJ1", "/v1/submissions", status="accepted")
-    assert shown["accepted"] == len(YEAR_HELD)
+    assert shown["accepted"] == len(YEAR_HELD) + 1  # and the January with an extra zero
     assert shown["rejected"] == 0
     assert charted(html) == ["ae_attendances", "ae_breaches", "ae_admissions"]
     # Each chart is the API's chart of the same months, in the item's direction.
@@ -170,7 +207,7 @@ def test_a_trust_sees_its_own_page_with_the_apis_figures(world: World) -> None:
             params={
                 "org_code": "RJ1",
                 "period_start": YEAR_HELD[0],
-                "period_end": LAST,
+                "period_end": TYPO,
                 "improvement_direction": direction,
             },
         ).json()
@@ -179,21 +216,22 @@ def test_a_trust_sees_its_own_page_with_the_apis_figures(world: World) -> None:
         ]
         assert icon(html, item, "variation") == api["variation_icon"]
         assert icon(html, item, "assurance") == "none"
-    # 2024-12: R1K 20,000 type 1 attendances, RJ1 about 9,000, R0A 3,000.
-    assert standing(html, "ae_attendances").startswith("2nd highest in 2024-12, of 3 trusts")
+    # January: R1K 200,000 type 1 attendances, RJ1 91,000 (the typo), R0A 3,000.
+    assert standing(html, "ae_attendances").startswith("2nd highest in 2025-01, of 3 trusts")
     # The same breaches everywhere: ties share the best rank.
-    assert standing(html, "ae_breaches").startswith("1st lowest in 2024-12, of 3 trusts")
+    assert standing(html, "ae_breaches").startswith("1st lowest in 2025-01, of 3 trusts")
     assert "Recent returns" in html
 
 
 @pytest.mark.parametrize("other", ["R1K", "R0A"])
 def test_a_trust_cannot_open_another_trusts_page(world: World, other: str) -> None:
+    since = datetime.now(UTC) - timedelta(milliseconds=1)
     status, html = page(world, "RJ1", other)
     assert status == 403
     assert "A trust sees its own page only" in html
     assert "app-indicator" not in html
     assert "data-total" not in html
-    events = audit_events(world, "web.trust_page_refused")
+    events = audit_events(world, "web.trust_page_refused", since)
     assert [(e["actor"], e["subject_id"]) for e in events] == [("RJ1", other)]
 
 
@@ -249,14 +287,13 @@ def test_a_region_level_request_never_charts_one_trust(world: World) -> None:
 
 def test_an_auditor_sees_every_trust_and_warnings_without_figures(world: World) -> None:
     client, rj1 = world.client, world.orgs["RJ1"]
-    typo = send_ae(client, rj1, "RJ1", "2025-01", attendances=91000)  # an extra zero
-    (warning,) = client.get(f"/v1/submissions/{typo}", headers=rj1).json()["warnings"]
+    (warning,) = client.get(f"/v1/submissions/{world.typo_id}", headers=rj1).json()["warnings"]
     status, own = page(world, "RJ1", "RJ1")
     assert status == 200
     assert str(escape(warning["message"])) in own  # the trust sees its figures
     status, html = page(world, "NAO", "RJ1")
     assert status == 200
-    assert "Check ae_attendances, 2025-01" in html
+    assert "Check A&amp;E attendances, 2025-01" in html
     assert f"{warning['value']:,.0f}" not in html.split('id="indicators"')[0]
     assert totals(html)["accepted"] == 13
     listed = client.get("/trusts", headers=world.orgs["NAO"]).text
@@ -264,8 +301,9 @@ def test_an_auditor_sees_every_trust_and_warnings_without_figures(world: World) 
 
 
 def test_every_chart_shown_is_an_audited_read(world: World) -> None:
+    since = datetime.now(UTC) - timedelta(milliseconds=1)
     page(world, "CQC", "RJ1")
-    events = [e for e in audit_events(world, "indicator.read") if e["actor"] == "CQC"]
+    events = [e for e in audit_events(world, "indicator.read", since) if e["actor"] == "CQC"]
     assert sorted(e["subject_id"] for e in events) == ["ae_attendances", "ae_breaches"]
     assert {e["detail"]["org_code"] for e in events} == {"RJ1"}
 
@@ -288,6 +326,7 @@ def test_a_target_gives_the_assurance_icon(world: World) -> None:
 
 def test_a_trust_signs_in_and_lands_on_its_page(world: World) -> None:
     client = world.client
+    client.cookies.clear()
     token = world.orgs["RJ1"]["Authorization"].removeprefix("Bearer ")
     form = client.get("/sign-in")
     form_token = re.search(r'name="form_token" value="([^"]+)"', form.text)
@@ -302,8 +341,9 @@ def test_a_trust_signs_in_and_lands_on_its_page(world: World) -> None:
     refused = client.get("/reports/burden")
     assert refused.status_code == 403
     assert "Only auditors can see this report" in refused.text
-    landing = client.get("/trusts", follow_redirects=False)
-    assert landing.headers["location"] == "/trusts/RJ1"
+    listed = client.get("/trusts")
+    assert set(re.findall(r'href="/trusts/(\w+)"', listed.text)) == {"RJ1"}
+    client.cookies.clear()  # the module's other tests send bearer tokens only
 
 
 def test_a_steward_cannot_sign_in(world: World) -> None:

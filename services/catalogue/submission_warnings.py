@@ -35,14 +35,17 @@ def _items_of(dataset_code: str) -> list[str]:
     return [item for item in dataset.items if item in schemas.ITEMS]
 
 
-def _held_before(session: Session, settings: Settings, item: str, org_code: str, month: int) -> int:
-    """How many of the MAX_HISTORY months before ``month`` hold the item for the trust."""
+def _held_before(
+    session: Session, settings: Settings, items: list[str], org_code: str, month: int
+) -> int:
+    """How many of the MAX_HISTORY months before ``month`` hold any of the items for the trust
+    (one plan for all of a return's items: they come from the same returns)."""
     found = extracts.plan(
         session=session,
         settings=settings,
         org_codes=[org_code],
         months=list(range(month - MAX_HISTORY, month)),
-        items=[item],
+        items=items,
     )
     return len({source.month for source in found.sources})
 
@@ -59,9 +62,13 @@ def warnings_for(
     month = parse_month(submission.period)
     found: list[dict[str, Any]] = []
     scope = indicators.Scope(org_level="trust", org_codes=(submission.org_code,))
-    for item in _items_of(submission.dataset_code):
-        if _held_before(session, settings, item, submission.org_code, month) < MIN_HISTORY:
-            continue
+    items = _items_of(submission.dataset_code)
+    if (
+        not items
+        or _held_before(session, settings, items, submission.org_code, month) < MIN_HISTORY
+    ):
+        return []
+    for item in items:
         series = indicators.monthly_series(
             session=session,
             settings=settings,

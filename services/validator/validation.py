@@ -14,6 +14,7 @@ end of the chunk and the last record says how many more were found.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -143,7 +144,6 @@ class _Validation:
         self.chunk_rows = chunk_rows
         self.output = output
         self.errors = _Errors(max_errors)
-        self.schema = _chunk_schema(dataset, org_code=org_code, period=period)
         self.shortcut = _Shortcut(dataset, org_code=org_code, period=period)
         self.position = {column.name: i for i, column in enumerate(dataset.columns)}
         self.keys = _KeyIndex(dataset)
@@ -152,6 +152,11 @@ class _Validation:
         self.group_parts: list[pl.DataFrame] = []
         # Data rows checked so far (the reader may be a chunk ahead).
         self.rows_checked = 0
+
+    @functools.cached_property
+    def schema(self) -> pa.DataFrameSchema:
+        """The pandera schema, built only for a chunk that fails the shortcut (most never do)."""
+        return _chunk_schema(self.dataset, org_code=self.org_code, period=self.period)
 
     def run(self) -> Report:
         """Read, check and (while clean) write every chunk, then check the whole file."""

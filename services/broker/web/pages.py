@@ -495,12 +495,10 @@ TARGET_PREFIX = "target_"
 
 @router.get("/trusts")
 def trusts_page(request: Request, db: SessionDep) -> Response:
-    """The trusts the viewer may open (a trust goes straight to its own page)."""
+    """The trusts the viewer may open (a trust: its own)."""
     viewer = _viewer(request, db, SIGN_IN_KINDS, TRUSTS_REFUSED)
     if isinstance(viewer, Response):
         return viewer
-    if viewer.principal.kind == "trust":
-        return RedirectResponse(viewer.home, status_code=303)
     trusts = trust_overview.visible_trusts(
         session=db, kind=viewer.principal.kind, org_code=viewer.principal.org_code
     )
@@ -583,6 +581,7 @@ def trust_page(code: str, request: Request, db: SessionDep, runtime: RuntimeDep)
             },
             "body_names": names,
             "dataset_names": {code: d.title for code, d in schemas.DATASETS.items()},
+            "item_names": {code: item.name for code, item in schemas.ITEMS.items()},
             "format": view.FORMATS,
         },
         status=422 if errors else 200,
