@@ -28,9 +28,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
 
 install: $(VENV)/.installed
 
-# The auditors' pages' front end, from package-lock.json: nhsuk-frontend and chart.js (served by
-# the app from node_modules), sass (compiles the stylesheet) and axe-core (browser tests). No
-# install scripts run; nothing is fetched at run time.
+# The pages' front end, from package-lock.json: nhsuk-frontend, chart.js, swagger-ui-dist and
+# redoc (served by the app from node_modules), sass (compiles the stylesheet) and axe-core (browser
+# tests). No install scripts run; nothing is fetched at run time.
 node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --ignore-scripts --no-audit --no-fund
 	@touch $@

@@ -65,11 +65,12 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/health"): rule(*ROLES, anonymous=PUBLIC),
     ("GET", "/openapi.json"): rule(*ROLES, anonymous=PUBLIC),
     ("GET", "/docs"): rule(*ROLES, anonymous=PUBLIC),
-    ("GET", "/docs/oauth2-redirect"): rule(*ROLES, anonymous=PUBLIC),
     ("GET", "/redoc"): rule(*ROLES, anonymous=PUBLIC),
     ("MOUNT", "/assets/nhsuk"): rule(*ROLES, anonymous=PUBLIC),
     ("MOUNT", "/assets/chart.js"): rule(*ROLES, anonymous=PUBLIC),
     ("MOUNT", "/assets/web"): rule(*ROLES, anonymous=PUBLIC),
+    ("MOUNT", "/assets/swagger-ui"): rule(*ROLES, anonymous=PUBLIC),
+    ("MOUNT", "/assets/redoc"): rule(*ROLES, anonymous=PUBLIC),
     # Organisations and tokens: stewards administer, every role reads the register.
     ("POST", "/v1/organisations"): rule(STEWARD),
     ("GET", "/v1/organisations"): rule(*ROLES),
@@ -305,7 +306,8 @@ def call_for(key: tuple[str, str], world: World) -> Call:
         ("MOUNT", "/assets/nhsuk"): {"path_override": "/assets/nhsuk/nhsuk-frontend.min.js"},
         ("MOUNT", "/assets/chart.js"): {"path_override": "/assets/chart.js/chart.umd.min.js"},
         ("MOUNT", "/assets/web"): {"path_override": "/assets/web/init.js"},
-        ("GET", "/docs/oauth2-redirect"): {},
+        ("MOUNT", "/assets/swagger-ui"): {"path_override": "/assets/swagger-ui/swagger-ui.css"},
+        ("MOUNT", "/assets/redoc"): {"path_override": "/assets/redoc/redoc.standalone.js"},
     }
     spec = dict(special.get(key, {}))
     params.update(spec.pop("path", {}))

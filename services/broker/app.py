@@ -47,6 +47,8 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
         version="1",
         description=DESCRIPTION,
         license_info={"name": "MIT"},
+        docs_url=None,  # /docs and /redoc are the web package's: no CDN (web/api_docs.py)
+        redoc_url=None,
     )
     app.state.runtime = runtime
     problems.install(app)
@@ -59,7 +61,7 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(extracts.router)
     app.include_router(reports.router)
     app.include_router(spc.router)
-    web.install(app)  # the auditors' pages (/sign-in, /reports/burden) and their assets
+    web.install(app)  # the pages, /docs and /redoc, and their assets
     # Bodies: the token checked before a byte is read (under /v1/), every body size-limited.
     app.add_middleware(limits.BodyLimits, runtime=runtime)
     # 429 before a body is read or a token looked up (per token; per address without one).

@@ -37,6 +37,8 @@ AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 WEB_ASSETS = [
     REPO / "node_modules" / "nhsuk-frontend" / "dist" / "nhsuk" / "nhsuk-frontend.min.js",
     REPO / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js",
+    REPO / "node_modules" / "swagger-ui-dist" / "swagger-ui-bundle.js",
+    REPO / "node_modules" / "redoc" / "bundles" / "redoc.standalone.js",
     REPO / "services" / "broker" / "web" / "static" / "build" / "app.css",
     AXE,
 ]

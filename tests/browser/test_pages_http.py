@@ -64,7 +64,7 @@ def test_without_a_session_a_browser_is_sent_to_sign_in(demo: Demo) -> None:
 
 
 def test_pages_forbid_other_origins_and_inline_script(demo: Demo) -> None:
-    for path in ("/sign-in", "/reports/burden", "/trusts", "/trusts/RJ1"):
+    for path in ("/sign-in", "/reports/burden", "/trusts", "/trusts/RJ1", "/docs", "/redoc"):
         page = httpx.get(f"{demo.base}{path}", headers=bearer(demo.auditor))
         assert page.status_code == 200
         policy = page.headers["content-security-policy"]
@@ -82,6 +82,9 @@ def test_assets_are_served_by_the_broker(demo: Demo) -> None:
         ("/assets/nhsuk/nhsuk-frontend.min.js", "text/javascript"),
         ("/assets/chart.js/chart.umd.min.js", "text/javascript"),
         ("/assets/web/sortable-tables.js", "text/javascript"),
+        ("/assets/swagger-ui/swagger-ui-bundle.js", "text/javascript"),
+        ("/assets/swagger-ui/swagger-ui.css", "text/css"),
+        ("/assets/redoc/redoc.standalone.js", "text/javascript"),
         ("/assets/nhsuk/assets/images/nhsuk-icon-arrow-up-down.svg", "image/svg+xml"),
     ):
         response = httpx.get(f"{demo.base}{path}")

@@ -1,8 +1,10 @@
-"""The auditors' web pages (``/sign-in``, ``/reports/burden``), in the NHS.UK design system.
+"""The web pages (``/sign-in``, ``/reports/burden``, ``/trusts``) in the NHS.UK design system, and
+the API's documentation (``/docs``, ``/redoc``).
 
 Server-rendered with Jinja2 (autoescaped). Everything a page loads comes from the broker itself:
-``/assets/nhsuk`` and ``/assets/chart.js`` are served straight from ``node_modules`` (installed
-from ``package-lock.json`` by ``npm ci``, see the Makefile), ``/assets/web`` from this package's
+``/assets/nhsuk``, ``/assets/chart.js``, ``/assets/swagger-ui`` and ``/assets/redoc`` are served
+straight from ``node_modules`` (installed from ``package-lock.json`` by ``npm ci``, see the
+Makefile), ``/assets/web`` from this package's
 ``static/``, where ``build/app.css`` is the NHS.UK stylesheet compiled by ``make`` from
 ``scss/app.scss`` (the package's precompiled CSS loads its font from a CDN).
 """
@@ -17,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from services.broker.web import api_docs
 from services.broker.web.pages import router
 from services.broker.web.sessions import SessionStore
 
@@ -29,6 +32,8 @@ STATIC = HERE / "static"
 ASSETS = {
     "/assets/nhsuk": Path("nhsuk-frontend/dist/nhsuk"),
     "/assets/chart.js": Path("chart.js/dist"),
+    "/assets/swagger-ui": Path("swagger-ui-dist"),
+    "/assets/redoc": Path("redoc/bundles"),
 }
 STYLESHEET = STATIC / "build" / "app.css"
 
@@ -47,6 +52,7 @@ def install(app: FastAPI, *, node_modules: Path = NODE_MODULES) -> None:
     app.state.web_templates = Jinja2Templates(env=environment)
     app.state.web_sessions = SessionStore()
     app.include_router(router)
+    app.include_router(api_docs.router)
     needed = [*(node_modules / directory for directory in ASSETS.values()), STYLESHEET]
     missing = [path for path in needed if not path.exists()]
     if missing:
