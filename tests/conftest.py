@@ -6,7 +6,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,39 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def module_broker(request: pytest.FixtureRequest, root: Path) -> Iterator[TestClient]:
+    """A whole broker (migrated database, two worker threads, the app) for a module's tests, on
+    SQLite or PostgreSQL as ``request.param`` says: its client, empty but for the steward."""
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            url = stack.enter_context(fresh_postgres(request.getfixturevalue("postgres_url")))
+        else:
+            url = f"sqlite:///{root / 'broker.sqlite3'}"
+        settings = settings_for(root, url)
+        migrate_database(settings.sqlalchemy_url)
+        runtime = boot(settings)
+        stack.callback(runtime.close)
+        handle = worker.start(runtime, threads=2)
+        stack.callback(handle.stop)
+        yield stack.enter_context(TestClient(create_app(runtime), raise_server_exceptions=False))
+
+
+def organisations(
+    client: TestClient, specs: list[tuple[str, str, str | None]]
+) -> dict[str, dict[str, str]]:
+    """Register each (code, kind, region) as the steward and issue it a token: their headers."""
+    admin = bearer(ADMIN_TOKEN)
+    headers: dict[str, dict[str, str]] = {}
+    for code, kind, region in specs:
+        body = {"code": code, "name": f"{code} test organisation", "kind": kind, "region": region}
+        assert client.post("/v1/organisations", json=body, headers=admin).status_code == 201
+        issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
+        assert issued.status_code == 201, issued.text
+        headers[code] = bearer(issued.json()["token"])
+    return headers
 
 
 @pytest.fixture

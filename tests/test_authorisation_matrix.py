@@ -122,6 +122,33 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/trusts/{code}"): rule(
         TRUST, BODY, AUDITOR, anonymous=SIGNED_IN_PAGE, not_for=(OTHER_TRUST, OTHER_BODY)
     ),
+    # The bodies' pages: their requests (auditors read them too), the request form and its
+    # helpers (bodies only), and the owning body's extract downloads.
+    ("GET", "/requests"): rule(BODY, AUDITOR, anonymous=SIGNED_IN_PAGE),
+    ("GET", "/requests/new"): rule(BODY, anonymous=SIGNED_IN_PAGE),
+    ("POST", "/requests/new"): rule(BODY, anonymous=SIGNED_IN_PAGE),
+    ("POST", "/requests/preview"): rule(BODY, anonymous=SIGNED_IN_PAGE),
+    ("GET", "/requests/items"): rule(BODY, anonymous=SIGNED_IN_PAGE),
+    ("GET", "/requests/{request_id}"): rule(
+        BODY, AUDITOR, anonymous=SIGNED_IN_PAGE, not_for=OTHERS
+    ),
+    ("GET", "/extracts/{extract_id}.parquet"): rule(BODY, anonymous=SIGNED_IN_PAGE, not_for=OTHERS),
+}
+
+# The request form's fields for the first body's request (a "Check coverage": nothing is made).
+REQUEST_FORM = {
+    "title": "A&E",
+    "purpose": "Urgent care review",
+    "legal_basis": "HSCA 2008 s64",
+    "items": "ae_attendances",
+    "population": "list",
+    "org_codes": "RJ1",
+    "period_start": MONTHS[0],
+    "period_end": MONTHS[-1],
+    "period_type": "month",
+    "org_level": "trust",
+    "due_days": "20",
+    "action": "preview",
 }
 
 
@@ -267,6 +294,9 @@ def call_for(key: tuple[str, str], world: World) -> Call:
     }
     special: dict[tuple[str, str], Call] = {
         ("GET", "/v1/items/search"): {"params": {"q": "attendances"}},
+        ("GET", "/requests/items"): {"params": {"q": "attendances"}},
+        ("POST", "/requests/new"): {"data": REQUEST_FORM},
+        ("POST", "/requests/preview"): {"data": REQUEST_FORM},
         ("GET", "/v1/datasets/{code}"): {"path": {"code": "ae_monthly"}},
         ("GET", "/v1/datasets/{code}/template.csv"): {"path": {"code": "ae_monthly"}},
         ("GET", "/v1/datasets/{code}/table-schema.json"): {"path": {"code": "ae_monthly"}},

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,10 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
-from services.broker.app import create_app
-from services.catalogue.runtime import boot
-from services.validator import worker
-from tests.conftest import ADMIN_TOKEN, bearer, fresh_postgres, migrate_database, settings_for
+from tests.conftest import ADMIN_TOKEN, bearer, module_broker, organisations
 from tests.test_extracts import send_ae
 
 Headers = dict[str, str]
@@ -55,16 +51,6 @@ def _request(client: TestClient, body: Headers, **spec: object) -> None:
     assert response.status_code == 201, response.text
 
 
-def _organisation(
-    client: TestClient, admin: Headers, code: str, kind: str, region: str | None
-) -> Headers:
-    body = {"code": code, "name": f"{code} test organisation", "kind": kind, "region": region}
-    assert client.post("/v1/organisations", json=body, headers=admin).status_code == 201
-    issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
-    assert issued.status_code == 201, issued.text
-    return bearer(issued.json()["token"])
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -72,30 +58,19 @@ def world(
     """One broker per database for the whole module (the pages only read; the tests that sign
     in leave no session behind)."""
     root = tmp_path_factory.mktemp("trust-pages")
-    with ExitStack() as stack:
-        if request.param == "postgres":
-            url = stack.enter_context(fresh_postgres(request.getfixturevalue("postgres_url")))
-        else:
-            url = f"sqlite:///{root / 'broker.sqlite3'}"
-        settings = settings_for(root, url)
-        migrate_database(settings.sqlalchemy_url)
-        runtime = boot(settings)
-        stack.callback(runtime.close)
-        handle = worker.start(runtime, threads=2)
-        stack.callback(handle.stop)
-        client = stack.enter_context(TestClient(create_app(runtime), raise_server_exceptions=False))
+    with module_broker(request, root) as client:
         admin = bearer(ADMIN_TOKEN)
-        orgs = {
-            code: _organisation(client, admin, code, kind, region)
-            for code, kind, region in (
+        orgs = organisations(
+            client,
+            [
                 ("RJ1", "trust", "Y56"),
                 ("R1K", "trust", "Y56"),
                 ("R0A", "trust", "Y62"),
                 ("CQC", "oversight_body", None),
                 ("NHSE", "oversight_body", None),
                 ("NAO", "auditor", None),
-            )
-        }
+            ],
+        )
         for n, month in enumerate(YEAR_HELD):
             send_ae(client, orgs["RJ1"], "RJ1", month, attendances=9000 + (n % 3) * 150)
         typo = send_ae(client, orgs["RJ1"], "RJ1", TYPO, attendances=91000)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.catalogue import audit, extract_data, jobs, store
+from services.catalogue.errors import NotFound
 from services.catalogue.models import (
     DataRequest,
     Extract,
@@ -30,6 +31,7 @@ from services.catalogue.models import (
     utcnow,
 )
 from services.catalogue.periods import last_day, month_label, periods_between
+from services.catalogue.repositories import extracts as extract_repo
 from services.catalogue.settings import Settings
 
 REFRESH_JOB = "refresh_extracts"
@@ -414,3 +416,37 @@ def as_dict(extract: Extract, delivery: ExtractDelivery | None) -> dict[str, Any
 def manifest(extract: Extract) -> dict[str, Any]:
     """The manifest of API.md."""
     return dict(extract.manifest)
+
+
+def visible(
+    *, session: Session, org_code: str, kind: str, request_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The extracts a caller may list, newest first: a body its own, an auditor every one."""
+    body = org_code if kind == "oversight_body" else None
+    found = extract_repo.with_deliveries(session=session, body_code=body, request_id=request_id)
+    return [as_dict(extract, delivery) for extract, delivery in found]
+
+
+def readable(*, session: Session, extract_id: str, org_code: str, kind: str) -> Extract:
+    """An extract its body (or an auditor) may read; another body's is not found, so that its
+    existence is not revealed."""
+    extract = extract_repo.get(session=session, extract_id=extract_id)
+    if extract is None or (kind == "oversight_body" and extract.body_code != org_code):
+        raise NotFound(f"No extract has the id {extract_id!r}.")
+    return extract
+
+
+def download(*, session: Session, extract_id: str, org_code: str) -> Extract:
+    """The owning body's extract to download; every download is in the audit log."""
+    extract = readable(
+        session=session, extract_id=extract_id, org_code=org_code, kind="oversight_body"
+    )
+    audit.record(
+        session=session,
+        actor=org_code,
+        action="extract.downloaded",
+        subject_type="extract",
+        subject_id=extract.id,
+        detail={"revision": extract.revision},
+    )
+    return extract

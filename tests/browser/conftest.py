@@ -68,6 +68,19 @@ class Demo:
             timeout=30,
         )
 
+    def dry_run(self, who: str, **spec: object) -> dict[str, Any]:
+        """``POST /v1/requests?dry_run=true`` as ``who``: what the request would cost."""
+        response = httpx.post(
+            f"{self.base}/v1/requests",
+            params={"dry_run": "true"},
+            json={"title": "t", "purpose": "p", "legal_basis": "l", **spec},
+            headers={"Authorization": f"Bearer {self.tokens[who]}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
     @property
     def auditor(self) -> str:
         return self.tokens["NAO"]

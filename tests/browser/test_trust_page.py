@@ -68,7 +68,9 @@ def test_a_body_sees_only_the_trusts_its_requests_name(
 ) -> None:
     posted = sign_in(page, demo.tokens["UKHSA"])
     assert posted.status == 303
-    assert page.url == f"{demo.base}/trusts"
+    assert page.url == f"{demo.base}/requests"  # a body lands on its requests
+    page.get_by_role("link", name="Trusts", exact=True).click()
+    page.wait_for_load_state()
     listed = page.locator("#trusts tbody tr").count()
     requests = demo.api("/v1/requests", demo.tokens["UKHSA"]).json()
     (active,) = [r for r in requests if r["status"] == "active"]

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from services.broker.web import api_docs
+from services.broker.web import api_docs, request_pages
 from services.broker.web.pages import router
 from services.broker.web.sessions import SessionStore
 
@@ -53,6 +53,7 @@ def install(app: FastAPI, *, node_modules: Path = NODE_MODULES) -> None:
     app.state.web_sessions = SessionStore()
     app.include_router(router)
     app.include_router(api_docs.router)
+    app.include_router(request_pages.router)
     needed = [*(node_modules / directory for directory in ASSETS.values()), STYLESHEET]
     missing = [path for path in needed if not path.exists()]
     if missing:

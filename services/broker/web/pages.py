@@ -89,12 +89,34 @@ class Viewer:
     @property
     def links(self) -> list[tuple[str, str]]:
         """The header's navigation: (text, href)."""
-        if self.principal.kind == "trust":
+        kind = self.principal.kind
+        if kind == "trust":
             return [("Your trust", self.home)]
-        found = [("Trusts", "/trusts")]
-        if self.principal.kind == "auditor":
-            found.append(("Burden report", "/reports/burden"))
-        return found
+        if kind == "oversight_body":
+            return [
+                ("Your requests", "/requests"),
+                ("New request", "/requests/new"),
+                ("Trusts", "/trusts"),
+            ]
+        return [
+            ("Trusts", "/trusts"),
+            ("Requests", "/requests"),
+            ("Burden report", "/reports/burden"),
+        ]
+
+    def navigation(self, path: str) -> list[tuple[str, str, str | None]]:
+        """The header's links with each one's ``aria-current``: "page" for the page itself,
+        "true" for the section it is in (``/trusts`` for ``/trusts/RJ1``), else None."""
+        hrefs = [href for _, href in self.links]
+        shown: list[tuple[str, str, str | None]] = []
+        for text, href in self.links:
+            current = None
+            if path == href:
+                current = "page"
+            elif path.startswith(href + "/") and path not in hrefs:
+                current = "true"
+            shown.append((text, href, current))
+        return shown
 
 
 def home_of(kind: str, org_code: str) -> str:
@@ -103,7 +125,7 @@ def home_of(kind: str, org_code: str) -> str:
         return "/reports/burden"
     if kind == "trust":
         return f"/trusts/{org_code}"
-    return "/trusts"
+    return "/requests"
 
 
 def _templates(request: Request) -> Jinja2Templates:

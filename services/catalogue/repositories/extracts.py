@@ -1,0 +1,33 @@
+"""Queries on extracts and their deliveries."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.catalogue.models import Extract, ExtractDelivery
+
+
+def get(*, session: Session, extract_id: str) -> Extract | None:
+    """One extract."""
+    return session.get(Extract, extract_id)
+
+
+def with_deliveries(
+    *, session: Session, body_code: str | None, request_id: str | None
+) -> list[tuple[Extract, ExtractDelivery | None]]:
+    """Extracts, newest first (optionally of one body, of one request), each with its delivery."""
+    query = select(Extract).order_by(Extract.created_at.desc(), Extract.id)
+    if body_code is not None:
+        query = query.where(Extract.body_code == body_code)
+    if request_id is not None:
+        query = query.where(Extract.request_id == request_id)
+    rows = session.scalars(query).all()
+    deliveries: dict[str, ExtractDelivery] = {}
+    ids = [e.id for e in rows]
+    for start in range(0, len(ids), 500):
+        chunk = select(ExtractDelivery).where(
+            ExtractDelivery.extract_id.in_(ids[start : start + 500])
+        )
+        deliveries.update({d.extract_id: d for d in session.scalars(chunk)})
+    return [(e, deliveries.get(e.id)) for e in rows]

@@ -1,0 +1,134 @@
+"""A body's requests at a glance, for its pages: how each was covered, the burden it imposed and
+avoided, how complete its returns are period by period, and its extracts with their delivery.
+
+What each viewer may see (the same entitlements as ``GET /v1/requests`` and ``/v1/extracts``):
+an oversight body its own requests; an auditor every request. Trusts have their own page.
+
+Completeness per period counts the request's asks (the returns it needs that were not already
+held when it was registered) by their status today, as ``GET /v1/requests/{id}`` counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.catalogue import asks as ask_rules
+from services.catalogue import data_requests, extracts
+from services.catalogue.errors import Forbidden, NotFound
+from services.catalogue.models import DataRequest
+from services.catalogue.repositories import requests as request_repo
+
+VIEWER_KINDS = ("oversight_body", "auditor")
+
+
+@dataclass(frozen=True)
+class PeriodProgress:
+    """The request's asks of one period, by status."""
+
+    period: str
+    due_date: date
+    counts: dict[str, int]
+
+    @property
+    def asked(self) -> int:
+        """Asks still wanted (a cancelled ask is no longer asked for)."""
+        return sum(n for status, n in self.counts.items() if status != "cancelled")
+
+    @property
+    def percent(self) -> float | None:
+        """Accepted, as a percentage of the asks still wanted."""
+        return 100 * self.counts["accepted"] / self.asked if self.asked else None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One request as its list shows it: the API's shape, and its money."""
+
+    request: dict[str, Any]
+    cost_avoided_gbp: float
+    cost_imposed_gbp: float
+
+
+@dataclass(frozen=True)
+class RequestOverview(Summary):
+    """One request in full: its summary, its periods and its extracts (newest first)."""
+
+    periods: list[PeriodProgress]
+    extracts: list[dict[str, Any]]
+
+
+def _summary(session: Session, request: DataRequest, *, hourly_rate: float, today: date) -> Summary:
+    burden = data_requests.burden_now(session=session, request=request)
+    shown = data_requests.as_dict(
+        request,
+        burden=burden,
+        asks=data_requests.ask_counts(session=session, request_id=request.id, today=today),
+    )
+    return Summary(
+        request=shown,
+        cost_avoided_gbp=_gbp(burden["hours_avoided"], hourly_rate),
+        cost_imposed_gbp=_gbp(burden["hours_imposed"], hourly_rate),
+    )
+
+
+def _gbp(hours: object, hourly_rate: float) -> float:
+    assert isinstance(hours, int | float)
+    return round(hours * hourly_rate, 2)
+
+
+def summaries(
+    *, session: Session, org_code: str, kind: str, hourly_rate: float, today: date
+) -> list[Summary]:
+    """The requests the viewer may see, newest first."""
+    if kind not in VIEWER_KINDS:
+        raise Forbidden("Request pages are for oversight bodies and auditors.")
+    body = org_code if kind == "oversight_body" else None
+    return [
+        _summary(session, request, hourly_rate=hourly_rate, today=today)
+        for request in request_repo.list_all(session=session, body_code=body)
+    ]
+
+
+def periods_of(*, session: Session, request_id: str, today: date) -> list[PeriodProgress]:
+    """The request's asks by period (oldest first) and status, with each period's earliest due
+    date."""
+    counts: dict[str, dict[str, int]] = {}
+    due: dict[str, date] = {}
+    for ask in request_repo.asks_of_request(session=session, request_id=request_id):
+        per = counts.setdefault(ask.period, dict.fromkeys(ask_rules.ASK_STATUSES, 0))
+        per[ask_rules.shown_status(ask, today=today)] += 1
+        due[ask.period] = min(due.get(ask.period, ask.due_date), ask.due_date)
+    return [PeriodProgress(period, due[period], counts[period]) for period in sorted(counts)]
+
+
+def build(
+    *,
+    session: Session,
+    org_code: str,
+    kind: str,
+    request_id: str,
+    hourly_rate: float,
+    today: date,
+) -> RequestOverview:
+    """One request for a viewer allowed to read it (its body, or an auditor)."""
+    if kind not in VIEWER_KINDS:
+        raise Forbidden("Request pages are for oversight bodies and auditors.")
+    request = request_repo.get(session=session, request_id=request_id)
+    if request is None:
+        raise NotFound(f"No request has the id {request_id!r}.")
+    if kind == "oversight_body" and request.body_code != org_code:
+        raise Forbidden(f"This request is {request.body_code}'s, not {org_code}'s.")
+    summary = _summary(session, request, hourly_rate=hourly_rate, today=today)
+    return RequestOverview(
+        request=summary.request,
+        cost_avoided_gbp=summary.cost_avoided_gbp,
+        cost_imposed_gbp=summary.cost_imposed_gbp,
+        periods=periods_of(session=session, request_id=request.id, today=today),
+        extracts=extracts.visible(
+            session=session, org_code=org_code, kind=kind, request_id=request.id
+        ),
+    )
