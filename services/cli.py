@@ -11,6 +11,8 @@ import typer
 from services.catalogue.errors import ServiceUnavailable
 
 if TYPE_CHECKING:  # imported when used: pydantic-settings costs `drb submit` a third of a second
+    from sqlalchemy.engine import Engine
+
     from services.catalogue.settings import Settings
 
 app = typer.Typer(
@@ -33,6 +35,15 @@ def _settings() -> Settings:
 def _fail(message: str) -> NoReturn:
     typer.echo(f"drb: error: {message}", err=True)
     raise typer.Exit(code=1)
+
+
+def _engine(settings: Settings) -> Engine:
+    from services.catalogue.runtime import database_engine
+
+    try:
+        return database_engine(settings)
+    except ServiceUnavailable as error:
+        _fail(str(error))
 
 
 def _logging(level: str = "INFO") -> None:
@@ -166,6 +177,34 @@ def audit_head() -> None:
     if key is None:
         typer.echo("drb: DRB_AUDIT_SIGNING_KEY is not set: the head is not signed", err=True)
     typer.echo(json.dumps(head, sort_keys=True))
+
+
+@app.command()
+def remind() -> None:
+    """Send today's deadline reminders (trusts) and summaries (bodies) not yet sent; print them.
+
+    The worker sends them daily on its own (DRB_REMINDERS, from DRB_REMINDER_HOUR); running
+    this as well sends nothing twice: one message per organisation a day, failed ones again.
+    """
+    import json
+    from datetime import date
+
+    from services.catalogue import reminders
+    from services.catalogue.db import session_factory
+
+    _logging("WARNING")
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        handled = reminders.run_pass(
+            factory=session_factory(engine), settings=settings, today=date.today()
+        )
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(handled, indent=2, sort_keys=True))
+    failed = [n for n in handled if n["status"] == "failed"]
+    if failed:
+        _fail(f"{len(failed)} of {len(handled)} not sent; run `drb remind` again to retry them")
 
 
 @app.command("seed-demo")

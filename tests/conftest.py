@@ -129,6 +129,9 @@ def settings_for(tmp_path: Path, database_url: str, **overrides: Any) -> Setting
         "redis_url": None,
         "admin_token": ADMIN_TOKEN,
         "sweep_interval_seconds": 0.2,
+        # The worker's daily reminder pass would write notifications (and audit events) at any
+        # moment of any test with a worker; tests/test_reminders.py turns it on where it tests it.
+        "reminders": False,
         **overrides,
     }
     return Settings(**values)

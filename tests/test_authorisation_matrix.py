@@ -101,6 +101,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/extracts"): rule(BODY, AUDITOR),
     ("GET", "/v1/extracts/{extract_id}/manifest"): rule(BODY, AUDITOR, not_for=OTHERS),
     ("GET", "/v1/extracts/{extract_id}/download"): rule(BODY, not_for=OTHERS),
+    # Notifications: a trust or a body reads its own; auditors and stewards every one.
+    ("GET", "/v1/notifications"): rule(*ROLES),
     # Measurement for improvement.
     ("POST", "/v1/spc"): rule(*ROLES),
     ("GET", "/v1/indicators/{item}/spc"): rule(TRUST, BODY, AUDITOR, not_for=OTHERS),

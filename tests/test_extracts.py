@@ -265,7 +265,7 @@ def test_extracts_are_seen_only_by_their_body(
     assert bad.status_code == 422
     assert (
         client.put(
-            "/v1/organisations/RJ1/delivery", json={"channel": "api"}, headers=admin
+            "/v1/organisations/NAO/delivery", json={"channel": "api"}, headers=admin
         ).status_code
-        == 422
+        == 422  # auditors are sent nothing (trusts are: their reminders)
     )

@@ -14,6 +14,7 @@ from services.broker.routes import (
     catalogue,
     extracts,
     health,
+    notifications,
     organisations,
     reports,
     requests,
@@ -59,6 +60,7 @@ def create_app(runtime: Runtime, *, on_shutdown: Sequence[Callable[[], None]] = 
     app.include_router(asks.router)
     app.include_router(submissions.router)
     app.include_router(extracts.router)
+    app.include_router(notifications.router)
     app.include_router(reports.router)
     app.include_router(spc.router)
     web.install(app)  # the pages, /docs and /redoc, and their assets

@@ -9,6 +9,9 @@ Each body's delivery setting (JSON on the organisation) picks its channel:
   :class:`MeshChannel`, NHS England's ``mesh-client`` sending from the broker's own mailbox
   (``DRB_MESH_URL``, ``DRB_MESH_MAILBOX``, ``DRB_MESH_PASSWORD``, ``DRB_MESH_SHARED_KEY``).
 - ``{"channel": "api"}``: no channel; the body downloads extracts through the API.
+- ``{"channel": "email", "address": "data@trust.nhs.uk"}``: notifications only
+  (:class:`EmailChannel`, ``DRB_SMTP_*``); extracts are never e-mailed, so a body with it
+  downloads them through the API.
 
 A revision of an extract is never delivered twice to the same place, even if the process dies
 between sending and recording the send: every delivery carries a ``local_id`` that is stable for
@@ -29,9 +32,13 @@ import hashlib
 import math
 import os
 import re
+import smtplib
+import ssl
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import quote, urlparse
@@ -106,7 +113,7 @@ def channel_for(
     if not isinstance(delivery, dict):
         raise ChannelMisconfigured(f"delivery setting of {body_code} is not an object")
     kind = delivery.get("channel")
-    if kind == "api":
+    if kind in ("api", "email"):  # extracts are never e-mailed: the API is theirs
         return None
     if kind == "files":
         return FileChannel(_text(delivery, "uri", body_code))
@@ -136,7 +143,7 @@ def channel_for(
             **_mesh_tls(settings),
         )
     raise ChannelMisconfigured(
-        f"delivery setting of {body_code}: unknown channel {kind!r} (files, mesh or api)"
+        f"delivery setting of {body_code}: unknown channel {kind!r} (files, mesh, email or api)"
     )
 
 
@@ -547,6 +554,91 @@ class MeshChannel:
             # Retries used up, a bad answer; mesh-client lets urllib3's errors through where it
             # never retries (the first chunk of a message, so as not to send it twice).
             raise DeliveryFailed(f"{where}: could not {doing}: {_first_line(exc)}") from exc
+
+
+class EmailChannel:
+    """Sends a plain-text message to one address through the SMTP server of the settings.
+
+    The ``Message-ID`` is made from the caller's ``local_id`` (one per notification), so a
+    message sent again after a lost answer can be recognised as the same one by its reader;
+    SMTP itself has no way to ask whether it was sent before.
+    """
+
+    name = "email"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        recipient: str,
+        starttls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if not is_email_address(recipient.strip()):
+            raise ChannelMisconfigured(f"e-mail address {recipient!r} is not valid")
+        local, _at, domain = sender.strip().partition("@")
+        if not local or not domain or any(c.isspace() or c in "<>,;" for c in sender.strip()):
+            raise ChannelMisconfigured(f"DRB_SMTP_FROM {sender!r} is not an e-mail address")
+        self.host, self.port = host, port
+        self.sender, self.recipient = sender.strip(), recipient.strip()
+        self._starttls = starttls
+        self._login = (username, password) if username and password is not None else None
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"EmailChannel(host={self.host!r}, port={self.port}, recipient={self.recipient!r})"
+
+    def send(self, *, subject: str, text: str, local_id: str) -> Sent:
+        """Send ``text`` as the body of one message; its Message-ID is the answer."""
+        if not _SAFE_LOCAL_ID.match(local_id):
+            raise ValueError(
+                f"local_id {local_id!r}: up to 255 letters, digits, '.', '_', ':', '-'"
+            )
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = self.recipient
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        message_id = f"<{local_id}@{self.sender.rsplit('@', 1)[1]}>"
+        message["Message-ID"] = message_id
+        message.set_content(text)
+        where = f"SMTP server {self.host}:{self.port}"
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self._timeout) as smtp:
+                if self._starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self._login is not None:
+                    smtp.login(*self._login)
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise ChannelMisconfigured(
+                f"{where} refused the recipient {self.recipient}: {exc.recipients}"
+            ) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ChannelMisconfigured(
+                f"{where} refused the login: check DRB_SMTP_USERNAME and DRB_SMTP_PASSWORD"
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            error = exc.smtp_error
+            words = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+            if 400 <= exc.smtp_code < 500:
+                raise DeliveryFailed(f"{where} is busy: {exc.smtp_code} {words}") from exc
+            raise ChannelMisconfigured(f"{where} refused: {exc.smtp_code} {words}") from exc
+        except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, dropped
+            raise DeliveryFailed(f"{where} did not take the message: {_first_line(exc)}") from exc
+        return Sent(message_id=message_id, status="sent", already=False)
+
+
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
+
+
+def is_email_address(text: str) -> bool:
+    """Whether ``text`` is one plain address (``local@domain.tld``, no name, no list)."""
+    return bool(_ADDRESS.match(text)) and len(text) <= 254
 
 
 def _first_line(exc: BaseException) -> str:

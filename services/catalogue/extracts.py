@@ -349,7 +349,7 @@ def _delivery_target(
     if delivery is None:
         return "files", (settings.outbox_dir / body_code).resolve().as_uri()
     channel = str(delivery.get("channel", ""))
-    if channel == "api":
+    if channel in ("api", "email"):  # extracts are never e-mailed: downloaded over the API
         return None
     if channel == "mesh":
         return "mesh", str(delivery.get("mailbox", ""))

@@ -405,3 +405,38 @@ class ExtractDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """One message to one organisation on one day: a trust's reminder or a body's summary.
+
+    At most one per (organisation, kind, day), whatever number of processes run the daily pass:
+    the row is written before the message is sent, and a failed send is retried on the same row.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("org_code", "kind", "day", name="uq_notifications_daily"),
+        Index("ix_notifications_day", "day"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_code: Mapped[str] = mapped_column(ForeignKey("organisations.code"), index=True)
+    # trust_reminder | body_summary
+    kind: Mapped[str] = mapped_column(String(20))
+    day: Mapped[date] = mapped_column(Date)
+    # files | mesh | email | api, and where: a folder URI, a MESH mailbox, an e-mail address.
+    channel: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str] = mapped_column(String(500))
+    # sending (claimed, being sent) | sent | failed (retried on the next pass) | cancelled
+    status: Mapped[str] = mapped_column(String(10), default="sending", index=True)
+    message_id: Mapped[str | None] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    # The returns listed: [{dataset, period, org_code, due_date, overdue, days_left, ...}]
+    asks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

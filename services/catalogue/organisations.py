@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from services.catalogue import audit, coverage_index
+from services.catalogue.channels import is_email_address
 from services.catalogue.errors import AlreadyExists, Invalid, NotFound
 from services.catalogue.models import ORGANISATION_KINDS, Organisation
 from services.catalogue.regions import REGIONS
@@ -48,18 +49,24 @@ def register(
     return organisation
 
 
-CHANNELS = ("files", "mesh", "api")
+CHANNELS = ("files", "mesh", "email", "api")
+# Who has a delivery setting: bodies (extracts and their daily summary), trusts (reminders).
+RECEIVERS = ("oversight_body", "trust")
 
 
 def set_delivery(
     *, session: Session, code: str, delivery: dict[str, str] | None, actor: str
 ) -> Organisation:
-    """Set how an oversight body receives its extracts (None: files under the data dir)."""
+    """Set how an organisation is reached (None: files under the data dir): an oversight body's
+    extracts and daily summary, a trust's reminders. ``email`` carries notifications only (a
+    body with it downloads its extracts over the API)."""
     organisation = org_repo.get(session=session, code=code)
     if organisation is None:
         raise NotFound(f"No organisation has the code {code!r}.")
-    if organisation.kind != "oversight_body":
-        raise Invalid(f"{code} is a {organisation.kind}; only oversight bodies receive extracts.")
+    if organisation.kind not in RECEIVERS:
+        raise Invalid(
+            f"{code} is a {organisation.kind}; only oversight bodies and trusts are sent anything."
+        )
     if delivery is not None:
         channel = delivery.get("channel")
         errors: list[dict[str, object]] = []
@@ -70,7 +77,9 @@ def set_delivery(
         ):
             errors.append({"field": "uri", "message": "a file:// or s3:// URI"})
         elif channel == "mesh" and not delivery.get("mailbox"):
-            errors.append({"field": "mailbox", "message": "the body's MESH mailbox id"})
+            errors.append({"field": "mailbox", "message": "the organisation's MESH mailbox id"})
+        elif channel == "email" and not is_email_address(str(delivery.get("address", ""))):
+            errors.append({"field": "address", "message": "an e-mail address"})
         if errors:
             raise Invalid("The delivery channel is not valid.", errors)
     organisation.delivery = delivery

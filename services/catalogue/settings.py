@@ -78,6 +78,43 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often due extracts and MESH deliveries are checked."
     )
+    reminders: bool = Field(
+        default=True,
+        description=(
+            "Send the daily reminders from the worker (and the embedded worker of `drb serve`);"
+            " false: only `drb remind` sends them."
+        ),
+    )
+    reminder_days: int = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description=(
+            "Trusts are reminded of returns due within this many days, and of overdue ones, once"
+            " a day; each oversight body gets a daily summary of who has not returned."
+        ),
+    )
+    reminder_hour: int = Field(
+        default=7,
+        ge=0,
+        le=23,
+        description=(
+            "The daily reminders go from this hour (the server's local time) on; `drb remind`"
+            " sends them whenever it is run."
+        ),
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for the e-mail channel; unset: no e-mail."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(
+        default="data-request-broker@localhost", description="The From address of e-mails."
+    )
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS before sending."
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
     hourly_rate_gbp: float = Field(
         default=25.72,
         gt=0,
@@ -123,6 +160,8 @@ class Settings(BaseSettings):
         "mesh_client_cert",
         "mesh_client_key",
         "mesh_ca_bundle",
+        "smtp_host",
+        "smtp_username",
         mode="before",
     )
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.catalogue.jobs import Handler, JobContext
 from services.validator.deliveries import deliver_extract, maintain_extracts, refresh_extracts
+from services.validator.reminders import send_reminders
 from services.validator.submissions import validate_submission
 
 
@@ -17,4 +18,5 @@ HANDLERS: dict[str, Handler] = {
     "refresh_extracts": refresh_extracts,
     "deliver_extract": deliver_extract,
     "maintain_extracts": maintain_extracts,
+    "send_reminders": send_reminders,
 }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import dramatiq
 from redis.exceptions import RedisError
 
-from services.catalogue import jobs
+from services.catalogue import jobs, reminders
 from services.catalogue.db import session_scope
 from services.catalogue.extracts import MAINTAIN_JOB
 from services.catalogue.runtime import Runtime
@@ -90,7 +90,7 @@ def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
             try:
                 _enqueue_maintenance(runtime)
             except Exception:
-                log.exception("could not queue extract maintenance; trying again later")
+                log.exception("could not queue maintenance and reminders; trying again later")
         try:
             resent = runtime.sweep()
             if resent:
@@ -106,6 +106,8 @@ def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
 def _enqueue_maintenance(runtime: Runtime) -> None:
     with session_scope(runtime.factory) as session:
         jobs.enqueue(session=session, kind=MAINTAIN_JOB)
+        if runtime.settings.reminders:  # once a day: the pass sends what today has not had
+            jobs.enqueue(session=session, kind=reminders.REMIND_JOB)
         new_jobs = jobs.take_new_job_ids(session)
     runtime.relay(new_jobs)
 

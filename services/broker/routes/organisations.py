@@ -201,24 +201,29 @@ def revoke_token(code: str, token_id: str, session: SessionDep, steward: Steward
 
 
 class DeliveryIn(BaseModel):
-    """How a body receives its extracts."""
+    """How an oversight body receives its extracts and daily summary, or a trust its reminders."""
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: Literal["files", "mesh", "api"]
+    channel: Literal["files", "mesh", "email", "api"]
     uri: str | None = Field(default=None, max_length=1024, examples=["s3://bucket/extracts/CQC"])
     mailbox: str | None = Field(default=None, max_length=64, examples=["X26CQC001"])
     workflow_id: str | None = Field(default=None, max_length=64, examples=["DRB_EXTRACT"])
+    address: str | None = Field(
+        default=None, max_length=254, examples=["data.returns@example.nhs.uk"]
+    )
 
 
 @router.put(
     "/v1/organisations/{code}/delivery",
-    summary="Set an oversight body's delivery channel (steward)",
+    summary="Set an oversight body's or a trust's delivery channel (steward)",
 )
 def set_delivery(
     code: str, body: DeliveryIn, session: SessionDep, steward: StewardDep
 ) -> dict[str, object]:
-    """files (a folder or S3 URI), mesh (a MESH mailbox) or api (download only)."""
+    """files (a folder or S3 URI), mesh (a MESH mailbox), email (an address: notifications
+    only) or api (download and read over the API only). A body's extracts and daily summary go
+    there; a trust's deadline reminders."""
     delivery = body.model_dump(exclude_none=True)
     organisation = organisations.set_delivery(
         session=session, code=code, delivery=delivery, actor=steward.org_code

@@ -1,0 +1,64 @@
+"""Notifications: the deadline reminders and daily summaries the broker has sent."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from services.broker.dependencies import SessionDep, require
+from services.catalogue import audit, auth, reminders
+
+router = APIRouter(tags=["notifications"])
+
+ReaderDep = Annotated[
+    auth.Principal, Depends(require("trust", "oversight_body", "auditor", "steward"))
+]
+Kind = Literal["trust_reminder", "body_summary"]
+OWN_ONLY = ("trust", "oversight_body")
+
+
+@router.get(
+    "/v1/notifications",
+    summary="Reminders and summaries sent: a trust's or a body's own; every one for auditors",
+)
+def list_notifications(
+    session: SessionDep,
+    caller: ReaderDep,
+    org_code: str | None = None,
+    day: date | None = None,
+    kind: Kind | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    """Newest first: `{id, org_code, kind, day, channel, target, status, message_id, subject,
+    body, asks: [{dataset, period, org_code, due_date, overdue, days_left, requested_by}],
+    attempts, created_at, sent_at}`; status is `sending`, `sent`, `failed` (tried again on the
+    next pass, with a plain `message`) or `cancelled`. A trust or a body sees its own (another
+    `org_code` is a 403); auditors and stewards every one, and stewards also where a file went
+    and a failure's `error`."""
+    shown = reminders.visible(
+        session=session,
+        caller_kind=caller.kind,
+        caller_code=caller.org_code,
+        org_code=org_code,
+        day=day,
+        kind=kind,
+        limit=limit,
+        offset=offset,
+    )
+    audit.record(
+        session=session,
+        actor=caller.org_code,
+        action="notifications.read",
+        subject_type="notification",
+        subject_id=(caller.org_code if caller.kind in OWN_ONLY else org_code) or "all",
+        detail={
+            "org_code": org_code,
+            "day": day.isoformat() if day else None,
+            "kind": kind,
+            "notifications": len(shown),
+        },
+    )
+    return shown
