@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
+from services.catalogue import reminders
 from tests.conftest import ADMIN_TOKEN, bearer, module_broker, organisations
 from tests.test_extracts import send_ae
 
@@ -333,3 +334,27 @@ def test_a_steward_cannot_sign_in(world: World) -> None:
     assert page(world, "NAO", "RJ1")[0] == 200
     refused = client.get("/trusts/RJ1", headers=world.admin)
     assert refused.status_code == 403
+
+
+def test_the_trust_and_auditors_see_the_reminders_sent_and_bodies_do_not(world: World) -> None:
+    runtime = world.client.app.state.runtime  # type: ignore[attr-defined]
+    reminders.run_pass(factory=runtime.factory, settings=runtime.settings, today=date.today())
+    sent = world.client.get(
+        "/v1/notifications", headers=world.orgs["R0A"], params={"kind": "trust_reminder"}
+    ).json()
+    assert len(sent) == 1
+    assert len(sent[0]["asks"]) == 5  # R0A's overdue months of CQC's request
+    since = datetime.now(UTC) - timedelta(milliseconds=1)
+    for who in ("R0A", "NAO"):
+        status, html = page(world, who, "R0A")
+        assert status == 200
+        assert re.findall(r'data-reminder="([\w-]+)"', html) == [sent[0]["id"]]
+        assert str(escape(sent[0]["subject"])) in html
+    reads = audit_events(world, "notifications.read", since)
+    assert [(e["actor"], e["subject_id"]) for e in reads] == [("R0A", "R0A"), ("NAO", "R0A")]
+    # RJ1 has sent everything due: no reminder. A body never sees a trust's reminders.
+    status, html = page(world, "RJ1", "RJ1")
+    assert "No reminder has been sent" in html
+    status, html = page(world, "CQC", "R0A")
+    assert status == 200
+    assert 'id="reminders"' not in html

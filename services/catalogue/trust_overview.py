@@ -13,7 +13,8 @@ What each viewer may see (the same entitlements as the API):
 Where a trust stands: the latest month of its chart, ranked among the trusts holding that month
 (best first by the item's direction of improvement, or highest first when neutral). Only the
 position and the count are shown, never another trust's value. Every chart shown is audited as
-``indicator.read``, as the API's are; errors shown as ``submission.errors_read``.
+``indicator.read``, as the API's are; errors shown as ``submission.errors_read``; the reminders
+sent to the trust (the trust and auditors only) as ``notifications.read``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.catalogue import asks as ask_rules
-from services.catalogue import audit, indicators, spc
+from services.catalogue import audit, indicators, reminders, spc
 from services.catalogue import submissions as intake
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest, Organisation
@@ -39,6 +40,7 @@ from services.catalogue.settings import Settings
 
 CHART_MONTHS = 36  # the longest chart: three years up to the latest month held
 RECENT_SUBMISSIONS = 12
+RECENT_REMINDERS = 5
 ERRORS_SHOWN = 5  # a rejected return's first errors; the API has all of them
 VIEWER_KINDS = ("trust", "oversight_body", "auditor")
 
@@ -84,6 +86,7 @@ class Overview:
     submission_counts: dict[str, int] = field(default_factory=dict)
     charts: list[IndicatorChart] = field(default_factory=list)
     not_charted: list[NotCharted] = field(default_factory=list)
+    reminders: list[dict[str, Any]] | None = None  # None: not the viewer's to see
 
     @property
     def overdue(self) -> int:
@@ -92,6 +95,30 @@ class Overview:
     @property
     def outstanding(self) -> int:
         return sum(1 for ask in self.asks if ask["status"] == "outstanding")
+
+
+def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[dict[str, Any]]:
+    """The latest reminders sent to the trust, as ``GET /v1/notifications`` shows them to the
+    viewer (the trust itself or an auditor), and audited as that read is."""
+    shown = reminders.visible(
+        session=session,
+        caller_kind=kind,
+        caller_code=viewer,
+        org_code=code,
+        day=None,
+        kind=reminders.TRUST_REMINDER,
+        limit=RECENT_REMINDERS,
+        offset=0,
+    )
+    audit.record(
+        session=session,
+        actor=viewer,
+        action="notifications.read",
+        subject_type="notification",
+        subject_id=code,
+        detail={"org_code": code, "kind": reminders.TRUST_REMINDER, "notifications": len(shown)},
+    )
+    return shown
 
 
 def visible_trusts(*, session: Session, kind: str, org_code: str) -> list[Organisation]:
@@ -147,6 +174,7 @@ def build(
     )
     if kind in ("trust", "auditor"):
         _add_submissions(session, overview, viewer=viewer, with_values=kind == "trust")
+        overview.reminders = _reminders(session, code, viewer=viewer, kind=kind)
     _add_charts(
         session,
         settings,
