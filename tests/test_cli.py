@@ -86,9 +86,14 @@ def test_seed_demo_loads_the_trusts_and_keeps_its_tokens(env: dict[str, str]) ->
             text("SELECT count(*) FROM asks WHERE status = 'accepted'")
         ).scalar_one()
         checks = set(connection.execute(text('SELECT "check" FROM submission_errors')).scalars())
+        (rejected_rows,) = connection.execute(
+            text("SELECT rows FROM submissions WHERE status = 'rejected'")
+        ).scalars()
     engine.dispose()
     assert accepted_asks == 279  # one ask per return, however many bodies asked
     assert checks == {"missing_column", "extra_column"}
+    assert rejected_rows is not None  # refused for its header, its rows still counted
+    assert rejected_rows > 0
 
     # A second run adds nothing and prints the same tokens.
     code, out, _ = drb("seed-demo", env=env)

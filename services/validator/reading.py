@@ -136,6 +136,9 @@ class FileError(Exception):
     def __init__(self, *errors: ErrorRecord) -> None:
         super().__init__("; ".join(error.message for error in errors))
         self.errors = errors
+        # The data rows counted, where the file could be read but not taken as the dataset
+        # (a wrong header or column type); None where it could not be read at all.
+        self.rows: int | None = None
 
 
 def file_error(check: str, message: str, *, column: str | None = None) -> FileError:
@@ -262,6 +265,9 @@ def _sniff_zip(path: Path) -> _Kind:
 # ---------------------------------------------------------------------------
 
 
+_COUNT_ROWS = 65_536  # rows a table when a refused file's rows are counted
+
+
 class _Source:
     """A file's header names and its data rows as Arrow tables, in file column order."""
 
@@ -273,6 +279,10 @@ class _Source:
 
     def check_types(self, positions: Sequence[int], columns: Sequence[Column]) -> None:
         """FileError if a column's stored type cannot hold the dataset's type."""
+
+    def count_rows(self) -> int:
+        """The data rows (read through to the end: only for a file that is refused)."""
+        return sum(table.num_rows for table in self.tables(_COUNT_ROWS))
 
     def close(self) -> None:
         """Release the file."""
@@ -355,6 +365,10 @@ class _CsvSource(_Source):
         """Data rows in tables of ``rows`` rows."""
         return _rebatch(self._batches(), rows)
 
+    def count_rows(self) -> int:
+        """The data rows, those with the wrong number of fields too."""
+        return super().count_rows() + self.ragged_count
+
     def _batches(self) -> Iterator[pa.RecordBatch]:
         yield self._first
         while (batch := self._next_batch()) is not None:
@@ -383,6 +397,10 @@ class _ParquetSource(_Source):
         if self._file.metadata.num_columns != len(self.header):
             self._file.close()
             raise file_error("format", "the Parquet file has nested columns; send flat columns")
+
+    def count_rows(self) -> int:
+        """The data rows, from the footer."""
+        return int(self._file.metadata.num_rows)
 
     def check_types(self, positions: Sequence[int], columns: Sequence[Column]) -> None:
         """FileError naming each column whose Parquet type cannot hold the dataset's type."""
@@ -711,10 +729,19 @@ class ReturnReader:
         try:
             self._positions = match_header(self._source.header, dataset)
             self._source.check_types(self._positions, dataset.columns)
-        except FileError:
+        except FileError as error:
+            error.rows = self._count_rows()
             self._source.close()
             raise
         self.rows_read = 0
+
+    def _count_rows(self) -> int | None:
+        """The data rows of a file refused for its header or types, as API.md reports them;
+        None if the rest of the file cannot be read either."""
+        try:
+            return self._source.count_rows()
+        except FileError:
+            return None
 
     def _open(self, max_errors: int) -> _Source:
         if self.format == "parquet":

@@ -411,7 +411,7 @@ class _Validation:
         """A file that could not be read: only the errors that say why."""
         return Report(
             status="rejected",
-            rows=None,
+            rows=error.rows,
             errors=list(error.errors),
             error_count=len(error.errors),
             format=file_format,

@@ -261,7 +261,7 @@ def test_parquet_times_with_a_time_zone_are_refused(tmp_path: Path) -> None:
     report = validate(path, "ecds_attendance")
     assert_rejected(report, path, [(None, "arrival_time", "dtype")])
     assert "time zone" in report.errors[0].message
-    assert report.rows is None
+    assert report.rows == sample.height  # readable, so its rows are counted (API.md)
 
 
 def test_a_parquet_column_of_the_wrong_kind_is_refused(tmp_path: Path) -> None:
@@ -555,7 +555,37 @@ def test_missing_and_extra_columns(tmp_path: Path) -> None:
     assert_rejected(
         report, path, [(None, "breaches", "missing_column"), (None, "notes", "extra_column")]
     )
-    assert (report.rows, report.format) == (None, "csv")
+    # The rows were read, so they are counted, as API.md says of every rejected file.
+    assert (report.rows, report.format) == (frame.height, "csv")
+
+
+@pytest.mark.parametrize(
+    ("writer", "name"),
+    [(write_csv, "ecds.csv"), (write_parquet, "ecds.parquet"), (write_xlsx, "ecds.xlsx")],
+)
+def test_a_file_refused_for_its_header_reports_its_data_rows(
+    tmp_path: Path, writer: Callable[[pl.DataFrame, Path], Path], name: str
+) -> None:
+    frame = ecds_frame(2_500).drop("sex")
+    path = writer(frame, tmp_path / name)
+    report = validate(path, "ecds_attendance")
+    assert [(e.row, e.column, e.check) for e in report.errors] == [(None, "sex", "missing_column")]
+    assert report.rows == 2_500
+
+
+def test_a_header_alone_with_a_missing_column_reports_no_rows(tmp_path: Path) -> None:
+    header = csv_lines(valid_sample("ae_monthly").drop("breaches"))[0]
+    report = validate(write_text(tmp_path / "ae.csv", [header]), "ae_monthly")
+    assert report.errors[0].check == "missing_column"
+    assert report.rows == 0
+
+
+def test_ragged_rows_count_in_a_refused_files_rows(tmp_path: Path) -> None:
+    lines = csv_lines(valid_sample("ae_monthly").drop("breaches"))
+    lines.insert(2, lines[1] + ",extra")  # a row with one field too many
+    report = validate(write_text(tmp_path / "ae.csv", lines), "ae_monthly")
+    assert report.errors[0].check == "missing_column"
+    assert report.rows == len(lines) - 1
 
 
 def test_a_column_named_in_another_case_is_named_in_the_message(tmp_path: Path) -> None:
