@@ -152,6 +152,7 @@ class _Validation:
         self.group_parts: list[pl.DataFrame] = []
         # Data rows checked so far (the reader may be a chunk ahead).
         self.rows_checked = 0
+        self._descriptions: dict[tuple[str | None, str], str | None] = {}
 
     @functools.cached_property
     def schema(self) -> pa.DataFrameSchema:
@@ -222,7 +223,9 @@ class _Validation:
         """Record the chunk's conversion failures and pandera's failures, in row order."""
         if cast_errors.is_empty() and self.shortcut.passes(frame):
             return
-        failures = _pandera_failures(self.schema, frame)
+        failures = self.shortcut.failures(frame)
+        if failures is None:
+            failures = _pandera_failures(self.schema, frame)
         if not cast_errors.is_empty():
             # A cell that would not convert is null; pandera's not_nullable would say it again.
             failures = failures.join(
@@ -255,27 +258,73 @@ class _Validation:
         if room <= 0:
             return
         order = pl.col("column").replace_strict(self.position, default=-1, return_dtype=pl.Int64)
-        listed = problems.sort(pl.col("index"), order, nulls_last=False).head(room)
+        listed = problems.sort(pl.col("index"), order, nulls_last=False, maintain_order=True).head(
+            room
+        )
+        cells = self._cells(frame, listed)
+        quoted = {name: dtype == pl.String for name, dtype in frame.schema.items()}
         for index, column, check, value, message in listed.iter_rows():
             row = None if index is None else offset + index + 1
             if message is not None:
                 record = ErrorRecord(row, column, check, value, message)
             else:
-                record = self._pandera_record(frame, row, index, column, check)
+                record = self._pandera_record(cells, quoted, row, index, column, check)
             self.errors.records.append(record)
 
+    def _cells(self, frame: pl.DataFrame, listed: pl.DataFrame) -> dict[str, dict[int, Any]]:
+        """The values the listed failures name, by column and row index: gathered a column at a
+        time (a cell at a time costs more than the check itself when thousands fail)."""
+        named = listed.filter(pl.col("message").is_null() & pl.col("index").is_not_null())
+        cells: dict[str, dict[int, Any]] = {}
+        for (column,), rows in named.group_by("column"):
+            if column not in self.position:
+                continue
+            indices = rows.get_column("index").unique()
+            reads = [column, *(rule.other for rule in self._comparisons.get(column, ()))]
+            for name in reads:
+                gathered = frame.get_column(name).gather(indices).to_list()
+                cells.setdefault(name, {}).update(zip(indices.to_list(), gathered, strict=True))
+        return cells
+
+    @functools.cached_property
+    def _comparisons(self) -> dict[str, list[NotGreaterThan | NotBefore]]:
+        """The rules comparing a column with another, by the column they are reported against."""
+        found: dict[str, list[NotGreaterThan | NotBefore]] = {}
+        for rule in self.dataset.rules:
+            if isinstance(rule, NotGreaterThan | NotBefore):
+                found.setdefault(rule.column, []).append(rule)
+        return found
+
+    @functools.cached_property
+    def _rules(self) -> dict[tuple[str | None, str], Any]:
+        """The dataset's rules by the (column, check) their failures are reported under."""
+        return {(rule.column, rule.name): rule for rule in reversed(self.dataset.rules)}
+
+    def _described(self, column: str | None, check: str) -> str | None:
+        """The check's words (the dataset's own, remembered: thousands of failures share them)."""
+        key = (column, check)
+        if key not in self._descriptions:
+            self._descriptions[key] = self.dataset.describe_check(column=column, check=check)
+        return self._descriptions[key]
+
     def _pandera_record(
-        self, frame: pl.DataFrame, row: int | None, index: int | None, column: str, check: str
+        self,
+        cells: dict[str, dict[int, Any]],
+        quoted: dict[str, bool],
+        row: int | None,
+        index: int | None,
+        column: str,
+        check: str,
     ) -> ErrorRecord:
         """An error record for one of pandera's failures, its message naming the values."""
         if column not in self.position:  # a frame-level failure
-            message = self.dataset.describe_check(column=column, check=check) or check
+            message = self._described(column, check) or check
             return ErrorRecord(row, None, check, None, message)
-        value = None if index is None else _text(frame.get_column(column)[index])
-        rule = next((r for r in self.dataset.rules if (r.column, r.name) == (column, check)), None)
-        shown = _shown(value, quoted=frame.schema[column] == pl.String)
+        value = None if index is None else _text(cells[column][index])
+        rule = self._rules.get((column, check))
+        shown = _shown(value, quoted=quoted[column])
         if isinstance(rule, NotGreaterThan | NotBefore) and index is not None:
-            other = _text(frame.get_column(rule.other)[index])
+            other = _text(cells[rule.other][index])
             relation = "more than" if isinstance(rule, NotGreaterThan) else "before"
             message = f"{column} {shown} is {relation} {rule.other} {other}"
         elif isinstance(rule, SubmittedBy):
@@ -287,7 +336,7 @@ class _Validation:
         elif check == "not_nullable":
             message = f"{column} is empty: it must have a value"
         else:
-            described = self.dataset.describe_check(column=column, check=check)
+            described = self._described(column, check)
             message = f"{column} {shown} {described or f'fails the check {check}'}"
         return ErrorRecord(row, column, check, value, message)
 
@@ -592,21 +641,44 @@ def _chunk_schema(dataset: Dataset, *, org_code: str, period: str) -> pa.DataFra
 
 
 class _Shortcut:
-    """The chunk schema's checks in one polars pass, to skip pandera when a chunk passes them all.
+    """The chunk schema's checks in one polars pass: a chunk that passes them all skips pandera,
+    and a chunk that fails gets pandera's failure cases from the same expressions.
 
     Most chunks of most returns are clean; pandera's value is its failure report. So a chunk whose
     columns and types are the dataset's, with no empty cell in a column that needs a value and
-    every check true on every row, passes without pandera; anything else (a null result counts as
-    a failure) goes to pandera, which reports exactly what failed.
+    every check true on every row, passes without pandera. A chunk that fails is described here
+    too, exactly as pandera's polars backend would (``failures``): each check is the same
+    expression pandera evaluates, a null result passes (pandera's ``ignore_na``), an empty cell
+    (or NaN) in a column that needs a value is ``not_nullable``, and the cases come column by
+    column, in pandera's order. pandera itself is asked only for a chunk whose columns or types
+    are not the dataset's (never, once converted), so a rejected file costs about what an
+    accepted one does.
     """
 
     def __init__(self, dataset: Dataset, *, org_code: str, period: str) -> None:
         self.schema = pl.Schema(dataset.polars_schema())
-        checks = dataset.compiled_checks(org_code=org_code, period=period)
-        self.tests = [
-            *(pl.col(c.name).is_not_null().all() for c in dataset.columns if not c.nullable),
-            *(c.expression.fill_null(False).all() for c in checks if c.name not in _WHOLE_FILE),
+        checks = [
+            check
+            for check in dataset.compiled_checks(org_code=org_code, period=period)
+            if check.name not in _WHOLE_FILE
         ]
+        # (column, check, true where a row fails), per column in the schema's order: its
+        # emptiness first, then its checks and the rules reported against it, as pandera runs them.
+        self.failing: list[tuple[str, str, pl.Expr]] = []
+        for column in dataset.columns:
+            if not column.nullable:
+                self.failing.append((column.name, "not_nullable", _empty(column.name, column)))
+            self.failing.extend(
+                (column.name, check.name, check.expression.not_().fill_null(False))
+                for check in checks
+                if check.column == column.name
+            )
+        frame_checks = [check for check in checks if check.column is None]
+        self.tests = [
+            *((~empty).all() for _, name, empty in self.failing if name == "not_nullable"),
+            *(c.expression.fill_null(False).all() for c in checks),
+        ]
+        self.describes_all = not frame_checks
 
     def passes(self, frame: pl.DataFrame) -> bool:
         """True if pandera would find nothing wrong with the chunk."""
@@ -614,6 +686,35 @@ class _Shortcut:
             return False
         results = frame.select(test.alias(f"t{i}") for i, test in enumerate(self.tests))
         return all(results.row(0))
+
+    def failures(self, frame: pl.DataFrame) -> pl.DataFrame | None:
+        """pandera's failure cases for the chunk (``index``, ``column``, ``check``), or None if
+        only pandera can say (the chunk's columns or types are not the dataset's)."""
+        if frame.schema != self.schema or not self.describes_all:
+            return None
+        masks = frame.select(
+            expression.alias(f"f{i}") for i, (_, _, expression) in enumerate(self.failing)
+        )
+        parts = [
+            pl.DataFrame(
+                {"index": rows.cast(pl.Int64), "column": column, "check": check},
+                schema=_FAILURE_SCHEMA,
+            )
+            for i, (column, check, _) in enumerate(self.failing)
+            if (rows := masks.get_column(f"f{i}").arg_true()).len()
+        ]
+        return pl.concat(parts) if parts else pl.DataFrame(schema=_FAILURE_SCHEMA)
+
+
+_FAILURE_SCHEMA = {"index": pl.Int64, "column": pl.String, "check": pl.String}
+
+
+def _empty(name: str, column: Any) -> pl.Expr:
+    """True where a cell that needs a value has none (NaN counts as none, as in pandera)."""
+    empty = pl.col(name).is_null()
+    if column.polars_dtype in (pl.Float32, pl.Float64):
+        empty = empty | pl.col(name).is_nan().fill_null(False)
+    return empty
 
 
 def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
