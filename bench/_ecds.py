@@ -98,3 +98,30 @@ def write_parquet(path: Path, rows: int, **options: object) -> int:
         if writer is not None:
             writer.close()
     return path.stat().st_size
+
+
+def write_bad_csv(path: Path, rows: int, bad_rows: int, **options: object) -> int:
+    """The same return with ``bad_rows`` rows broken, spread evenly through the file, a quarter
+    each: an age out of range, an unknown sex code, a departure before the arrival and an
+    unknown arrival mode (each a row-level error the validator must list); its bytes."""
+    step = max(rows // max(bad_rows, 1), 1)
+    with path.open("wb") as file:
+        first = 0
+        for index, block in enumerate(blocks(rows, **options)):  # type: ignore[arg-type]
+            n = block.height
+            position = pl.int_range(first, first + n, eager=True)
+            bad = (position % step == step // 2) & (position // step < bad_rows)
+            kind = (position // step) % 4
+            block = block.with_columns(
+                age=pl.when(bad & (kind == 0)).then(999).otherwise(pl.col("age")),
+                sex=pl.when(bad & (kind == 1)).then(pl.lit("X")).otherwise(pl.col("sex")),
+                departure_time=pl.when(bad & (kind == 2))
+                .then(pl.col("arrival_time") - pl.duration(hours=1))
+                .otherwise(pl.col("departure_time")),
+                arrival_mode=pl.when(bad & (kind == 3))
+                .then(pl.lit("helicopter"))
+                .otherwise(pl.col("arrival_mode")),
+            )
+            block.write_csv(file, include_header=index == 0, datetime_format=DATETIME_FORMAT)
+            first += n
+    return path.stat().st_size

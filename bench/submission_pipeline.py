@@ -66,6 +66,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 2**20
 GIB = 2**30
 FRICTIONLESS_SLICE = 100_000
+POLL_SECONDS = 0.02  # how often the HTTP client asks for the status
+BAD_ROWS = 10_000  # broken rows in the file that must be rejected
 
 
 # ---------------------------------------------------------------------------
@@ -597,6 +599,42 @@ class Broker:
             "others_cores": others.cores,
         }
 
+    def post(self, path: Path, *, poll: float = POLL_SECONDS) -> dict[str, Any]:
+        """The file sent as an API client does (``POST /v1/submissions``, then ``GET`` every
+        ``poll`` seconds until it is decided), timed from the first byte sent."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.base, headers=headers, timeout=3600) as client:
+            started = time.time()
+            with path.open("rb") as file:
+                sent = client.post(
+                    "/v1/submissions",
+                    data={"dataset": DATASET, "period": PERIOD},
+                    files={"file": (path.name, file)},
+                )
+            answered = time.time()
+            sent.raise_for_status()
+            location = f"/v1/submissions/{sent.json()['id']}"
+            while (submission := client.get(location).json())["status"] not in (
+                "accepted",
+                "rejected",
+            ):
+                time.sleep(poll)
+            ended = time.time()
+        received = _epoch(submission["received_at"])
+        validated = _epoch(submission["validated_at"])
+        return {
+            "wall": ended - started,
+            "to_202": answered - started,
+            "upload": received - started,
+            "validation": validated - received,
+            "tail": ended - validated,
+            "status": submission["status"],
+            "rows": submission["rows"],
+            "errors": submission["error_count"],
+        }
+
     def stop(self) -> None:
         for process in (self.worker, self.serve):
             if process is not None and process.poll() is None:
@@ -775,6 +813,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
         f"{rows:,} rows: CSV {mib(csv_size)}, Parquet {mib(parquet_size)}, Arrow table"
         f" {mib(arrow_bytes)} (generated in {time.perf_counter() - started:.1f} s)"
     )
+    bad = work / f"ecds_{rows}_bad.csv"
+    if not bad.exists():
+        _ecds.write_bad_csv(bad, rows, BAD_ROWS)
     big = work / f"ecds_{args.big_rows}.csv"
     if not args.skip_big and not big.exists():
         started = time.perf_counter()
@@ -823,6 +864,13 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
     # -- end to end ------------------------------------------------------------------------
     variants = {"csv": csv_variants(csv, repeat), "parquet": parquet_variants(parquet, repeat)}
+    # The HTTP client's copies differ from drb submit's (the broker answers a file it already
+    # has with its first submission).
+    posted = {
+        "csv": csv_variants(csv, 2 * repeat)[repeat:],
+        "parquet": parquet_variants(parquet, 2 * repeat)[repeat:],
+        "bad_csv": csv_variants(bad, repeat),
+    }
     modes: list[str] = ["embedded"] + ([] if args.skip_distributed else ["distributed"])
     big_worker: dict[str, Any] | None = None
     for mode in modes:
@@ -840,6 +888,18 @@ def run(args: argparse.Namespace, work: Path) -> None:
                         f" others {outcome['others_cores']:.2f} cores"
                     )
             results[f"e2e_{mode}"] = {"idle": idle, "runs": runs}
+            http: dict[str, list[dict[str, Any]]] = {kind: [] for kind in posted}
+            for kind, paths in posted.items():
+                for path in paths:
+                    outcome = broker.post(path)
+                    http[kind].append(outcome)
+                    log(
+                        f"{mode} HTTP {kind} {path.name}: {outcome['status']} in"
+                        f" {outcome['wall']:.2f} s (202 after {outcome['to_202']:.2f}, upload"
+                        f" {outcome['upload']:.2f}, validation {outcome['validation']:.2f},"
+                        f" tail {outcome['tail']:.2f}; {outcome['errors']} errors)"
+                    )
+            results[f"http_{mode}"] = http
             if mode == "distributed" and not args.skip_big and not args.skip_big_worker:
                 idle_before_big = status_bytes(broker.validator_pid, "VmRSS")
                 big_worker = broker.submit(big)
@@ -918,6 +978,27 @@ def report(
         lines.append(
             f"| end to end, `drb submit` to accepted ({mode}) | {cells[0]} | {cells[1]} |"
             f" {mib(peak)} ({who}) | {busy:.2f} |"
+        )
+
+    def http(mode: str, kind: str, part: str = "wall") -> float:
+        return median([run[part] for run in results[f"http_{mode}"][kind]])
+
+    for mode in ("embedded", "distributed"):
+        if f"http_{mode}" not in results:
+            continue
+        cells = [
+            f"{seconds(http(mode, kind))} (202 after {http(mode, kind, 'to_202'):.2f},"
+            f" validation {http(mode, kind, 'validation'):.2f},"
+            f" tail {http(mode, kind, 'tail'):.2f})"
+            for kind in ("csv", "parquet", "bad_csv")
+        ]
+        lines.append(
+            f"| end to end, HTTP client (POST, then GET every {POLL_SECONDS * 1000:.0f} ms) to"
+            f" accepted ({mode}) | {cells[0]} | {cells[1]} | - | - |"
+        )
+        lines.append(
+            f"| the same CSV with {BAD_ROWS:,} bad rows, HTTP client to rejected ({mode}) |"
+            f" {cells[2]} | - | - | - |"
         )
     if "frictionless_csv" in results:
         f = results["frictionless_csv"]
@@ -1022,6 +1103,29 @@ def report(
                 f" ({seconds(friction)} / {seconds(wall)}; {explicit / wall:.0f}x against the"
                 f" explicit-format frictionless) | {'yes' if ratio >= 50 else 'no'} |"
             )
+    for mode in ("embedded", "distributed"):
+        if f"http_{mode}" not in results:
+            continue
+        if "frictionless_csv" in results:
+            friction = results["frictionless_csv"]["seconds"][0]
+            wall = http(mode, "csv")
+            goals.append(
+                f"| HTTP client end to end ({mode}, CSV) >= 50x faster than frictionless |"
+                f" {friction / wall:.0f}x ({seconds(friction)} / {seconds(wall)}) |"
+                f" {'yes' if friction / wall >= 50 else 'no'} |"
+            )
+        floor = median(results["floor_parquet"]["seconds"])
+        wall = http(mode, "parquet")
+        goals.append(
+            f"| HTTP client end to end ({mode}, Parquet) <= 1.5x the floor | {wall / floor:.2f}x"
+            f" ({seconds(wall)} / {seconds(floor)}) | {'yes' if wall / floor <= 1.5 else 'no'} |"
+        )
+        bad, good = http(mode, "bad_csv"), http(mode, "csv")
+        goals.append(
+            f"| rejecting {BAD_ROWS:,} bad rows ({mode}) <= 1.5x accepting the clean file |"
+            f" {bad / good:.2f}x ({seconds(bad)} / {seconds(good)}) |"
+            f" {'yes' if bad / good <= 1.5 else 'no'} |"
+        )
     for kind in ("csv", "parquet"):
         stage = median(results[f"validator_{kind}"]["seconds"])
         floor = median(results[f"floor_{kind}"]["seconds"])
