@@ -158,6 +158,9 @@ class Chunk:
     offset: int
     frame: pl.DataFrame
     cast_errors: pl.DataFrame
+    # True when ``frame`` holds exactly the file's own rows, nothing converted (asked of a
+    # Parquet file stored as the dataset is: see ReturnReader.compare_with_file).
+    as_stored: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +404,11 @@ class _ParquetSource(_Source):
     def count_rows(self) -> int:
         """The data rows, from the footer."""
         return int(self._file.metadata.num_rows)
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The file's columns as pyarrow reads them, without metadata."""
+        return self._file.schema_arrow.remove_metadata()
 
     def check_types(self, positions: Sequence[int], columns: Sequence[Column]) -> None:
         """FileError naming each column whose Parquet type cannot hold the dataset's type."""
@@ -734,6 +742,16 @@ class ReturnReader:
             self._source.close()
             raise
         self.rows_read = 0
+        self.compare_with_file = False
+
+    def stored_as(self, schema: pa.Schema) -> bool:
+        """True if the file is Parquet whose columns, in order, read as ``schema`` (so that,
+        if no value needs converting, the file itself is what the store would hold)."""
+        return (
+            isinstance(self._source, _ParquetSource)
+            and self._positions == list(range(len(self._positions)))
+            and self._source.arrow_schema.equals(schema)
+        )
 
     def _count_rows(self) -> int | None:
         """The data rows of a file refused for its header or types, as API.md reports them;
@@ -778,7 +796,14 @@ class ReturnReader:
         """Tables from ``tables`` converted to the dataset's types, in order."""
         for table in tables:
             frame, cast_errors = cast_table(table, self._dataset)
-            chunk = Chunk(offset=self.rows_read, frame=frame, cast_errors=cast_errors)
+            as_stored = (
+                self.compare_with_file
+                and cast_errors.is_empty()
+                and frame.equals(pl.from_arrow(table))  # type: ignore[arg-type]
+            )
+            chunk = Chunk(
+                offset=self.rows_read, frame=frame, cast_errors=cast_errors, as_stored=as_stored
+            )
             self.rows_read += frame.height
             yield chunk
 

@@ -15,10 +15,12 @@ end of the chunk and the last record says how many more were found.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import queue
+import shutil
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -29,6 +31,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+import pyarrow as arrow
 import pyarrow.parquet as pq
 
 from schemas.model import (
@@ -93,26 +96,26 @@ def validate_file(
     types; on rejection nothing is left there.
     """
     output = _ParquetOutput(write_to, dataset) if write_to is not None else None
+    validation = _Validation(
+        path=path,
+        filename=filename,
+        dataset=dataset,
+        org_code=org_code,
+        period=period,
+        chunk_rows=max(chunk_rows, 1),
+        max_errors=max(max_errors, 1),
+        output=output,
+    )
     try:
-        report = _Validation(
-            path=path,
-            filename=filename,
-            dataset=dataset,
-            org_code=org_code,
-            period=period,
-            chunk_rows=max(chunk_rows, 1),
-            max_errors=max(max_errors, 1),
-            output=output,
-        ).run()
+        report = validation.run()
+        if output is not None and report.status == "accepted":
+            output.commit(again=validation.frames_again)
     except BaseException:
         if output is not None:
             output.discard()
         raise
-    if output is not None:
-        if report.status == "accepted":
-            output.commit()
-        else:
-            output.discard()
+    if output is not None and report.status != "accepted":
+        output.discard()
     return report
 
 
@@ -169,6 +172,11 @@ class _Validation:
             reader = self._open(file_format)
         except FileError as error:
             return self._unreadable(error, file_format=file_format)
+        if self.output is not None and reader.stored_as(self.output.read_back_schema):
+            # Parquet already as the store keeps it: unless a value needs converting, the file
+            # itself is kept, rather than written again (most of a Parquet return's time).
+            reader.compare_with_file = True
+            self.output.keep_source(self.path)
         with reader:
             try:
                 stopped = self._read(reader)
@@ -180,6 +188,13 @@ class _Validation:
             ragged = reader.locate_ragged() if reader.ragged_count else []
         self._add_ragged(reader, ragged)
         return self._report(rows=rows, file_format=reader.format, stopped=stopped)
+
+    def frames_again(self) -> Iterator[pl.DataFrame]:
+        """The file's rows converted once more, chunk by chunk (to write an accepted file that
+        was to be kept as it is, when a value turned out to need converting)."""
+        with self._open(detect_format(self.path, filename=self.filename)) as reader:
+            for chunk in reader.chunks():
+                yield chunk.frame
 
     def _open(self, file_format: Format) -> ReturnReader:
         """The file opened for reading (FileError if its header or types are wrong)."""
@@ -206,7 +221,7 @@ class _Validation:
             if self.output is not None and self.errors.count == 0 and not reader.ragged_count:
                 # Written while the chunk is checked, on the writer's thread; thrown away with
                 # the rest of the file if this chunk or a later one fails.
-                self.output.write(chunk.frame)
+                self.output.write(chunk.frame, as_stored=chunk.as_stored)
             self._check_chunk(chunk.frame, chunk.offset, chunk.cast_errors)
             self.rows_checked = chunk.offset + chunk.frame.height
             self.keys.add(chunk.frame)
@@ -753,19 +768,57 @@ class _ParquetOutput:
         self.pending: Future[None] | None = None
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drb-parquet")
         self.discarded = False
+        # A file to keep as it is instead of writing the rows (keep_source), while every chunk
+        # is exactly its rows; once one is not, the rows are written at commit (``rewrite``).
+        self.source: Path | None = None
+        self.rewrite = False
 
-    def write(self, frame: pl.DataFrame) -> None:
+    @functools.cached_property
+    def read_back_schema(self) -> arrow.Schema:
+        """The columns of a file this output writes, as pyarrow reads them back."""
+        buffer = io.BytesIO()
+        with self._writer(buffer):
+            pass
+        return pq.read_schema(arrow.BufferReader(buffer.getvalue())).remove_metadata()
+
+    def keep_source(self, source: Path) -> None:
+        """Keep ``source`` (Parquet that reads as ``read_back_schema``) rather than writing the
+        rows, unless a chunk written later is not exactly its rows."""
+        self.source = source
+
+    def write(self, frame: pl.DataFrame, *, as_stored: bool = False) -> None:
         """Append the chunk as one row group (in the background)."""
         if self.discarded:
+            return
+        if self.source is not None:
+            if as_stored:
+                return  # the source file holds these rows already
+            self.source = None  # a converted value: the rows are written after all, at commit
+            self.rewrite = True
+            return
+        if self.rewrite:
             return
         self._wait()
         if self.writer is None:
             self.writer = self._open()
         self.pending = self.thread.submit(_write_row_group, self.writer, frame)
 
-    def commit(self) -> None:
-        """Move the finished file to ``write_to`` (an empty file of the right schema if no rows)."""
+    def commit(self, *, again: Callable[[], Iterable[pl.DataFrame]]) -> None:
+        """Move the finished file to ``write_to`` (an empty file of the right schema if no rows):
+        the kept source file itself, or the rows written, ``again`` giving them once more when
+        keeping the source was given up."""
         self._wait()
+        if self.source is not None:
+            self.thread.shutdown()
+            self.write_to.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(self.source, self.partial)
+            os.replace(self.partial, self.write_to)
+            return
+        if self.rewrite:
+            self.rewrite = False
+            for frame in again():
+                self.write(frame)
+            self._wait()
         writer = self.writer or self._open()
         writer.close()
         self.writer = None
@@ -787,6 +840,9 @@ class _ParquetOutput:
 
     def _open(self) -> pq.ParquetWriter:
         self.write_to.parent.mkdir(parents=True, exist_ok=True)
+        return self._writer(self.partial)
+
+    def _writer(self, where: Path | io.BytesIO) -> pq.ParquetWriter:
         # Dictionary encoding pays for codes (text columns: a few distinct values) but not for
         # ids, times and counts: limited to text it writes 1M ECDS rows a third faster, and smaller.
         # Min/max statistics are kept where they help a reader skip row groups (numbers, times);
@@ -794,7 +850,7 @@ class _ParquetOutput:
         # Text goes to pyarrow as polars holds it (string views, no copy) and is stored as plain
         # Parquet UTF-8; without the Arrow schema in the file, every reader reads it as string.
         return pq.ParquetWriter(
-            self.partial,
+            where,
             self.schema,
             compression="zstd",
             use_dictionary=self.text_columns,
@@ -807,6 +863,15 @@ class _ParquetOutput:
         pending, self.pending = self.pending, None
         if pending is not None:
             pending.result()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a second name of ``source`` (a copy across file systems)."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _write_row_group(writer: pq.ParquetWriter, frame: pl.DataFrame) -> None:

@@ -200,6 +200,48 @@ def test_a_period_as_an_excel_date_cell_is_accepted(tmp_path: Path) -> None:
     assert set(pl.read_parquet(tmp_path / "out.parquet")["period"]) == {"2025-01"}
 
 
+def _stored_as_the_store_keeps_it(frame: pl.DataFrame, path: Path) -> Path:
+    """The frame as Parquet whose columns read back as the validator's own output does."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(frame.to_arrow(), path, store_schema=False)
+    return path
+
+
+def test_a_parquet_file_already_as_the_store_keeps_it_is_kept_not_written_again(
+    tmp_path: Path,
+) -> None:
+    sample = ecds_frame(1_000)
+    path = _stored_as_the_store_keeps_it(sample, tmp_path / "ecds.parquet")
+    assert validate(path, "ecds_attendance", chunk_rows=300).status == "accepted"
+    kept = tmp_path / "out.parquet"
+    assert kept.read_bytes() == path.read_bytes()  # the same file, not a second encoding
+    assert pl.read_parquet(kept).equals(sample)
+    assert pl.read_parquet(kept).schema == get_dataset("ecds_attendance").polars_schema()
+
+
+def test_a_parquet_file_with_a_value_to_convert_is_written_converted(tmp_path: Path) -> None:
+    sample = valid_sample("ae_monthly")
+    dated = with_cell(sample, "period", 2, sample["period"][2] + "-01")  # a day: kept a month
+    path = _stored_as_the_store_keeps_it(dated, tmp_path / "ae.parquet")
+    assert validate(path, "ae_monthly", chunk_rows=2).status == "accepted"
+    written = tmp_path / "out.parquet"
+    assert written.read_bytes() != path.read_bytes()
+    assert pl.read_parquet(written).equals(normalised(sample))
+
+
+def test_a_rejected_parquet_file_leaves_nothing_even_when_it_would_have_been_kept(
+    tmp_path: Path,
+) -> None:
+    sample = with_cell(ecds_frame(1_000), "age", 900, 999)
+    path = _stored_as_the_store_keeps_it(sample, tmp_path / "ecds.parquet")
+    report = validate(path, "ecds_attendance", chunk_rows=300)
+    assert [(e.row, e.column, e.check) for e in report.errors] == [(901, "age", "in_range")]
+    assert not (tmp_path / "out.parquet").exists()
+    assert not (tmp_path / "out.parquet.partial").exists()
+    assert path.exists()
+
+
 def test_a_date_typed_parquet_period_is_accepted(tmp_path: Path) -> None:
     sample = valid_sample("beds_monthly").with_columns(pl.col("period").str.to_date("%Y-%m-%d"))
     path = write_parquet(sample, tmp_path / "beds.parquet")
