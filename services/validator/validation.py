@@ -92,8 +92,9 @@ def validate_file(
 ) -> Report:
     """Validate the file as the trust's return of the dataset for the period; write it if it passes.
 
-    On acceptance ``write_to`` holds the rows as zstd Parquet with exactly the dataset's columns and
-    types; on rejection nothing is left there.
+    On acceptance ``write_to`` holds the rows as Parquet with exactly the dataset's columns and
+    types, as pyarrow reads them back: written as zstd, or (a Parquet return already so, whose
+    values need no converting) the file itself, linked; on rejection nothing is left there.
     """
     output = _ParquetOutput(write_to, dataset) if write_to is not None else None
     validation = _Validation(
