@@ -465,7 +465,8 @@ def visible(
     offset: int,
 ) -> list[dict[str, Any]]:
     """The notifications a caller may read, newest first: a trust's or a body's own; every
-    one for auditors and stewards (``org_code`` to filter)."""
+    one for auditors and stewards (``org_code`` to filter). Every reading is audited as
+    ``notifications.read``, whether by the API or a page."""
     if caller_kind in ("trust", "oversight_body"):
         if org_code not in (None, caller_code):
             raise Forbidden("An organisation sees only the notifications sent to it.")
@@ -473,4 +474,18 @@ def visible(
     rows = repo.listing(
         session=session, org_code=org_code, day=day, kind=kind, limit=limit, offset=offset
     )
-    return [as_dict(row, steward=caller_kind == "steward") for row in rows]
+    shown = [as_dict(row, steward=caller_kind == "steward") for row in rows]
+    audit.record(
+        session=session,
+        actor=caller_code,
+        action="notifications.read",
+        subject_type="notification",
+        subject_id=org_code or "all",
+        detail={
+            "org_code": org_code,
+            "day": day.isoformat() if day else None,
+            "kind": kind,
+            "notifications": len(shown),
+        },
+    )
+    return shown

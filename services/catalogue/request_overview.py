@@ -70,12 +70,13 @@ def _summary(session: Session, request: DataRequest, *, hourly_rate: float, toda
     )
     return Summary(
         request=shown,
-        cost_avoided_gbp=_gbp(burden["hours_avoided"], hourly_rate),
-        cost_imposed_gbp=_gbp(burden["hours_imposed"], hourly_rate),
+        cost_avoided_gbp=cost_gbp(burden["hours_avoided"], hourly_rate),
+        cost_imposed_gbp=cost_gbp(burden["hours_imposed"], hourly_rate),
     )
 
 
-def _gbp(hours: object, hourly_rate: float) -> float:
+def cost_gbp(hours: object, hourly_rate: float) -> float:
+    """Hours of staff time in pounds at the report's hourly rate (as the burden report)."""
     assert isinstance(hours, int | float)
     return round(hours * hourly_rate, 2)
 

@@ -99,8 +99,8 @@ class Overview:
 
 def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[dict[str, Any]]:
     """The latest reminders sent to the trust, as ``GET /v1/notifications`` shows them to the
-    viewer (the trust itself or an auditor), and audited as that read is."""
-    shown = reminders.visible(
+    viewer (the trust itself or an auditor), audited as that read is."""
+    return reminders.visible(
         session=session,
         caller_kind=kind,
         caller_code=viewer,
@@ -110,15 +110,6 @@ def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[d
         limit=RECENT_REMINDERS,
         offset=0,
     )
-    audit.record(
-        session=session,
-        actor=viewer,
-        action="notifications.read",
-        subject_type="notification",
-        subject_id=code,
-        detail={"org_code": code, "kind": reminders.TRUST_REMINDER, "notifications": len(shown)},
-    )
-    return shown
 
 
 def visible_trusts(*, session: Session, kind: str, org_code: str) -> list[Organisation]:

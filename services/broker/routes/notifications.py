@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from services.broker.dependencies import SessionDep, require
-from services.catalogue import audit, auth, reminders
+from services.catalogue import auth, reminders
 
 router = APIRouter(tags=["notifications"])
 
@@ -16,7 +16,6 @@ ReaderDep = Annotated[
     auth.Principal, Depends(require("trust", "oversight_body", "auditor", "steward"))
 ]
 Kind = Literal["trust_reminder", "body_summary"]
-OWN_ONLY = ("trust", "oversight_body")
 
 
 @router.get(
@@ -38,7 +37,7 @@ def list_notifications(
     next pass, with a plain `message`) or `cancelled`. A trust or a body sees its own (another
     `org_code` is a 403); auditors and stewards every one, and stewards also where a file went
     and a failure's `error`."""
-    shown = reminders.visible(
+    return reminders.visible(
         session=session,
         caller_kind=caller.kind,
         caller_code=caller.org_code,
@@ -48,17 +47,3 @@ def list_notifications(
         limit=limit,
         offset=offset,
     )
-    audit.record(
-        session=session,
-        actor=caller.org_code,
-        action="notifications.read",
-        subject_type="notification",
-        subject_id=(caller.org_code if caller.kind in OWN_ONLY else org_code) or "all",
-        detail={
-            "org_code": org_code,
-            "day": day.isoformat() if day else None,
-            "kind": kind,
-            "notifications": len(shown),
-        },
-    )
-    return shown

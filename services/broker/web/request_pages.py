@@ -324,13 +324,13 @@ def _dry_run(
             {"field": "title", "message": invalid.detail}
         ]
     burden = outcome.check.burden.as_dict()
-    hours_avoided = burden["hours_avoided"]
-    assert isinstance(hours_avoided, int | float)
     return {
         "org_count": len(outcome.org_codes),
         "coverage": outcome.check.coverage_dict(),
         "burden": burden,
-        "cost_avoided_gbp": round(hours_avoided * runtime.settings.hourly_rate_gbp, 2),
+        "cost_avoided_gbp": request_overview.cost_gbp(
+            burden["hours_avoided"], runtime.settings.hourly_rate_gbp
+        ),
     }, []
 
 
