@@ -8,9 +8,12 @@ if the process was killed meanwhile (:func:`services.catalogue.store.remove_aban
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +33,61 @@ MAX_FIELDS_BYTES = 64 * 1024  # every text field together
 MAX_PART_HEADERS = 8  # header lines of one part
 MAX_PART_HEADER_BYTES = 2048  # one header line (name and value)
 STORAGE_RETRY_AFTER = 60  # seconds, when the staging area's disk is full
+# A file past THREAD_FROM_BYTES is hashed and written by a thread of its own, each piece as it
+# arrives, while the event loop goes on parsing (sha256 and write() release the GIL): on two cores
+# the two overlap. When MAX_PENDING pieces wait for that thread, the upload waits for it
+# (back-pressure without blocking the loop). A small file is written at its end, with no thread.
+THREAD_FROM_BYTES = 64 * 1024
+MAX_PENDING = 16
+
+
+class _StagedFile:
+    """The file part, staged on disk and hashed on the way; off the event loop once large."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
+
+    def add(self, chunk: bytes) -> None:
+        """Take bytes from the parser (synchronous: it is called from a parser callback)."""
+        if self._writer is not None:
+            self._pending.append(self._writer.submit(self._write, chunk))
+            return
+        self._buffer += chunk
+        if len(self._buffer) >= THREAD_FROM_BYTES:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="drb-upload")
+            self._pending.append(self._writer.submit(self._write, bytes(self._buffer)))
+            self._buffer.clear()
+
+    def _write(self, block: bytes) -> None:
+        self._digest.update(block)
+        self._handle.write(block)
+
+    async def keep_up(self) -> None:
+        """Raise a write's error (a full disk) early, and wait while too many pieces queue."""
+        while self._pending and (self._pending[0].done() or len(self._pending) > MAX_PENDING):
+            await asyncio.wrap_future(self._pending.popleft())
+
+    async def finish(self) -> str:
+        """Write what is left, close the file, and return its sha256 (hex)."""
+        if self._writer is None:
+            self._write(bytes(self._buffer))  # small: inline, no thread
+        else:  # everything went to the thread
+            while self._pending:
+                await asyncio.wrap_future(self._pending.popleft())
+            self._writer.shutdown()
+        self._buffer.clear()
+        self._handle.close()
+        return self._digest.hexdigest()
+
+    def abandon(self) -> None:
+        """Stop writing (queued pieces are dropped) and close the file; the caller removes it."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True, cancel_futures=True)  # at most one piece in flight
+        self._handle.close()
 
 
 @dataclass
@@ -38,10 +96,10 @@ class _Part:
     filename: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     value: bytearray = field(default_factory=bytearray)
-    handle: BinaryIO | None = None
+    staged: _StagedFile | None = None
     path: Path | None = None
     size: int = 0
-    digest: hashlib._Hash | None = None
+    ended: bool = False
 
 
 @dataclass
@@ -127,19 +185,17 @@ async def receive_form(
             current.filename = (raw_filename or b"upload").decode("utf-8", "replace")
             # Closed in on_part_end (or _discard); it outlives this callback by design.
             descriptor, name = tempfile.mkstemp(dir=staging, prefix=store.staged_prefix())
-            current.handle = os.fdopen(descriptor, "wb")
+            current.staged = _StagedFile(os.fdopen(descriptor, "wb"))
             current.path = Path(name)
-            current.digest = hashlib.sha256()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         nonlocal field_bytes
         chunk = data[start:end]
         current.size += len(chunk)
-        if current.handle is not None and current.digest is not None:
+        if current.staged is not None:
             if current.size > max_bytes:
                 raise _too_large(max_bytes)
-            current.digest.update(chunk)
-            current.handle.write(chunk)
+            current.staged.add(chunk)
             return
         field_bytes += len(chunk)
         if field_bytes > MAX_FIELDS_BYTES:
@@ -158,18 +214,10 @@ async def receive_form(
         current.value.extend(chunk)
 
     def on_part_end() -> None:
-        nonlocal upload
-        if current.handle is not None:
-            current.handle.close()
-            if upload is not None:
+        current.ended = True
+        if current.staged is not None:
+            if sum(part.staged is not None for part in parts) > 1:
                 failure.append(Problem(422, "Send one file per submission.", type_="invalid"))
-            elif current.path is not None and current.digest is not None:
-                upload = Upload(
-                    path=current.path,
-                    filename=current.filename or "upload",
-                    size=current.size,
-                    sha256=current.digest.hexdigest(),
-                )
         else:
             fields[current.name] = current.value.decode("utf-8", "replace").strip()
 
@@ -192,9 +240,26 @@ async def receive_form(
             parser.write(chunk)
             if failure:
                 raise failure[0]
+            if current.staged is not None:
+                await current.staged.keep_up()
         parser.finalize()
         if failure:
             raise failure[0]
+        for part in parts:
+            if part.staged is None or part.path is None:
+                continue
+            if not part.ended:  # the body stopped inside the file: no file, nothing kept
+                part.staged.abandon()
+                part.staged = None
+                part.path.unlink(missing_ok=True)
+                continue
+            upload = Upload(
+                path=part.path,
+                filename=part.filename or "upload",
+                size=part.size,
+                sha256=await part.staged.finish(),
+            )
+            part.staged = None  # finished and closed
     except Problem:
         _discard(parts)
         raise
@@ -226,7 +291,7 @@ def _too_large(max_bytes: int) -> Problem:
 
 def _discard(parts: list[_Part]) -> None:
     for part in parts:
-        if part.handle is not None:
-            part.handle.close()
+        if part.staged is not None:
+            part.staged.abandon()
         if part.path is not None:
             part.path.unlink(missing_ok=True)

@@ -8,8 +8,6 @@ test is skipped (failed under CI / DRB_REQUIRE_SERVICES).
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +21,8 @@ from services.catalogue.runtime import Runtime
 from services.catalogue.settings import Settings
 from services.validator import worker
 from tests.conftest import settings_for
-from tests.service_urls import _unavailable
 from tests.test_submissions import ae_csv, send
+from tests.tmpfs import fill, mounted_tmpfs
 
 Headers = dict[str, str]
 
@@ -38,24 +36,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 @pytest.fixture
 def full_store(settings: Settings) -> Iterator[Path]:
     """The store on a 1 MiB tmpfs, filled; yields the filler file (delete it to make room)."""
-    store = settings.store_dir
-    store.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(store)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        _unavailable(f"cannot mount a tmpfs for the store (needs root): {mounted.stderr.strip()}")
-    filler = store / "filler"
-    try:
-        with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):  # ENOSPC
-            while True:
-                out.write(b"\0" * 4096)
-        yield filler
-    finally:
-        subprocess.run(["umount", "-l", str(store)], check=False)
+    with mounted_tmpfs(settings.store_dir) as store:
+        yield fill(store / "filler")
 
 
 def wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
