@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from services.catalogue.burden import ReturnCost
 from services.catalogue.models import Ask, AskLink, utcnow
 
 # What the API shows; `overdue` is an outstanding ask past its due date.
@@ -24,9 +25,7 @@ def stored_statuses(status: str) -> list[str]:
     return ["outstanding"] if status == "overdue" else [status]
 
 
-def attribute(
-    ask: Ask, links: Sequence[AskLink], *, base_minutes: float, minutes_per_item: float
-) -> None:
+def attribute(ask: Ask, links: Sequence[AskLink], *, cost: ReturnCost) -> None:
     """Share the ask's burden among its active links and update its items and due date.
 
     The earliest active link that collects the return imposes it (base minutes plus its items);
@@ -47,9 +46,9 @@ def attribute(
         if not imposer_found:
             link.imposer = True
             imposer_found = True
-            link.minutes_imposed = base_minutes + minutes_per_item * len(added)
+            link.minutes_imposed = cost.minutes(items=len(added))
         else:
-            link.minutes_imposed = minutes_per_item * len(added)
+            link.minutes_imposed = cost.added(len(added))
     if active:
         ask.items = sorted(seen) or ask.items
         ask.due_date = min(link.due_date for link in active)

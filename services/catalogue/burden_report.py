@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import schemas
+from services.catalogue.burden import ReturnCost, Tally
 from services.catalogue.models import Ask, AskLink, DataRequest, Submission
 from services.catalogue.periods import month_label, parse_month, periods_between
 
@@ -32,31 +33,6 @@ FIGURES = (
     "cost_avoided_gbp",
 )
 BREAKDOWNS = {"body": "by_body", "trust": "by_trust", "dataset": "by_dataset", "month": "by_month"}
-
-
-@dataclass
-class Tally:
-    """Returns and minutes requested and imposed for one key."""
-
-    returns_requested: int = 0
-    minutes_requested: float = 0.0
-    returns_imposed: int = 0
-    minutes_imposed: float = 0.0
-
-    def figures(self, hourly_rate: float) -> dict[str, float | int]:
-        """The seven figures of API.md."""
-        requested = round(self.minutes_requested / 60, 2)
-        imposed = round(self.minutes_imposed / 60, 2)
-        avoided = round(requested - imposed, 2)
-        return {
-            "returns_requested": self.returns_requested,
-            "returns_imposed": self.returns_imposed,
-            "returns_avoided": self.returns_requested - self.returns_imposed,
-            "hours_requested": requested,
-            "hours_imposed": imposed,
-            "hours_avoided": avoided,
-            "cost_avoided_gbp": round(avoided * hourly_rate, 2),
-        }
 
 
 @dataclass(frozen=True)
@@ -104,8 +80,7 @@ def ledger(*, session: Session, window: Window) -> Iterator[LedgerRow]:
             if window.holds(m)
         ]
         for dataset, count in sorted(by_primary.items()):
-            burden = schemas.get_dataset(dataset).burden
-            minutes = burden.base_minutes + burden.minutes_per_item * count
+            minutes = ReturnCost.of(schemas.get_dataset(dataset).burden).minutes(items=count)
             for org_code in request.org_codes:
                 for month in months:
                     yield LedgerRow(

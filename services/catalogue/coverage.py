@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from services.catalogue.burden import Tally
 from services.catalogue.coverage_index import (
     CatalogueView,
     IntArray,
@@ -99,35 +100,12 @@ class Cells:
 
 
 @dataclass
-class Burden:
-    """The burden figures of one request (minutes; hours in the API)."""
-
-    returns_requested: int = 0
-    minutes_requested: float = 0.0
-    returns_imposed: int = 0
-    minutes_imposed: float = 0.0
-
-    def as_dict(self) -> dict[str, object]:
-        """The JSON shape of API.md."""
-        hours_requested = round(self.minutes_requested / 60, 2)
-        hours_imposed = round(self.minutes_imposed / 60, 2)
-        return {
-            "returns_requested": self.returns_requested,
-            "returns_imposed": self.returns_imposed,
-            "returns_avoided": self.returns_requested - self.returns_imposed,
-            "hours_requested": hours_requested,
-            "hours_imposed": hours_imposed,
-            "hours_avoided": round(hours_requested - hours_imposed, 2),
-        }
-
-
-@dataclass
 class Check:
     """The result of a coverage check, with what registration needs to act on it."""
 
     scope: Scope
     items: list[ItemCoverage]
-    burden: Burden
+    burden: Tally
     # New cells to ask for, by primary dataset; item bits are of the dataset's items.
     new: dict[str, Cells] = field(default_factory=dict)
     # Open asks that will deliver the request's items, by dataset (items that join them).
@@ -210,10 +188,10 @@ def check(snapshot: Snapshot, scope: Scope, *, cells: bool = False) -> Check:
     assert catalogue is not None
     assert organisations is not None
     matrices = _Matrices(snapshot, scope)
-    result = Check(scope=scope, items=[], burden=Burden())
+    result = Check(scope=scope, items=[], burden=Tally())
     simple = set() if cells else _simple_datasets(scope, catalogue)
     by_item: dict[str, ItemCoverage] = {}
-    fast_imposed = Burden()
+    fast_imposed = Tally()
     for dataset in sorted(simple):
         items = [i for i in scope.items if catalogue.primary[i] == dataset]
         held, scheduled, added = _counts_from_runs(matrices, dataset, items, catalogue)
@@ -228,11 +206,10 @@ def check(snapshot: Snapshot, scope: Scope, *, cells: bool = False) -> Check:
             )
         new = total - held - scheduled
         fast_imposed.returns_imposed += new
-        fast_imposed.minutes_imposed += (
-            new
-            * (catalogue.base_minutes[dataset] + catalogue.minutes_per_item[dataset] * len(items))
-            + added * catalogue.minutes_per_item[dataset]
-        )
+        cost = catalogue.costs[dataset]
+        fast_imposed.minutes_imposed += cost.minutes(
+            returns=new, items=new * len(items)
+        ) + cost.added(added)
     rest = [i for i in scope.items if i not in by_item]
     collect_masks = _check_with_matrices(result, matrices, rest, by_item, catalogue, organisations)
     result.items = [by_item[item] for item in scope.items]
@@ -411,29 +388,26 @@ def _burden(
     matrices: _Matrices,
     catalogue: CatalogueView,
     collect_masks: dict[str, MaskMatrix],
-) -> Burden:
+) -> Tally:
     """Counterfactual (this request alone) against what it imposes (its new asks)."""
     scope = result.scope
-    burden = Burden()
+    burden = Tally()
     trust_months = matrices.n * matrices.m
     by_primary: dict[str, int] = {}
     for item in scope.items:
         by_primary[catalogue.primary[item]] = by_primary.get(catalogue.primary[item], 0) + 1
     for dataset, count in by_primary.items():
         burden.returns_requested += trust_months
-        burden.minutes_requested += trust_months * (
-            catalogue.base_minutes[dataset] + catalogue.minutes_per_item[dataset] * count
+        burden.minutes_requested += catalogue.costs[dataset].minutes(
+            returns=trust_months, items=trust_months * count
         )
     for dataset, cells in result.new.items():
         items = int(np.bitwise_count(cells.items).sum())
         burden.returns_imposed += len(cells)
-        burden.minutes_imposed += (
-            len(cells) * catalogue.base_minutes[dataset]
-            + items * catalogue.minutes_per_item[dataset]
-        )
+        burden.minutes_imposed += catalogue.costs[dataset].minutes(returns=len(cells), items=items)
     # Joining an open ask with items it did not ask for yet adds those items to its return.
     for dataset, collect in collect_masks.items():
         _present, asked = matrices.scheduled(dataset)
         added = int(np.bitwise_count(collect & ~asked).sum())
-        burden.minutes_imposed += added * catalogue.minutes_per_item[dataset]
+        burden.minutes_imposed += catalogue.costs[dataset].added(added)
     return burden

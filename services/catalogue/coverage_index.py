@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from schemas.model import Item as ItemDefinition
+from services.catalogue.burden import ReturnCost
 from services.catalogue.item_search import ItemIndex
 from services.catalogue.models import (
     Ask,
@@ -106,8 +107,7 @@ class CatalogueView:
 
     datasets: tuple[str, ...]
     dataset_items: dict[str, tuple[str, ...]]
-    base_minutes: dict[str, float]
-    minutes_per_item: dict[str, float]
+    costs: dict[str, ReturnCost]
     primary: dict[str, str]
     carriers: dict[str, tuple[str, ...]]
     derivers: dict[str, tuple[str, ...]]
@@ -236,8 +236,7 @@ def load_catalogue(session: Session) -> CatalogueView:
     return CatalogueView(
         datasets=tuple(d.code for d in datasets),
         dataset_items={code: tuple(codes) for code, codes in dataset_items.items()},
-        base_minutes={d.code: d.base_minutes for d in datasets},
-        minutes_per_item={d.code: d.minutes_per_item for d in datasets},
+        costs={d.code: ReturnCost.of(d) for d in datasets},
         primary={i.code: i.primary_dataset for i in items},
         carriers={i.code: tuple(sorted(carried.get(i.code, []))) for i in items},
         derivers={i.code: tuple(sorted(derived.get(i.code, []))) for i in items},

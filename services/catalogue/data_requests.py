@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from services.catalogue import asks as ask_rules
 from services.catalogue import audit, coverage, coverage_index
+from services.catalogue.burden import ReturnCost, Tally
 from services.catalogue.coverage_index import CoverageIndex, Snapshot
 from services.catalogue.errors import Conflict, Forbidden, Invalid, NotFound
 from services.catalogue.models import Ask, AskLink, DataRequest, new_id, utcnow
@@ -300,8 +302,7 @@ def submit(
                     "due_date": due(month),
                     "active": True,
                     "imposer": True,
-                    "minutes_imposed": catalogue.base_minutes[dataset]
-                    + catalogue.minutes_per_item[dataset] * len(items),
+                    "minutes_imposed": catalogue.costs[dataset].minutes(items=len(items)),
                     "seq": 0,
                     "linked_at": now,
                 }
@@ -346,12 +347,7 @@ def submit(
                 )
                 session.add(link)
                 ask_links = [*links.get(ask.id, []), link]
-                ask_rules.attribute(
-                    ask,
-                    ask_links,
-                    base_minutes=catalogue.base_minutes[dataset],
-                    minutes_per_item=catalogue.minutes_per_item[dataset],
-                )
+                ask_rules.attribute(ask, ask_links, cost=catalogue.costs[dataset])
                 outcome.asks_joined += 1
             touched.add(dataset)
     session.flush()
@@ -397,12 +393,7 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
         assert ask is not None
         dataset = catalogue_repo.dataset(session=session, code=ask.dataset_code)
         assert dataset is not None
-        ask_rules.attribute(
-            ask,
-            links,
-            base_minutes=dataset.base_minutes,
-            minutes_per_item=dataset.minutes_per_item,
-        )
+        ask_rules.attribute(ask, links, cost=ReturnCost.of(dataset))
         cancelled += ask.status == "cancelled"
         touched.add(ask.dataset_code)
     request.status = "withdrawn"
@@ -447,17 +438,17 @@ def burden_now(*, session: Session, request: DataRequest) -> dict[str, object]:
     """The request's burden figures as they stand (asks may have passed to it since)."""
     links = request_repo.links_of_request(session=session, request_id=request.id)
     active = [link for link in links if link.active]
-    result = coverage.Burden(
+    result = Tally(
         returns_requested=request.returns_requested,
         minutes_requested=request.minutes_requested,
         returns_imposed=sum(1 for link in active if link.imposer),
         minutes_imposed=sum(link.minutes_imposed for link in active),
     )
-    return result.as_dict()
+    return dict(result.figures())
 
 
 def as_dict(
-    request: DataRequest, *, burden: dict[str, object], asks: dict[str, int] | None = None
+    request: DataRequest, *, burden: Mapping[str, object], asks: dict[str, int] | None = None
 ) -> dict[str, Any]:
     """The JSON shape of a registered request."""
     return {

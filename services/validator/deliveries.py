@@ -8,7 +8,12 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from services.catalogue import audit, extracts, store
-from services.catalogue.channels import ChannelMisconfigured, DeliveryFailed, channel_for
+from services.catalogue.channels import (
+    ChannelMisconfigured,
+    DeliveryFailed,
+    channel_for,
+    delivery_local_id,
+)
 from services.catalogue.jobs import JobContext
 from services.catalogue.models import DataRequest, Extract, ExtractDelivery, Organisation, utcnow
 
@@ -56,7 +61,7 @@ def deliver_extract(context: JobContext) -> None:
         settings = context.settings
         source = store.absolute(settings, extract.path)
         filename = extracts.delivery_filename(extract)
-        local_id = f"drb-{extract.id}"
+        local_id = delivery_local_id(extract.id, extract.revision)
         subject = (
             f"Data request {extract.request_id}: {extract.period}, revision {extract.revision}"
         )

@@ -106,7 +106,7 @@ def register_request(
         dry_run=dry_run,
     )
     coverage = outcome.check.coverage_dict()
-    burden = outcome.check.burden.as_dict()
+    burden = outcome.check.burden.figures()
     if outcome.request is None:
         response.status_code = status.HTTP_200_OK
         return {

@@ -323,7 +323,7 @@ def _dry_run(
         return None, [plain(e) for e in invalid.errors] or [
             {"field": "title", "message": invalid.detail}
         ]
-    burden = outcome.check.burden.as_dict()
+    burden = outcome.check.burden.figures()
     return {
         "org_count": len(outcome.org_codes),
         "coverage": outcome.check.coverage_dict(),

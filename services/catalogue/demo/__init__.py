@@ -323,7 +323,7 @@ def _register_requests(session: Session) -> list[str]:
                 session=session, index=index, body_code=body, spec=spec, dry_run=False
             )
             coverage = outcome.check.coverage_dict()
-            burden = outcome.check.burden.as_dict()
+            burden = dict(outcome.check.burden.figures())
             session.flush()
         total = int(coverage["cells_requested"]) or 1
         shares = ", ".join(
