@@ -22,6 +22,7 @@ from services.catalogue import extracts
 from services.catalogue.db import session_scope
 from services.catalogue.models import DataRequest, Job
 from services.catalogue.runtime import Runtime
+from services.catalogue.states import JobKind
 from tests.test_extract_privacy import run_pending
 from tests.test_extracts import MONTH, ask_for
 from tests.test_submissions import ae_csv
@@ -33,7 +34,9 @@ def _refreshes(runtime: Runtime) -> list[str]:
     with runtime.factory() as session:
         return list(
             session.scalars(
-                select(Job.status).where(Job.kind == extracts.REFRESH_JOB).order_by(Job.created_at)
+                select(Job.status)
+                .where(Job.kind == JobKind.REFRESH_EXTRACTS)
+                .order_by(Job.created_at)
             )
         )
 
@@ -57,7 +60,7 @@ def test_accepts_join_a_waiting_refresh(
     _accept(client, runtime, trusts["RJ1"], "RJ1")
     assert _refreshes(runtime) == ["pending"]
     with runtime.factory() as session:
-        waiting = session.scalars(select(Job.id).where(Job.kind == extracts.REFRESH_JOB)).all()
+        waiting = session.scalars(select(Job.id).where(Job.kind == JobKind.REFRESH_EXTRACTS)).all()
     runtime.relay(waiting)
     assert _refreshes(runtime) == ["sent"]  # on the queue, not yet claimed
     _accept(client, runtime, trusts["R1K"], "R1K")

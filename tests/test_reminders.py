@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from services.catalogue import jobs, reminders
 from services.catalogue.models import AuditEvent, Job, Notification
 from services.catalogue.runtime import Runtime
+from services.catalogue.states import JobKind
 from services.cli import app as drb
 from services.validator import worker
 from services.validator.reminders import send_reminders
@@ -376,12 +377,12 @@ def test_the_worker_queues_the_daily_pass_and_it_waits_for_its_hour(
     worker._enqueue_maintenance(runtime)
     with runtime.factory() as session:
         kinds = session.scalars(select(Job.kind)).all()
-    assert kinds.count(reminders.REMIND_JOB) == 1
+    assert kinds.count(JobKind.SEND_REMINDERS) == 1
     settings.reminder_hour = 7
     assert not reminders.due_now(datetime(2026, 12, 7, 6, 59), settings)
     assert reminders.due_now(datetime(2026, 12, 7, 7, 0), settings)
     settings.reminder_hour = 0
-    assert run_pending(runtime, reminders.REMIND_JOB) == ["done"]
+    assert run_pending(runtime, JobKind.SEND_REMINDERS) == ["done"]
     with runtime.factory() as session:
         assert {n.org_code for n in session.scalars(select(Notification))} == {"RJ1", "CQC"}
     settings.reminders = False
@@ -389,7 +390,7 @@ def test_the_worker_queues_the_daily_pass_and_it_waits_for_its_hour(
     send_reminders(context)  # off: nothing, even past the hour
     worker._enqueue_maintenance(runtime)
     with runtime.factory() as session:
-        assert session.scalars(select(Job.kind)).all().count(reminders.REMIND_JOB) == 1
+        assert session.scalars(select(Job.kind)).all().count(JobKind.SEND_REMINDERS) == 1
 
 
 def test_passes_running_at_once_send_each_message_once(

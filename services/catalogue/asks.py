@@ -8,21 +8,22 @@ from typing import Any
 
 from services.catalogue.burden import ReturnCost
 from services.catalogue.models import Ask, AskLink, utcnow
+from services.catalogue.states import AskStatus
 
 # What the API shows; `overdue` is an outstanding ask past its due date.
-ASK_STATUSES = ("outstanding", "submitted", "accepted", "overdue", "cancelled")
+ASK_STATUSES = tuple(AskStatus)
 
 
 def shown_status(ask: Ask, *, today: date) -> str:
     """The status the API shows, with overdue worked out from the due date."""
-    if ask.status == "outstanding" and ask.due_date < today:
-        return "overdue"
+    if ask.status == AskStatus.OUTSTANDING and ask.due_date < today:
+        return AskStatus.OVERDUE
     return ask.status
 
 
 def stored_statuses(status: str) -> list[str]:
     """The stored statuses behind a shown status (for filtering)."""
-    return ["outstanding"] if status == "overdue" else [status]
+    return [AskStatus.OUTSTANDING] if status == AskStatus.OVERDUE else [status]
 
 
 def attribute(ask: Ask, links: Sequence[AskLink], *, cost: ReturnCost) -> None:
@@ -52,8 +53,8 @@ def attribute(ask: Ask, links: Sequence[AskLink], *, cost: ReturnCost) -> None:
     if active:
         ask.items = sorted(seen) or ask.items
         ask.due_date = min(link.due_date for link in active)
-    elif ask.status == "outstanding":
-        ask.status = "cancelled"
+    elif ask.status == AskStatus.OUTSTANDING:
+        ask.status = AskStatus.CANCELLED
     ask.updated_at = utcnow()
 
 

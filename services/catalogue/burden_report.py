@@ -22,6 +22,7 @@ import schemas
 from services.catalogue.burden import ReturnCost, Tally
 from services.catalogue.models import Ask, AskLink, DataRequest, Submission
 from services.catalogue.periods import month_label, parse_month, periods_between
+from services.catalogue.states import AskStatus, SubmissionStatus
 
 FIGURES = (
     "returns_requested",
@@ -188,17 +189,17 @@ def completeness(
                 Submission.period,
                 func.min(Submission.received_at),
             )
-            .where(Submission.status == "accepted")
+            .where(Submission.status == SubmissionStatus.ACCEPTED)
             .group_by(Submission.org_code, Submission.dataset_code, Submission.period)
         )
     )
     per: dict[str, dict[str, dict[str, int]]] = {"trust": {}, "dataset": {}}
-    for ask in session.scalars(select(Ask).where(Ask.status != "cancelled")):
+    for ask in session.scalars(select(Ask).where(Ask.status != AskStatus.CANCELLED)):
         if not window.holds(parse_month(ask.period)):
             continue
         received = first_accepted.get((ask.org_code, ask.dataset_code, ask.period))
         due = ask.due_date <= today
-        returned = ask.status == "accepted" and received is not None
+        returned = ask.status == AskStatus.ACCEPTED and received is not None
         on_time = returned and received is not None and received.date() <= ask.due_date
         for name, key in (("trust", ask.org_code), ("dataset", ask.dataset_code)):
             counts = per[name].setdefault(

@@ -34,11 +34,12 @@ from services.catalogue.models import (
     utcnow,
 )
 from services.catalogue.periods import month_label, parse_month
+from services.catalogue.states import AskStatus
 
 ORGANISATIONS_KEY = "~organisations"
 CATALOGUE_KEY = "~catalogue"
 # Asks in these states will deliver their return: the cells count as scheduled.
-SCHEDULED_STATUSES = ("outstanding", "submitted")
+SCHEDULED_STATUSES = (AskStatus.OUTSTANDING, AskStatus.SUBMITTED)
 
 IntArray = npt.NDArray[np.int32]
 MaskArray = npt.NDArray[np.uint64]
@@ -79,7 +80,7 @@ def mark_held(*, session: Session, dataset_code: str, org_code: str, month: int)
             Ask.period == month_label(month),
             Ask.status.in_(SCHEDULED_STATUSES),
         )
-        .values(status="accepted", updated_at=utcnow())
+        .values(status=AskStatus.ACCEPTED, updated_at=utcnow())
     )
     before = next((r for r in runs if r.end_month == month), None)
     after = next((r for r in runs if r.start_month == month + 1), None)

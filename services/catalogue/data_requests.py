@@ -29,6 +29,7 @@ from services.catalogue.periods import (
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.states import AskStatus
 
 # Serialises registrations and withdrawals on PostgreSQL, so two requests never ask twice.
 _ADVISORY_LOCK = 727_271
@@ -280,7 +281,7 @@ def submit(
                         "period": period,
                         "due_date": due(month),
                         "items": items,
-                        "status": "outstanding",
+                        "status": AskStatus.OUTSTANDING,
                         "created_at": now,
                         "updated_at": now,
                     }
@@ -288,7 +289,7 @@ def submit(
             else:  # cancelled earlier and needed again: reopened, never duplicated
                 ask_id = ask.id
                 ask.status, ask.items, ask.due_date, ask.updated_at = (
-                    "outstanding",
+                    AskStatus.OUTSTANDING,
                     items,
                     due(month),
                     now,
@@ -394,7 +395,7 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
         dataset = catalogue_repo.dataset(session=session, code=ask.dataset_code)
         assert dataset is not None
         ask_rules.attribute(ask, links, cost=ReturnCost.of(dataset))
-        cancelled += ask.status == "cancelled"
+        cancelled += ask.status == AskStatus.CANCELLED
         touched.add(ask.dataset_code)
     request.status = "withdrawn"
     request.withdrawn_at = utcnow()
@@ -476,7 +477,7 @@ def as_dict(
 
 def ask_counts(*, session: Session, request_id: str, today: date) -> dict[str, int]:
     """How many of the request's asks are in each status now."""
-    counts = dict.fromkeys(ask_rules.ASK_STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(ask_rules.ASK_STATUSES, 0)
     for ask in request_repo.asks_of_request(session=session, request_id=request_id):
         counts[ask_rules.shown_status(ask, today=today)] += 1
     return counts

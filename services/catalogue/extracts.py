@@ -33,10 +33,7 @@ from services.catalogue.models import (
 from services.catalogue.periods import last_day, month_label, periods_between
 from services.catalogue.repositories import extracts as extract_repo
 from services.catalogue.settings import Settings
-
-REFRESH_JOB = "refresh_extracts"
-DELIVER_JOB = "deliver_extract"
-MAINTAIN_JOB = "maintain_extracts"
+from services.catalogue.states import JobKind, SubmissionStatus
 
 
 def groups_of(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -81,13 +78,13 @@ def enqueue_refresh(*, session: Session, request_id: str) -> None:
     """
     waiting = session.scalars(
         select(Job.id).where(
-            Job.kind == REFRESH_JOB,
+            Job.kind == JobKind.REFRESH_EXTRACTS,
             Job.subject_id == request_id,
             Job.status.in_(("pending", "sent")),
         )
     ).first()
     if waiting is None:
-        jobs.enqueue(session=session, kind=REFRESH_JOB, subject_id=request_id)
+        jobs.enqueue(session=session, kind=JobKind.REFRESH_EXTRACTS, subject_id=request_id)
 
 
 # Up to this many organisations, plan() filters them in SQL (an IN list); more are filtered after.
@@ -120,7 +117,7 @@ def plan(
     datasets = _relevant_datasets(items)
     latest: dict[tuple[str, str, str], Submission] = {}
     query = select(Submission).where(
-        Submission.status == "accepted",
+        Submission.status == SubmissionStatus.ACCEPTED,
         Submission.superseded_by_id.is_(None),
         Submission.dataset_code.in_(datasets),
         Submission.period.in_(labels),
@@ -324,7 +321,7 @@ def _build(
         )
         session.add(row)
         session.flush()
-        jobs.enqueue(session=session, kind=DELIVER_JOB, subject_id=row.id)
+        jobs.enqueue(session=session, kind=JobKind.DELIVER_EXTRACT, subject_id=row.id)
     audit.record(
         session=session,
         actor="DRB-VALIDATOR",

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.catalogue.states import AskStatus, SubmissionStatus
+
 # Named constraints so that Alembic migrations are stable on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -257,7 +259,7 @@ class Ask(Base):
     # The union of the items the linked requests need from this return.
     items: Mapped[list[str]] = mapped_column(JSON, default=list)
     # outstanding | submitted | accepted | cancelled (overdue is worked out when read)
-    status: Mapped[str] = mapped_column(String(12), default="outstanding", index=True)
+    status: Mapped[str] = mapped_column(String(12), default=AskStatus.OUTSTANDING, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -326,7 +328,7 @@ class Submission(Base):
     dataset_version: Mapped[int] = mapped_column(Integer)
     period: Mapped[str] = mapped_column(String(7))
     # received | validating | accepted | rejected
-    status: Mapped[str] = mapped_column(String(12), default="received", index=True)
+    status: Mapped[str] = mapped_column(String(12), default=SubmissionStatus.RECEIVED, index=True)
     filename: Mapped[str] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))

@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 TRUST_REMINDER = "trust_reminder"
 BODY_SUMMARY = "body_summary"
 KINDS = (TRUST_REMINDER, BODY_SUMMARY)
-REMIND_JOB = "send_reminders"
 ACTOR = "DRB-REMINDERS"
 MESH_WORKFLOW_ID = "DRB_REMINDER"
 STALE_SENDING = timedelta(minutes=15)

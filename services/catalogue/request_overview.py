@@ -21,6 +21,7 @@ from services.catalogue import data_requests, extracts
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.states import AskStatus
 
 VIEWER_KINDS = ("oversight_body", "auditor")
 
@@ -36,12 +37,12 @@ class PeriodProgress:
     @property
     def asked(self) -> int:
         """Asks still wanted (a cancelled ask is no longer asked for)."""
-        return sum(n for status, n in self.counts.items() if status != "cancelled")
+        return sum(n for status, n in self.counts.items() if status != AskStatus.CANCELLED)
 
     @property
     def percent(self) -> float | None:
         """Accepted, as a percentage of the asks still wanted."""
-        return 100 * self.counts["accepted"] / self.asked if self.asked else None
+        return 100 * self.counts[AskStatus.ACCEPTED] / self.asked if self.asked else None
 
 
 @dataclass(frozen=True)

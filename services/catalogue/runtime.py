@@ -17,6 +17,7 @@ from services.catalogue.db import build_engine, session_factory, session_scope
 from services.catalogue.errors import ServiceUnavailable
 from services.catalogue.models import Job
 from services.catalogue.settings import Settings
+from services.catalogue.states import JobKind
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Runtime:
 
     def _give_up(self, session: Session, job: Job) -> None:
         """Decide what a job given up was for: its submission is rejected, not left waiting."""
-        if job.kind == submissions.VALIDATE_JOB and job.subject_id is not None:
+        if job.kind == JobKind.VALIDATE_SUBMISSION and job.subject_id is not None:
             submissions.give_up(
                 session=session,
                 settings=self.settings,

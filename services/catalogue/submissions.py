@@ -31,10 +31,10 @@ from services.catalogue.periods import PeriodError, parse_month
 from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
+from services.catalogue.states import DECIDED, UNDECIDED, AskStatus, JobKind, SubmissionStatus
 
 log = logging.getLogger(__name__)
 
-VALIDATE_JOB = "validate_submission"
 # Cells starting with these are read as formulas by spreadsheets (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -115,7 +115,7 @@ def receive(
         dataset_code=dataset_code,
         dataset_version=version,
         period=period,
-        status="received",
+        status=SubmissionStatus.RECEIVED,
         filename=upload.filename[:255],
         size_bytes=upload.size,
         sha256=upload.sha256,
@@ -135,10 +135,10 @@ def receive(
         org_code=org_code,
         dataset_code=dataset_code,
         period=period,
-        old="outstanding",
-        new="submitted",
+        old=AskStatus.OUTSTANDING,
+        new=AskStatus.SUBMITTED,
     )
-    jobs.enqueue(session=session, kind=VALIDATE_JOB, subject_id=submission.id)
+    jobs.enqueue(session=session, kind=JobKind.VALIDATE_SUBMISSION, subject_id=submission.id)
     audit.record(
         session=session,
         actor=org_code,
@@ -158,9 +158,9 @@ def receive(
 def start_validation(*, session: Session, submission_id: str) -> Submission | None:
     """Mark a submission as being validated; None when it is already decided (idempotent)."""
     submission = submission_repo.get(session=session, submission_id=submission_id)
-    if submission is None or submission.status in ("accepted", "rejected"):
+    if submission is None or submission.status in DECIDED:
         return None
-    submission.status = "validating"
+    submission.status = SubmissionStatus.VALIDATING
     return submission
 
 
@@ -190,7 +190,7 @@ def accept(
         org_code=submission.org_code,
         revision=revision,
     )
-    submission.status = "accepted"
+    submission.status = SubmissionStatus.ACCEPTED
     submission.rows = rows
     submission.format = file_format
     submission.revision = revision
@@ -213,8 +213,8 @@ def accept(
         org_code=submission.org_code,
         dataset_code=submission.dataset_code,
         period=submission.period,
-        old="submitted",
-        new="accepted",
+        old=AskStatus.SUBMITTED,
+        new=AskStatus.ACCEPTED,
     )
     for request_id in extracts.affected_requests(
         session=session,
@@ -282,7 +282,7 @@ def reject(
     """Keep the errors of a rejected submission; nothing of its file is kept."""
     submission = submission_repo.get(session=session, submission_id=submission_id)
     assert submission is not None
-    submission.status = "rejected"
+    submission.status = SubmissionStatus.REJECTED
     submission.rows = rows
     submission.format = file_format
     submission.error_count = max(error_count, len(errors))
@@ -317,8 +317,8 @@ def reject(
             org_code=submission.org_code,
             dataset_code=submission.dataset_code,
             period=submission.period,
-            old="submitted",
-            new="outstanding",
+            old=AskStatus.SUBMITTED,
+            new=AskStatus.OUTSTANDING,
         )
     audit.record(
         session=session,
@@ -342,7 +342,7 @@ def give_up(*, session: Session, settings: Settings, submission_id: str, attempt
     """Reject a submission whose validation job was given up, so that it never stays
     ``received`` or ``validating`` for ever (a decided one is left as it is)."""
     submission = submission_repo.get(session=session, submission_id=submission_id)
-    if submission is None or submission.status not in ("received", "validating"):
+    if submission is None or submission.status not in UNDECIDED:
         return
     reject(
         session=session,
@@ -370,13 +370,13 @@ def status_detail(submission: Submission) -> str | None:
     is retried; this says so, in the words of :class:`services.catalogue.store.StoreWriteFailed`
     (only those: a job's other errors may quote a path or a value).
     """
-    if submission.status != "validating":
+    if submission.status != SubmissionStatus.VALIDATING:
         return None
     session = object_session(submission)
     if session is None:
         return None
     error = submission_repo.unfinished_job_error(
-        session=session, kind=VALIDATE_JOB, submission_id=submission.id
+        session=session, kind=JobKind.VALIDATE_SUBMISSION, submission_id=submission.id
     )
     prefix = f"{store.StoreWriteFailed.__name__}: "
     if error is None or not error.startswith(prefix):

@@ -37,6 +37,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
+from services.catalogue.states import AskStatus, SubmissionStatus
 
 CHART_MONTHS = 36  # the longest chart: three years up to the latest month held
 RECENT_SUBMISSIONS = 12
@@ -90,11 +91,11 @@ class Overview:
 
     @property
     def overdue(self) -> int:
-        return sum(1 for ask in self.asks if ask["status"] == "overdue")
+        return sum(1 for ask in self.asks if ask["status"] == AskStatus.OVERDUE)
 
     @property
     def outstanding(self) -> int:
-        return sum(1 for ask in self.asks if ask["status"] == "outstanding")
+        return sum(1 for ask in self.asks if ask["status"] == AskStatus.OUTSTANDING)
 
 
 def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[dict[str, Any]]:
@@ -187,7 +188,7 @@ def _open_asks(
         org_code=code,
         dataset_code=None,
         period=None,
-        statuses=ask_rules.stored_statuses("outstanding"),
+        statuses=ask_rules.stored_statuses(AskStatus.OUTSTANDING),
         body_code=body,
         limit=10_000,
         offset=0,
@@ -201,10 +202,7 @@ def _add_submissions(
 ) -> None:
     code = overview.organisation.code
     counts = submission_repo.status_counts(session=session, org_code=code)
-    overview.submission_counts = {
-        status: counts.get(status, 0)
-        for status in ("received", "validating", "accepted", "rejected")
-    }
+    overview.submission_counts = {status: counts.get(status, 0) for status in SubmissionStatus}
     recent = submission_repo.list_filtered(
         session=session,
         org_code=code,
@@ -218,7 +216,7 @@ def _add_submissions(
     for submission in recent:
         entry = intake.as_dict(submission, with_values=with_values)
         entry["errors"] = []
-        if submission.status == "rejected":
+        if submission.status == SubmissionStatus.REJECTED:
             errors = intake.shown_errors(
                 session=session, submission=submission, with_value=with_values
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.catalogue.jobs import Handler, JobContext
+from services.catalogue.states import JobKind
 from services.validator.deliveries import deliver_extract, maintain_extracts, refresh_extracts
 from services.validator.reminders import send_reminders
 from services.validator.submissions import validate_submission
@@ -13,10 +14,10 @@ def probe(context: JobContext) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    "probe": probe,
-    "validate_submission": validate_submission,
-    "refresh_extracts": refresh_extracts,
-    "deliver_extract": deliver_extract,
-    "maintain_extracts": maintain_extracts,
-    "send_reminders": send_reminders,
+    JobKind.PROBE: probe,
+    JobKind.VALIDATE_SUBMISSION: validate_submission,
+    JobKind.REFRESH_EXTRACTS: refresh_extracts,
+    JobKind.DELIVER_EXTRACT: deliver_extract,
+    JobKind.MAINTAIN_EXTRACTS: maintain_extracts,
+    JobKind.SEND_REMINDERS: send_reminders,
 }

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import dramatiq
 from redis.exceptions import RedisError
 
-from services.catalogue import jobs, reminders
+from services.catalogue import jobs
 from services.catalogue.db import session_scope
-from services.catalogue.extracts import MAINTAIN_JOB
 from services.catalogue.runtime import Runtime
+from services.catalogue.states import JobKind
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,9 @@ def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
 
 def _enqueue_maintenance(runtime: Runtime) -> None:
     with session_scope(runtime.factory) as session:
-        jobs.enqueue(session=session, kind=MAINTAIN_JOB)
+        jobs.enqueue(session=session, kind=JobKind.MAINTAIN_EXTRACTS)
         if runtime.settings.reminders:  # once a day: the pass sends what today has not had
-            jobs.enqueue(session=session, kind=reminders.REMIND_JOB)
+            jobs.enqueue(session=session, kind=JobKind.SEND_REMINDERS)
         new_jobs = jobs.take_new_job_ids(session)
     runtime.relay(new_jobs)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -12,18 +12,18 @@ from services.catalogue import asks as ask_rules
 from services.catalogue import auth
 from services.catalogue.errors import Forbidden
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.states import AskStatus
 
 router = APIRouter(tags=["asks"])
 
 AskReaderDep = Annotated[auth.Principal, Depends(require("trust", "auditor", "oversight_body"))]
-Status = Literal["outstanding", "submitted", "accepted", "overdue", "cancelled"]
 
 
 @router.get("/v1/asks", summary="The returns asked of a trust, one per dataset and period")
 def list_asks(
     session: SessionDep,
     caller: AskReaderDep,
-    status: Status | None = None,
+    status: AskStatus | None = None,
     dataset: str | None = None,
     period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
     org_code: str | None = None,

@@ -18,6 +18,7 @@ from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.jobs import take_new_job_ids
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.runtime import Runtime
+from services.catalogue.states import SubmissionStatus
 
 router = APIRouter(tags=["submissions"])
 
@@ -140,7 +141,7 @@ def list_submissions(
     caller: ReaderDep,
     dataset: str | None = None,
     period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
-    status: Literal["received", "validating", "accepted", "rejected"] | None = None,
+    status: SubmissionStatus | None = None,
     org_code: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,

@@ -25,6 +25,7 @@ from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.settings import Settings
+from services.catalogue.states import UNDECIDED, SubmissionStatus
 
 DATA_DIR = Path(__file__).parent
 AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
@@ -299,7 +300,7 @@ def send_returns(*, session: Session, settings: Settings) -> list[str]:
             idempotency_key=None,
         )
         staged.unlink(missing_ok=True)
-        if submission.status in ("received", "validating"):
+        if submission.status in UNDECIDED:
             pending.append(submission.id)
     return pending
 
@@ -349,7 +350,7 @@ def returns_summary(*, session: Session) -> str:
         session.execute(select(Submission.status, func.count()).group_by(Submission.status)).all()
     )
     rejected = session.scalars(
-        select(Submission).where(Submission.status == "rejected").limit(1)
+        select(Submission).where(Submission.status == SubmissionStatus.REJECTED).limit(1)
     ).first()
     lines = [
         f"Real A&E returns sent through the validator: {counts.get('accepted', 0)} accepted, "

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, AskLink, DataRequest, Notification, Organisation
+from services.catalogue.states import AskStatus
 
 
 def due_asks(*, session: Session, until: date) -> list[tuple[Ask, list[str]]]:
@@ -20,7 +21,7 @@ def due_asks(*, session: Session, until: date) -> list[tuple[Ask, list[str]]]:
         .join(AskLink, AskLink.ask_id == Ask.id)
         .join(DataRequest, DataRequest.id == AskLink.request_id)
         .where(
-            Ask.status == "outstanding",
+            Ask.status == AskStatus.OUTSTANDING,
             Ask.due_date <= until,
             AskLink.active.is_(True),
             DataRequest.status == "active",

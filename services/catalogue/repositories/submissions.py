@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, Job, Submission, SubmissionError
+from services.catalogue.states import UNDECIDED, SubmissionStatus
 
 
 def get(*, session: Session, submission_id: str) -> Submission | None:
@@ -70,7 +71,7 @@ def latest_accepted(
             Submission.org_code == org_code,
             Submission.dataset_code == dataset_code,
             Submission.period == period,
-            Submission.status == "accepted",
+            Submission.status == SubmissionStatus.ACCEPTED,
         )
         .order_by(Submission.revision.desc())
         .limit(1)
@@ -84,7 +85,7 @@ def pending_count(*, session: Session, org_code: str, dataset_code: str, period:
         Submission.org_code == org_code,
         Submission.dataset_code == dataset_code,
         Submission.period == period,
-        Submission.status.in_(("received", "validating")),
+        Submission.status.in_(UNDECIDED),
     )
     return int(session.scalar(query) or 0)
 
@@ -172,7 +173,7 @@ def accepted_summary(
         select(Submission.dataset_code, func.max(Submission.period))
         .where(
             Submission.org_code == org_code,
-            Submission.status == "accepted",
+            Submission.status == SubmissionStatus.ACCEPTED,
             Submission.dataset_code.in_(list(dataset_codes)),
         )
         .group_by(Submission.dataset_code)
