@@ -11,10 +11,17 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from services.catalogue import jobs, queue
-from services.catalogue.db import session_scope
+from services.catalogue.db import (
+    UnitOfWork,
+    note_new_job,
+    on_rollback,
+    session_scope,
+    take_new_job_ids,
+)
 from services.catalogue.models import Job, utcnow
 from services.catalogue.repositories import jobs as job_repo
 from services.catalogue.runtime import Runtime
@@ -35,10 +42,12 @@ def wait_for_status(runtime: Runtime, job_id: str, status: str, timeout: float =
 
 
 def enqueue_probe(runtime: Runtime) -> str:
-    with session_scope(runtime.factory) as session:
+    """A committed probe job, not relayed (the unit of work handed it over once committed)."""
+    handed: list[str] = []
+    with session_scope(runtime.factory, relay=handed.extend) as session:
         job = jobs.enqueue(session=session, kind="probe")
-        ids = jobs.take_new_job_ids(session)
-    assert ids == [job.id]
+        assert handed == []  # not before the commit
+    assert handed == [job.id]
     return job.id
 
 
@@ -53,15 +62,43 @@ def test_a_committed_job_is_relayed_and_run(
 
 
 def test_a_rolled_back_job_is_never_sent(runtime: Runtime) -> None:
+    handed: list[str] = []
+    undone: list[str] = []
+
     def failing_request() -> None:
-        with session_scope(runtime.factory) as session:
+        with session_scope(runtime.factory, relay=handed.extend) as session:
             jobs.enqueue(session=session, kind="probe")
+            on_rollback(session, lambda: undone.append("file removed"))
             raise RuntimeError("the request failed")
 
     with pytest.raises(RuntimeError, match="the request failed"):
         failing_request()
     with runtime.factory() as session:
         assert session.query(Job).count() == 0
+    assert handed == []
+    assert undone == ["file removed"]
+
+
+def test_a_commit_that_fails_rolls_back_undoes_and_relays_nothing(runtime: Runtime) -> None:
+    """The API's way (commit, then relay, each in its own thread call), with a failing commit:
+    a second submission of a unique key."""
+    first = UnitOfWork(runtime.factory)
+    jobs.enqueue(session=first.session, kind="probe")
+    (job_id,) = first.commit()
+    second = UnitOfWork(runtime.factory)
+    # The same id again, inserted only by the commit's flush: the commit fails.
+    second.session.add(
+        Job(id=job_id, kind="probe", status="pending", attempts=0, created_at=utcnow())
+    )
+    note_new_job(second.session, job_id)
+    undone: list[str] = []
+    on_rollback(second.session, lambda: undone.append("undone"))
+    with pytest.raises(IntegrityError):
+        second.commit()
+    assert undone == ["undone"]
+    assert take_new_job_ids(second.session) == []  # forgotten: nothing to relay
+    with runtime.factory() as session:
+        assert session.scalars(select(Job.id)).all() == [job_id]
 
 
 def test_a_job_never_sent_is_swept(runtime: Runtime, running_worker: worker.WorkerHandle) -> None:

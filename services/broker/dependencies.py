@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.broker.problems import Problem
 from services.catalogue import auth
-from services.catalogue.db import SESSION_SLOTS_PER_PROCESS
-from services.catalogue.jobs import take_new_job_ids
+from services.catalogue.db import SESSION_SLOTS_PER_PROCESS, UnitOfWork
 from services.catalogue.runtime import Runtime
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="drb"'}
@@ -63,36 +62,20 @@ SESSION_SLOTS = SessionSlots(SESSION_SLOTS_PER_PROCESS)
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     """One transaction per request: committed before the response, jobs relayed after commit."""
     async with SESSION_SLOTS():
-        session = runtime.factory()
+        work = UnitOfWork(runtime.factory, relay=runtime.relay)
         try:
-            yield session
+            yield work.session
         except BaseException:
             # Shielded: a cancelled request still returns its connection, rolled back.
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(_roll_back, session)
+                await run_in_threadpool(work.roll_back)
             raise
         # Shielded: the commit runs in its thread to the end, and the session is used by no
-        # other thread meanwhile. A commit that fails closes the session (rolled back) and raises.
+        # other thread meanwhile. A commit that fails rolls back, closes the session and raises.
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_commit, session)
-        new_jobs = take_new_job_ids(session)
+            new_jobs = await run_in_threadpool(work.commit)
         if new_jobs:
-            await run_in_threadpool(runtime.relay, new_jobs)
-
-
-def _commit(session: Session) -> None:
-    try:
-        session.commit()
-    finally:
-        session.close()
-
-
-def _roll_back(session: Session) -> None:
-    try:
-        session.rollback()
-    finally:
-        take_new_job_ids(session)
-        session.close()
+            await run_in_threadpool(work.relay, new_jobs)
 
 
 # scope="function" ends the unit of work before the response is sent, so a failed commit

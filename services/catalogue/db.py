@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -88,24 +87,80 @@ def undo_on_rollback(session: Session) -> None:
             log.exception("could not undo after a rollback")
 
 
-@contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on error. The only place that commits.
+# The ids of the jobs a unit of work enqueued (services/catalogue/jobs.enqueue), to relay after
+# its commit; dropped with a rollback.
+NEW_JOBS_KEY = "drb.new_jobs"
 
-    A connection the database dropped (a restart) fails the unit of work with an
-    OperationalError; the pool checks connections before use (``pool_pre_ping``), so the next
-    unit of work gets a fresh one once the database answers again.
+Relay = Callable[[list[str]], None]
+
+
+def note_new_job(session: Session, job_id: str) -> None:
+    """Remember a job enqueued in this unit of work: it is relayed once the commit succeeds."""
+    session.info.setdefault(NEW_JOBS_KEY, []).append(job_id)
+
+
+def take_new_job_ids(session: Session) -> list[str]:
+    """The ids of jobs enqueued in this session since the last call (to send after commit)."""
+    ids: list[str] = session.info.pop(NEW_JOBS_KEY, [])
+    return ids
+
+
+class UnitOfWork:
+    """One transaction, the only place that commits: the API's request sessions, an upload's
+    record, each job handler's steps, the worker's sweep and the CLI all go through it.
+
+    On success it commits, then hands the jobs it enqueued to ``relay`` (the queue learns of a
+    job only once its row is committed). On error it rolls back, runs what the database cannot
+    undo (:func:`on_rollback`) and forgets its jobs. A connection the database dropped (a
+    restart) fails the unit of work with an OperationalError; the pool checks connections before
+    use (``pool_pre_ping``), so the next unit of work gets a fresh one once the database answers.
+
+    As a context manager (``with UnitOfWork(factory) as session``) it does all of that; the API
+    calls :meth:`commit`, :meth:`roll_back` and :meth:`relay` itself, each in a worker thread.
     """
-    session = factory()
-    try:
-        yield session
-        session.commit()
-        session.info.pop(ON_ROLLBACK_KEY, None)
-    except BaseException:
+
+    def __init__(self, factory: sessionmaker[Session], *, relay: Relay | None = None) -> None:
+        self.session = factory()
+        self._relay = relay
+
+    def commit(self) -> list[str]:
+        """Commit and close; the ids of the jobs to relay. A failed commit rolls back and raises."""
         try:
-            session.rollback()
+            self.session.commit()
+        except BaseException:
+            self.roll_back()
+            raise
+        self.session.info.pop(ON_ROLLBACK_KEY, None)
+        new_jobs = take_new_job_ids(self.session)
+        self.session.close()
+        return new_jobs
+
+    def roll_back(self) -> None:
+        """Roll back, undo what the database cannot, forget the jobs, and close."""
+        try:
+            self.session.rollback()
         finally:
-            undo_on_rollback(session)
-        raise
-    finally:
-        session.close()
+            try:
+                undo_on_rollback(self.session)
+            finally:
+                take_new_job_ids(self.session)
+                self.session.close()
+
+    def relay(self, job_ids: list[str]) -> None:
+        """Send the committed jobs on (nothing without a relay: the sweep sends them)."""
+        if job_ids and self._relay is not None:
+            self._relay(job_ids)
+
+    def __enter__(self) -> Session:
+        return self.session
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self.roll_back()
+            return
+        self.relay(self.commit())
+
+
+def session_scope(factory: sessionmaker[Session], *, relay: Relay | None = None) -> UnitOfWork:
+    """``with session_scope(factory) as session``: one :class:`UnitOfWork`."""
+    return UnitOfWork(factory, relay=relay)

@@ -18,8 +18,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from queue import Empty, SimpleQueue
@@ -28,14 +27,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalogue import store
-from services.catalogue.db import session_scope
+from services.catalogue.db import UnitOfWork, note_new_job, session_scope
 from services.catalogue.models import Job, utcnow
 from services.catalogue.repositories import jobs as job_repo
 from services.catalogue.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NEW_JOBS_KEY = "drb.new_jobs"
 MAX_ATTEMPTS = 5
 # A pending job younger than this is left to the relay of the request that created it.
 RELAY_GRACE = timedelta(seconds=5)
@@ -115,14 +113,13 @@ class JobContext:
     settings: Settings
     send: Send | None = None
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> UnitOfWork:
         """A unit of work whose new jobs are sent as soon as it commits."""
-        with session_scope(self.factory) as session:
-            yield session
-            new_jobs = take_new_job_ids(session)
-        if self.send is not None and new_jobs:
-            relay(factory=self.factory, job_ids=new_jobs, send=self.send)
+        return UnitOfWork(self.factory, relay=self._relay if self.send is not None else None)
+
+    def _relay(self, job_ids: list[str]) -> None:
+        assert self.send is not None
+        relay(factory=self.factory, job_ids=job_ids, send=self.send)
 
 
 Handler = Callable[[JobContext], None]
@@ -133,14 +130,8 @@ def enqueue(*, session: Session, kind: str, subject_id: str | None = None) -> Jo
     job = Job(kind=kind, subject_id=subject_id, status="pending", attempts=0, created_at=utcnow())
     session.add(job)
     session.flush()
-    session.info.setdefault(NEW_JOBS_KEY, []).append(job.id)
+    note_new_job(session, job.id)
     return job
-
-
-def take_new_job_ids(session: Session) -> list[str]:
-    """The ids of jobs enqueued in this session since the last call (to send after commit)."""
-    ids: list[str] = session.info.pop(NEW_JOBS_KEY, [])
-    return ids
 
 
 def relay(

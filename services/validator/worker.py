@@ -104,12 +104,10 @@ def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
 
 
 def _enqueue_maintenance(runtime: Runtime) -> None:
-    with session_scope(runtime.factory) as session:
+    with session_scope(runtime.factory, relay=runtime.relay) as session:
         jobs.enqueue(session=session, kind=JobKind.MAINTAIN_EXTRACTS)
         if runtime.settings.reminders:  # once a day: the pass sends what today has not had
             jobs.enqueue(session=session, kind=JobKind.SEND_REMINDERS)
-        new_jobs = jobs.take_new_job_ids(session)
-    runtime.relay(new_jobs)
 
 
 def run_until_signalled(runtime: Runtime, *, threads: int) -> None:

@@ -15,7 +15,6 @@ from services.catalogue import audit, auth, store
 from services.catalogue import submissions as intake
 from services.catalogue.db import session_scope
 from services.catalogue.errors import Forbidden, NotFound
-from services.catalogue.jobs import take_new_job_ids
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.runtime import Runtime
 from services.catalogue.states import SubmissionStatus
@@ -109,7 +108,7 @@ def _record(
     upload: intake.Upload,
     idempotency_key: str | None,
 ) -> tuple[dict[str, Any], bool]:
-    with session_scope(runtime.factory) as session:
+    with session_scope(runtime.factory, relay=runtime.relay) as session:
         submission, created = intake.receive(
             session=session,
             settings=runtime.settings,
@@ -120,8 +119,6 @@ def _record(
             idempotency_key=idempotency_key,
         )
         body = intake.as_dict(submission)
-        new_jobs = take_new_job_ids(session)
-    runtime.relay(new_jobs)
     return body, created
 
 
