@@ -136,7 +136,7 @@ def test_any_sequence_of_requests(
             continue
         body, spec = argument  # type: ignore[misc]
         with session_scope(runtime.factory) as session:
-            outcome = data_requests.submit(
+            outcome = data_requests.register(
                 session=session,
                 index=runtime.coverage,
                 body_code=body,

@@ -14,8 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from services.catalogue import jobs, store
-from services.catalogue import submissions as intake
+from services.catalogue import jobs, store, submissions
 from services.catalogue.models import Ask, Job, Submission
 from services.catalogue.runtime import Runtime
 from services.validator import handlers, worker
@@ -272,7 +271,7 @@ def test_the_ask_is_submitted_while_validating_and_crash_safe(
         assert session.scalars(select(Ask.status)).all() == ["submitted"]
         job_id = session.scalars(select(Job.id).where(Job.subject_id == sent["id"])).one()
 
-    real_accept = intake.accept
+    real_accept = submissions.accept
     calls = {"n": 0}
 
     def crash_once(**kwargs: object) -> object:
@@ -281,7 +280,7 @@ def test_the_ask_is_submitted_while_validating_and_crash_safe(
             raise OSError("the worker died before committing")
         return real_accept(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(intake, "accept", crash_once)
+    monkeypatch.setattr(submissions, "accept", crash_once)
     run = {
         "factory": runtime.factory,
         "job_id": job_id,

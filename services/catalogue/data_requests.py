@@ -11,8 +11,7 @@ import numpy as np
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
-from services.catalogue import asks as ask_rules
-from services.catalogue import audit, coverage, coverage_index
+from services.catalogue import asks, audit, coverage, coverage_index
 from services.catalogue.burden import ReturnCost, Tally
 from services.catalogue.coverage_index import CoverageIndex, Snapshot
 from services.catalogue.errors import Conflict, Forbidden, Invalid, NotFound
@@ -203,7 +202,7 @@ def _population(
     return codes
 
 
-def submit(
+def register(
     *,
     session: Session,
     index: CoverageIndex,
@@ -348,7 +347,7 @@ def submit(
                 )
                 session.add(link)
                 ask_links = [*links.get(ask.id, []), link]
-                ask_rules.attribute(ask, ask_links, cost=catalogue.costs[dataset])
+                asks.attribute(ask, ask_links, cost=catalogue.costs[dataset])
                 outcome.asks_joined += 1
             touched.add(dataset)
     session.flush()
@@ -394,7 +393,7 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
         assert ask is not None
         dataset = catalogue_repo.dataset(session=session, code=ask.dataset_code)
         assert dataset is not None
-        ask_rules.attribute(ask, links, cost=ReturnCost.of(dataset))
+        asks.attribute(ask, links, cost=ReturnCost.of(dataset))
         cancelled += ask.status == AskStatus.CANCELLED
         touched.add(ask.dataset_code)
     request.status = "withdrawn"
@@ -477,7 +476,7 @@ def as_dict(
 
 def ask_counts(*, session: Session, request_id: str, today: date) -> dict[str, int]:
     """How many of the request's asks are in each status now."""
-    counts: dict[str, int] = dict.fromkeys(ask_rules.ASK_STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(asks.ASK_STATUSES, 0)
     for ask in request_repo.asks_of_request(session=session, request_id=request_id):
-        counts[ask_rules.shown_status(ask, today=today)] += 1
+        counts[asks.shown_status(ask, today=today)] += 1
     return counts

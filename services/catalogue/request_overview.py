@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.catalogue import asks as ask_rules
-from services.catalogue import data_requests, extracts
+from services.catalogue import asks, data_requests, extracts
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest
 from services.catalogue.repositories import requests as request_repo
@@ -101,8 +100,8 @@ def periods_of(*, session: Session, request_id: str, today: date) -> list[Period
     counts: dict[str, dict[str, int]] = {}
     due: dict[str, date] = {}
     for ask in request_repo.asks_of_request(session=session, request_id=request_id):
-        per = counts.setdefault(ask.period, dict.fromkeys(ask_rules.ASK_STATUSES, 0))
-        per[ask_rules.shown_status(ask, today=today)] += 1
+        per = counts.setdefault(ask.period, dict.fromkeys(asks.ASK_STATUSES, 0))
+        per[asks.shown_status(ask, today=today)] += 1
         due[ask.period] = min(due.get(ask.period, ask.due_date), ask.due_date)
     return [PeriodProgress(period, due[period], counts[period]) for period in sorted(counts)]
 

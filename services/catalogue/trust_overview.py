@@ -27,9 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 import schemas
-from services.catalogue import asks as ask_rules
-from services.catalogue import audit, indicators, reminders, spc
-from services.catalogue import submissions as intake
+from services.catalogue import asks, audit, indicators, reminders, spc, submissions
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest, Organisation
 from services.catalogue.periods import month_label, parse, parse_month
@@ -188,12 +186,12 @@ def _open_asks(
         org_code=code,
         dataset_code=None,
         period=None,
-        statuses=ask_rules.stored_statuses(AskStatus.OUTSTANDING),
+        statuses=asks.stored_statuses(AskStatus.OUTSTANDING),
         body_code=body,
         limit=10_000,
         offset=0,
     )
-    shown = [ask_rules.as_dict(ask, links, today=today) for ask, links in rows]
+    shown = [asks.as_dict(ask, links, today=today) for ask, links in rows]
     return sorted(shown, key=lambda a: (a["due_date"], a["period"], a["dataset"]))
 
 
@@ -214,10 +212,10 @@ def _add_submissions(
     )
     shown: list[dict[str, Any]] = []
     for submission in recent:
-        entry = intake.as_dict(submission, with_values=with_values)
+        entry = submissions.as_dict(submission, with_values=with_values)
         entry["errors"] = []
         if submission.status == SubmissionStatus.REJECTED:
-            errors = intake.shown_errors(
+            errors = submissions.shown_errors(
                 session=session, submission=submission, with_value=with_values
             )
             entry["errors"] = errors[:ERRORS_SHOWN]

@@ -19,8 +19,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 import schemas
-from services.catalogue import logs, store
-from services.catalogue import submissions as intake
+from services.catalogue import logs, store, submissions
 from services.catalogue.jobs import JobContext
 from services.catalogue.settings import Settings
 from services.validator.reading import ErrorRecord
@@ -42,7 +41,7 @@ def validate_submission(context: JobContext) -> None:
     assert context.subject_id is not None
     settings = context.settings
     with context.session() as session:
-        submission = intake.start_validation(session=session, submission_id=context.subject_id)
+        submission = submissions.start_validation(session=session, submission_id=context.subject_id)
         if submission is None:
             return
         submission_id = submission.id
@@ -125,7 +124,7 @@ def _decide(
     with context.session() as session:
         if report.status == "accepted":
             assert report.rows is not None
-            intake.accept(
+            submissions.accept(
                 session=session,
                 settings=settings,
                 submission_id=submission_id,
@@ -134,14 +133,14 @@ def _decide(
                 validated=validated,
             )
         else:
-            intake.reject(
+            submissions.reject(
                 session=session,
                 settings=settings,
                 submission_id=submission_id,
                 rows=report.rows,
                 file_format=report.format,
                 errors=[
-                    intake.ErrorRow(
+                    submissions.ErrorRow(
                         row=e.row, column=e.column, check=e.check, value=e.value, message=e.message
                     )
                     for e in report.errors

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from services.broker.dependencies import SessionDep, require
-from services.catalogue import asks as ask_rules
-from services.catalogue import auth
+from services.catalogue import asks, auth
 from services.catalogue.errors import Forbidden
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus
@@ -45,11 +44,11 @@ def list_asks(
         org_code=org_code,
         dataset_code=dataset,
         period=period,
-        statuses=ask_rules.stored_statuses(status) if status else None,
+        statuses=asks.stored_statuses(status) if status else None,
         body_code=body_code,
         limit=limit,
         offset=offset,
     )
-    shown = [ask_rules.as_dict(ask, links, today=today) for ask, links in rows]
+    shown = [asks.as_dict(ask, links, today=today) for ask, links in rows]
     # Outstanding and overdue share a stored status; the due date tells them apart.
     return [a for a in shown if status is None or a["status"] == status]

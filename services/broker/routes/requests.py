@@ -98,7 +98,7 @@ def register_request(
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Coverage per item and in total, the burden, and (unless a dry run) the new asks."""
-    outcome = data_requests.submit(
+    outcome = data_requests.register(
         session=session,
         index=runtime.coverage,
         body_code=caller.org_code,

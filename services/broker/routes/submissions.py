@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from services.broker.dependencies import RuntimeDep, SessionDep, require
 from services.broker.problems import Problem
 from services.broker.uploads import receive_form
-from services.catalogue import audit, auth, store
-from services.catalogue import submissions as intake
+from services.catalogue import audit, auth, store, submissions
 from services.catalogue.db import session_scope
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.repositories import submissions as submission_repo
@@ -105,11 +104,11 @@ def _record(
     org_code: str,
     dataset: str,
     period: str,
-    upload: intake.Upload,
+    upload: submissions.Upload,
     idempotency_key: str | None,
 ) -> tuple[dict[str, Any], bool]:
     with session_scope(runtime.factory, relay=runtime.relay) as session:
-        submission, created = intake.receive(
+        submission, created = submissions.receive(
             session=session,
             settings=runtime.settings,
             org_code=org_code,
@@ -118,7 +117,7 @@ def _record(
             upload=upload,
             idempotency_key=idempotency_key,
         )
-        body = intake.as_dict(submission)
+        body = submissions.as_dict(submission)
     return body, created
 
 
@@ -157,7 +156,7 @@ def list_submissions(
         limit=limit,
         offset=offset,
     )
-    return [intake.as_dict(row, with_values=caller.kind == "trust") for row in rows]
+    return [submissions.as_dict(row, with_values=caller.kind == "trust") for row in rows]
 
 
 @router.get("/v1/submissions/{submission_id}", summary="One submission and its status")
@@ -166,7 +165,7 @@ def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -
     own history of the item (``[{item, period, org_code, value, mean, upl, lpl, message}]``;
     an auditor sees which item and month, never the figures)."""
     submission = _readable(session, submission_id, caller)
-    return intake.as_dict(submission, with_values=caller.kind == "trust")
+    return submissions.as_dict(submission, with_values=caller.kind == "trust")
 
 
 @router.get(
@@ -184,7 +183,7 @@ def submission_errors(
     ``value`` nor ``message`` (worded from the check and the column alone)."""
     submission = _readable(session, submission_id, caller)
     with_value = caller.kind == "trust"
-    errors = intake.shown_errors(session=session, submission=submission, with_value=with_value)
+    errors = submissions.shown_errors(session=session, submission=submission, with_value=with_value)
     # Errors quote the file's cells: every reading of them is traced, as extract downloads are.
     audit.record(
         session=session,
@@ -197,7 +196,7 @@ def submission_errors(
     if format == "csv":
         name = f"submission-{submission.id}-errors.csv"
         return Response(
-            intake.errors_csv(errors),
+            submissions.errors_csv(errors),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

@@ -312,7 +312,7 @@ def _dry_run(
     if spec is None:
         return None, errors
     try:
-        outcome = data_requests.submit(
+        outcome = data_requests.register(
             session=db,
             index=runtime.coverage,
             body_code=viewer.principal.org_code,
@@ -395,7 +395,7 @@ async def register_from_form(request: Request, db: SessionDep, runtime: RuntimeD
         return _form_page(request, viewer, runtime, db, form, preview=preview)
     spec, _ = form.spec()
     assert spec is not None
-    outcome = data_requests.submit(
+    outcome = data_requests.register(
         session=db,
         index=runtime.coverage,
         body_code=viewer.principal.org_code,

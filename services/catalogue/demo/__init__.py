@@ -17,8 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from services.catalogue import auth, coverage_index, data_requests, store
-from services.catalogue import submissions as intake
+from services.catalogue import auth, coverage_index, data_requests, store, submissions
 from services.catalogue.coverage_index import CoverageIndex
 from services.catalogue.models import Organisation
 from services.catalogue.regions import REGIONS
@@ -284,13 +283,13 @@ def send_returns(*, session: Session, settings: Settings) -> list[str]:
     for org_code, period, filename, content in ae_returns():
         staged = staging / f"demo-{org_code}-{period}-{len(content)}"
         staged.write_bytes(content)
-        upload = intake.Upload(
+        upload = submissions.Upload(
             path=staged,
             filename=filename,
             size=len(content),
             sha256=hashlib.sha256(content).hexdigest(),
         )
-        submission, _created = intake.receive(
+        submission, _created = submissions.receive(
             session=session,
             settings=settings,
             org_code=org_code,
@@ -320,7 +319,7 @@ def _register_requests(session: Session) -> list[str]:
             coverage = request.coverage
             burden = data_requests.burden_now(session=session, request=request)
         else:
-            outcome = data_requests.submit(
+            outcome = data_requests.register(
                 session=session, index=index, body_code=body, spec=spec, dry_run=False
             )
             coverage = outcome.check.coverage_dict()
