@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from services.catalogue.states import AskStatus, JobKind, SubmissionStatus
+from services.catalogue.states import AskStatus, JobKind, RequestStatus, SubmissionStatus
 from services.validator.handlers import HANDLERS
 
 
@@ -33,6 +33,7 @@ def test_the_status_filters_list_their_values_in_openapi(client: TestClient) -> 
 
     assert values("/v1/submissions") == [str(s) for s in SubmissionStatus]
     assert values("/v1/asks") == [str(s) for s in AskStatus]
+    assert values("/v1/requests") == [str(s) for s in RequestStatus]
 
 
 def test_a_status_outside_the_enum_is_a_422(

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import schemas
 from services.catalogue.burden import ReturnCost, Tally
-from services.catalogue.models import Ask, AskLink, DataRequest, Submission
 from services.catalogue.periods import month_label, parse_month, periods_between
-from services.catalogue.states import AskStatus, SubmissionStatus
+from services.catalogue.repositories import requests as request_repo
+from services.catalogue.repositories import submissions as submission_repo
+from services.catalogue.states import AskStatus
 
 FIGURES = (
     "returns_requested",
@@ -67,10 +67,7 @@ class Window:
 
 def ledger(*, session: Session, window: Window) -> Iterator[LedgerRow]:
     """Every requested and imposed return behind the report's figures."""
-    requests = session.scalars(
-        select(DataRequest).where(DataRequest.status == "active").order_by(DataRequest.created_at)
-    ).all()
-    for request in requests:
+    for request in request_repo.active(session=session):
         by_primary: dict[str, int] = defaultdict(int)
         for item in request.items:
             by_primary[schemas.ITEMS[item].primary_dataset] += 1
@@ -94,14 +91,7 @@ def ledger(*, session: Session, window: Window) -> Iterator[LedgerRow]:
                         1,
                         minutes,
                     )
-    imposed = session.execute(
-        select(AskLink, Ask, DataRequest.body_code)
-        .join(Ask, Ask.id == AskLink.ask_id)
-        .join(DataRequest, DataRequest.id == AskLink.request_id)
-        .where(AskLink.active.is_(True), DataRequest.status == "active")
-        .order_by(Ask.period, Ask.dataset_code, Ask.org_code, AskLink.seq)
-    )
-    for link, ask, body in imposed:
+    for link, ask, body in request_repo.active_links_with_asks(session=session):
         if not window.holds(parse_month(ask.period)):
             continue
         if link.imposer or link.minutes_imposed:
@@ -177,24 +167,9 @@ def completeness(
     *, session: Session, window: Window, today: date
 ) -> dict[str, list[dict[str, Any]]]:
     """Asks due, returned, on time, late and outstanding, per trust and per dataset."""
-    first_accepted = dict(
-        (
-            (org, dataset, period),
-            received,
-        )
-        for org, dataset, period, received in session.execute(
-            select(
-                Submission.org_code,
-                Submission.dataset_code,
-                Submission.period,
-                func.min(Submission.received_at),
-            )
-            .where(Submission.status == SubmissionStatus.ACCEPTED)
-            .group_by(Submission.org_code, Submission.dataset_code, Submission.period)
-        )
-    )
+    first_accepted = submission_repo.first_accepted_received(session=session)
     per: dict[str, dict[str, dict[str, int]]] = {"trust": {}, "dataset": {}}
-    for ask in session.scalars(select(Ask).where(Ask.status != AskStatus.CANCELLED)):
+    for ask in request_repo.asks_not_cancelled(session=session):
         if not window.holds(parse_month(ask.period)):
             continue
         received = first_accepted.get((ask.org_code, ask.dataset_code, ask.period))

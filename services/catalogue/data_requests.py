@@ -28,7 +28,7 @@ from services.catalogue.periods import (
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import requests as request_repo
-from services.catalogue.states import AskStatus
+from services.catalogue.states import AskStatus, RequestStatus
 
 # Serialises registrations and withdrawals on PostgreSQL, so two requests never ask twice.
 _ADVISORY_LOCK = 727_271
@@ -234,7 +234,7 @@ def register(
         period_type=spec.period_type,
         org_level=spec.org_level,
         due_days=spec.due_days,
-        status="active",
+        status=RequestStatus.ACTIVE,
         coverage=result.coverage_dict(),
         returns_requested=result.burden.returns_requested,
         minutes_requested=result.burden.minutes_requested,
@@ -376,9 +376,9 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
         raise NotFound(f"No request has the id {request_id!r}.")
     if request.body_code != body_code:
         raise Forbidden("Only the body that registered a request may withdraw it.")
-    if request.status == "withdrawn":
+    if request.status == RequestStatus.WITHDRAWN:
         return request
-    if request.status != "active":
+    if request.status != RequestStatus.ACTIVE:
         raise Conflict(f"The request is {request.status}; only an active one can be withdrawn.")
     own = request_repo.links_of_request(session=session, request_id=request_id)
     ask_ids = [link.ask_id for link in own if link.active]
@@ -396,7 +396,7 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
         asks.attribute(ask, links, cost=ReturnCost.of(dataset))
         cancelled += ask.status == AskStatus.CANCELLED
         touched.add(ask.dataset_code)
-    request.status = "withdrawn"
+    request.status = RequestStatus.WITHDRAWN
     request.withdrawn_at = utcnow()
     session.flush()
     for dataset_code in sorted(touched):

@@ -32,8 +32,9 @@ from services.catalogue.models import (
 )
 from services.catalogue.periods import last_day, month_label, periods_between
 from services.catalogue.repositories import extracts as extract_repo
+from services.catalogue.repositories import requests as request_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import JobKind, SubmissionStatus
+from services.catalogue.states import JobKind, RequestStatus, SubmissionStatus
 
 
 def groups_of(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -56,7 +57,7 @@ def _relevant_datasets(items: Sequence[str]) -> set[str]:
 def affected_requests(*, session: Session, dataset: str, org_code: str, period: str) -> list[str]:
     """Active requests whose extracts a newly accepted return may change."""
     found = []
-    for request in session.scalars(select(DataRequest).where(DataRequest.status == "active")):
+    for request in request_repo.active(session=session):
         if org_code not in request.org_codes or dataset not in _relevant_datasets(request.items):
             continue
         months = {
@@ -182,7 +183,7 @@ def refresh(*, session: Session, settings: Settings, request_id: str, today: dat
     revision again (which failed on ``uq_extracts_revision`` and was retried).
     """
     request = session.get(DataRequest, request_id, with_for_update=True)
-    if request is None or request.status != "active":
+    if request is None or request.status != RequestStatus.ACTIVE:
         return []
     built: list[Extract] = []
     regions = {

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.catalogue.states import AskStatus, SubmissionStatus
+from services.catalogue.states import AskStatus, RequestStatus, SubmissionStatus
 
 # Named constraints so that Alembic migrations are stable on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -236,7 +236,7 @@ class DataRequest(Base):
     period_type: Mapped[str] = mapped_column(String(10))
     org_level: Mapped[str] = mapped_column(String(10))
     due_days: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="active", index=True)
+    status: Mapped[str] = mapped_column(String(10), default=RequestStatus.ACTIVE, index=True)
     coverage: Mapped[dict[str, Any]] = mapped_column(JSON)
     returns_requested: Mapped[int] = mapped_column(Integer)
     minutes_requested: Mapped[float] = mapped_column(Float)

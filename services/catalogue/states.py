@@ -24,6 +24,13 @@ UNDECIDED = (SubmissionStatus.RECEIVED, SubmissionStatus.VALIDATING)
 DECIDED = (SubmissionStatus.ACCEPTED, SubmissionStatus.REJECTED)
 
 
+class RequestStatus(StrEnum):
+    """A body's request: active until withdrawn (a withdrawn request entitles to nothing)."""
+
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+
+
 class AskStatus(StrEnum):
     """One return asked of a trust. ``overdue`` is shown, never stored: an outstanding ask past
     its due date."""

@@ -15,7 +15,8 @@ from services.catalogue.channels import (
     delivery_local_id,
 )
 from services.catalogue.jobs import JobContext
-from services.catalogue.models import DataRequest, Extract, ExtractDelivery, Organisation, utcnow
+from services.catalogue.models import Extract, ExtractDelivery, Organisation, utcnow
+from services.catalogue.repositories import requests as request_repo
 
 log = logging.getLogger(__name__)
 # Backoff between delivery attempts: 1, 2, 4, ... minutes, at most an hour.
@@ -134,7 +135,7 @@ def maintain_extracts(context: JobContext) -> None:
     """Periodic: refresh requests past due; follow MESH messages until acknowledged."""
     today = date.today()
     with context.session() as session:
-        for request in session.scalars(select(DataRequest).where(DataRequest.status == "active")):
+        for request in request_repo.active(session=session):
             extracts.enqueue_refresh(session=session, request_id=request.id)
         tracked = session.scalars(
             select(ExtractDelivery).where(ExtractDelivery.status == "sent")

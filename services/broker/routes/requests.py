@@ -12,6 +12,7 @@ from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, r
 from services.catalogue import auth, data_requests
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.states import RequestStatus
 
 router = APIRouter(tags=["requests"])
 
@@ -127,7 +128,7 @@ def register_request(
 def list_requests(
     session: SessionDep,
     caller: ReaderDep,
-    status_filter: Annotated[Literal["active", "withdrawn"] | None, Query(alias="status")] = None,
+    status_filter: Annotated[RequestStatus | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
     """A body's own, every request for an auditor, those that include the trust for a trust."""
     rows = data_requests.visible(session=session, org_code=caller.org_code, kind=caller.kind)

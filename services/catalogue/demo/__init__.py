@@ -24,7 +24,7 @@ from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import UNDECIDED, SubmissionStatus
+from services.catalogue.states import UNDECIDED, RequestStatus, SubmissionStatus
 
 DATA_DIR = Path(__file__).parent
 AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
@@ -312,7 +312,7 @@ def _register_requests(session: Session) -> list[str]:
         existing = [
             r
             for r in request_repo.list_all(session=session, body_code=body)
-            if r.title == spec.title and r.status == "active"
+            if r.title == spec.title and r.status == RequestStatus.ACTIVE
         ]
         if existing:
             request = existing[0]

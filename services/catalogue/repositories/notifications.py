@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, AskLink, DataRequest, Notification, Organisation
-from services.catalogue.states import AskStatus
+from services.catalogue.states import AskStatus, RequestStatus
 
 
 def due_asks(*, session: Session, until: date) -> list[tuple[Ask, list[str]]]:
@@ -24,7 +24,7 @@ def due_asks(*, session: Session, until: date) -> list[tuple[Ask, list[str]]]:
             Ask.status == AskStatus.OUTSTANDING,
             Ask.due_date <= until,
             AskLink.active.is_(True),
-            DataRequest.status == "active",
+            DataRequest.status == RequestStatus.ACTIVE,
         )
         .order_by(Ask.org_code, Ask.due_date, Ask.dataset_code, Ask.period)
     )

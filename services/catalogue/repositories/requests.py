@@ -8,6 +8,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, AskLink, DataRequest
+from services.catalogue.states import AskStatus, RequestStatus
 
 
 def get(*, session: Session, request_id: str) -> DataRequest | None:
@@ -23,14 +24,39 @@ def list_all(*, session: Session, body_code: str | None = None) -> Sequence[Data
     return session.scalars(query).all()
 
 
-def active_of_body(*, session: Session, body_code: str) -> Sequence[DataRequest]:
-    """The body's active requests (withdrawn ones entitle nothing), oldest first."""
+def active(*, session: Session, body_code: str | None = None) -> Sequence[DataRequest]:
+    """Active requests (withdrawn ones entitle nothing), oldest first; optionally one body's."""
     query = (
         select(DataRequest)
-        .where(DataRequest.body_code == body_code, DataRequest.status == "active")
+        .where(DataRequest.status == RequestStatus.ACTIVE)
         .order_by(DataRequest.created_at, DataRequest.id)
     )
+    if body_code is not None:
+        query = query.where(DataRequest.body_code == body_code)
     return session.scalars(query).all()
+
+
+def active_of_body(*, session: Session, body_code: str) -> Sequence[DataRequest]:
+    """The body's active requests, oldest first."""
+    return active(session=session, body_code=body_code)
+
+
+def active_links_with_asks(*, session: Session) -> list[tuple[AskLink, Ask, str]]:
+    """Every active link of an active request, with its ask and the request's body: the
+    returns each request imposes, in the order their burden is shared out."""
+    rows = session.execute(
+        select(AskLink, Ask, DataRequest.body_code)
+        .join(Ask, Ask.id == AskLink.ask_id)
+        .join(DataRequest, DataRequest.id == AskLink.request_id)
+        .where(AskLink.active.is_(True), DataRequest.status == RequestStatus.ACTIVE)
+        .order_by(Ask.period, Ask.dataset_code, Ask.org_code, AskLink.seq)
+    )
+    return [(link, ask, body) for link, ask, body in rows]
+
+
+def asks_not_cancelled(*, session: Session) -> Sequence[Ask]:
+    """Every ask still wanted or already answered."""
+    return session.scalars(select(Ask).where(Ask.status != AskStatus.CANCELLED)).all()
 
 
 def asks_by_key(

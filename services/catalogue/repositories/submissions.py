@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -181,3 +182,18 @@ def accepted_summary(
     rows = session.execute(query).all()
     latest = max((str(period) for _code, period in rows), default=None)
     return sorted(str(code) for code, _period in rows), latest
+
+
+def first_accepted_received(*, session: Session) -> dict[tuple[str, str, str], datetime]:
+    """When each (trust, dataset, period) first had a return that was then accepted."""
+    rows = session.execute(
+        select(
+            Submission.org_code,
+            Submission.dataset_code,
+            Submission.period,
+            func.min(Submission.received_at),
+        )
+        .where(Submission.status == SubmissionStatus.ACCEPTED)
+        .group_by(Submission.org_code, Submission.dataset_code, Submission.period)
+    )
+    return {(org, dataset, period): received for org, dataset, period, received in rows}
