@@ -178,10 +178,12 @@ def code_fingerprint() -> str:
     import hashlib
 
     parts = []
-    for name in ("validation.py", "reading.py"):
-        path = ROOT / "services" / "validator" / name
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path.exists() else "none"
-        parts.append(f"{name} {digest}")
+    validator = ROOT / "services" / "validator"
+    for name in ("validation.py", "reading"):
+        path = validator / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:10]
+        parts.append(f"{name} {digest if files else 'none'}")
     return ", ".join(parts)
 
 

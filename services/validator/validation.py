@@ -44,16 +44,16 @@ from schemas.model import (
     NotGreaterThan,
     SubmittedBy,
 )
-from services.validator.reading import (
+from services.validator.reading.reader import ReturnReader
+from services.validator.reading.records import (
     VALUE_CHARS,
     Chunk,
     ErrorRecord,
     FileError,
     Format,
     RaggedRow,
-    ReturnReader,
-    detect_format,
 )
+from services.validator.reading.sniffing import detect_format
 
 __all__ = ["ErrorRecord", "FileError", "Report", "validate_file"]
 

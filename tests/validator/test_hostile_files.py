@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from schemas import get_dataset
 from services.validator import reading, worker
-from services.validator.reading import ErrorRecord, check_parquet_limits
+from services.validator.reading import ErrorRecord, check_parquet_limits, parquet_source
 from services.validator.validation import Report, validate_file
 from tests.validator.files import ecds_frame
 
@@ -146,7 +146,7 @@ def test_a_declared_row_count_over_the_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_page_is_read: list[str]
 ) -> None:
     """(The limit is lowered here: a real 50M-row file takes a while to write.)"""
-    monkeypatch.setattr(reading, "PARQUET_MAX_ROWS", 1_000)
+    monkeypatch.setattr(parquet_source, "PARQUET_MAX_ROWS", 1_000)
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"attendances": pa.array(range(1_001))}), path)
     error = refused(validate(path))

@@ -17,7 +17,6 @@ from schemas.model import Column
 from services.validator.reading import (
     FileError,
     ReturnReader,
-    _parsed_by_arrow,
     check_xlsx_limits,
     convert,
     detect_format,
@@ -25,6 +24,7 @@ from services.validator.reading import (
     locate_ragged,
     match_header,
 )
+from services.validator.reading.conversion import _parsed_by_arrow
 from tests.schema_samples import valid_sample
 from tests.validator.files import (
     ecds_frame,
@@ -362,10 +362,10 @@ def test_a_zip_bomb_fails_on_its_directory(tmp_path: Path) -> None:
 def test_a_member_compressed_too_well_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.validator import reading
+    from services.validator.reading import xlsx_source
 
     # With the total limit out of the way, the ratio of the one member still trips.
-    monkeypatch.setattr(reading, "XLSX_MAX_TOTAL_RATIO", 10**6)
+    monkeypatch.setattr(xlsx_source, "XLSX_MAX_TOTAL_RATIO", 10**6)
     with pytest.raises(FileError, match=r"compressed [0-9,]+ to 1"):
         check_xlsx_limits(zip_bomb(tmp_path / "bomb.xlsx", mebibytes=8))
 

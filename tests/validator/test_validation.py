@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import DATASETS, get_dataset
-from services.validator import reading
+from services.validator.reading import xlsx_source
 from services.validator.validation import (
     _WHOLE_FILE,
     ErrorRecord,
@@ -841,7 +841,7 @@ def test_an_xlsx_whose_directory_lies_about_sizes_is_refused(tmp_path: Path) -> 
 
 def test_a_large_xlsx_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_xlsx(valid_sample("ae_monthly"), tmp_path / "ae.xlsx")
-    monkeypatch.setattr(reading, "XLSX_MAX_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(xlsx_source, "XLSX_MAX_BYTES", path.stat().st_size - 1)
     report = validate(path, "ae_monthly")
     assert_rejected(report, path, [(None, None, "too_large")])
     assert "send large returns as CSV or Parquet" in report.errors[0].message
