@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -197,8 +197,11 @@ def make_org(client: TestClient, admin: dict[str, str]) -> Callable[..., dict[st
     return _make
 
 
-def run_async(func: Callable[..., Any], *args: Any) -> None:
-    """``anyio.run(func, *args)`` on a thread of its own.
+T = TypeVar("T")
+
+
+def run_async(func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``anyio.run(func, *args)`` on a thread of its own; its result.
 
     The browser tests' session-scoped Playwright keeps an event loop running on the main thread
     for the whole session, and anyio (rightly) refuses to start a second one there.
@@ -206,10 +209,11 @@ def run_async(func: Callable[..., Any], *args: Any) -> None:
     import anyio
 
     failure: list[BaseException] = []
+    result: list[T] = []
 
     def target() -> None:
         try:
-            anyio.run(func, *args)
+            result.append(anyio.run(func, *args))
         except BaseException as error:
             failure.append(error)
 
@@ -218,3 +222,4 @@ def run_async(func: Callable[..., Any], *args: Any) -> None:
     thread.join()
     if failure:
         raise failure[0]
+    return result[0]

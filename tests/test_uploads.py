@@ -7,11 +7,11 @@ its end. A full disk is a real one (a tmpfs mounted for the test).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from services.broker import uploads
 from services.broker.problems import Problem
+from tests.conftest import run_async
 from tests.tmpfs import fill, mounted_tmpfs
 
 BOUNDARY = "drbtestboundary"
@@ -66,10 +67,12 @@ def _request(body: bytes, cuts: list[int]) -> Request:
     return Request(scope, receive)
 
 
-def _receive(staging: Path, body: bytes, cuts: list[int]) -> uploads.Form:
-    return asyncio.run(
-        uploads.receive_form(_request(body, cuts), staging=staging, max_bytes=64 * 1024 * 1024)
-    )
+def _receive(
+    staging: Path, body: bytes, cuts: list[int], *, max_bytes: int = 2**26
+) -> uploads.Form:
+    """receive_form on its own event loop (run_async: the browser tests hold the main thread's)."""
+    request = _request(body, cuts)
+    return run_async(partial(uploads.receive_form, request, staging=staging, max_bytes=max_bytes))
 
 
 @settings(
@@ -119,9 +122,8 @@ def test_two_files_are_refused_and_neither_is_kept(tmp_path: Path, size: int) ->
 
 def test_a_file_past_the_limit_is_cut_off_and_removed(tmp_path: Path) -> None:
     body = _body(b"z" * 3_000_000)
-    request = _request(body, list(range(0, len(body), 65_536)))
     with pytest.raises(Problem) as refused:
-        asyncio.run(uploads.receive_form(request, staging=tmp_path, max_bytes=1_000_000))
+        _receive(tmp_path, body, list(range(0, len(body), 65_536)), max_bytes=1_000_000)
     assert refused.value.status == 413
     assert list(tmp_path.iterdir()) == []
 
