@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from services.catalogue.burden import ReturnCost
-from services.catalogue.models import Ask, AskLink, utcnow
+from services.catalogue.models import Ask, AskLink, new_id, utcnow
+from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus
 
 # What the API shows; `overdue` is an outstanding ask past its due date.
@@ -73,3 +77,112 @@ def as_dict(ask: Ask, links: list[tuple[str, bool, list[str]]], *, today: date) 
         "items": sorted(ask.items),
         "created_at": ask.created_at.isoformat(),
     }
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One return a request needs of a trust: the dataset's items in it, and when it is due."""
+
+    org_code: str
+    period: str
+    items: list[str]
+    due_date: date
+
+
+def impose(
+    *,
+    session: Session,
+    request_id: str,
+    dataset: str,
+    wanted: Sequence[Wanted],
+    cost: ReturnCost,
+    now: datetime,
+) -> int:
+    """Ask for returns nobody has asked for yet, the request bearing each one's whole burden.
+
+    An ask cancelled earlier and needed again is reopened, never duplicated. Inserted in bulk: a
+    request may ask for hundreds of thousands of returns. The number of asks imposed.
+    """
+    existing = request_repo.asks_by_key(
+        session=session, dataset_code=dataset, keys=[(w.org_code, w.period) for w in wanted]
+    )
+    new_rows: list[dict[str, Any]] = []
+    link_rows: list[dict[str, Any]] = []
+    for want in wanted:
+        ask = existing.get((want.org_code, want.period))
+        if ask is None:
+            ask_id = new_id()
+            new_rows.append(
+                {
+                    "id": ask_id,
+                    "dataset_code": dataset,
+                    "org_code": want.org_code,
+                    "period": want.period,
+                    "due_date": want.due_date,
+                    "items": want.items,
+                    "status": AskStatus.OUTSTANDING,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        else:  # cancelled earlier and needed again: reopened
+            ask_id = ask.id
+            ask.status, ask.items, ask.due_date, ask.updated_at = (
+                AskStatus.OUTSTANDING,
+                want.items,
+                want.due_date,
+                now,
+            )
+        link_rows.append(
+            {
+                "ask_id": ask_id,
+                "request_id": request_id,
+                "role": "collects",
+                "items": want.items,
+                "due_date": want.due_date,
+                "active": True,
+                "imposer": True,
+                "minutes_imposed": cost.minutes(items=len(want.items)),
+                "seq": 0,
+                "linked_at": now,
+            }
+        )
+    request_repo.insert_asks(session=session, asks=new_rows, links=link_rows)
+    return len(link_rows)
+
+
+def join(
+    *,
+    session: Session,
+    request_id: str,
+    dataset: str,
+    role: str,
+    wanted: Sequence[Wanted],
+    cost: ReturnCost,
+    now: datetime,
+) -> int:
+    """Link the request to open asks that deliver (``collects``) or let it derive (``derives``)
+    what it wants, and share each ask's burden again. The number of asks joined."""
+    existing = request_repo.asks_by_key(
+        session=session, dataset_code=dataset, keys=[(w.org_code, w.period) for w in wanted]
+    )
+    links = request_repo.links_of_asks(session=session, ask_ids=[a.id for a in existing.values()])
+    joined = 0
+    for want in wanted:
+        ask = existing.get((want.org_code, want.period))
+        if ask is None:
+            continue
+        link = AskLink(
+            ask_id=ask.id,
+            request_id=request_id,
+            role=role,
+            items=want.items,
+            due_date=want.due_date,
+            active=True,
+            seq=len(links.get(ask.id, [])),
+            linked_at=now,
+        )
+        session.add(link)
+        attribute(ask, [*links.get(ask.id, []), link], cost=cost)
+        joined += 1
+    return joined

@@ -8,14 +8,14 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.catalogue import asks, audit, coverage, coverage_index
 from services.catalogue.burden import ReturnCost, Tally
 from services.catalogue.coverage_index import CoverageIndex, Snapshot
 from services.catalogue.errors import Conflict, Forbidden, Invalid, NotFound
-from services.catalogue.models import Ask, AskLink, DataRequest, new_id, utcnow
+from services.catalogue.models import Ask, DataRequest, new_id, utcnow
 from services.catalogue.periods import (
     MAX_MONTHS,
     Period,
@@ -256,99 +256,45 @@ def register(
         names = catalogue.dataset_items[dataset]
         return [name for bit, name in enumerate(names) if mask >> bit & 1]
 
+    def wanted(
+        dataset: str, cells: coverage.Cells, items: list[str] | None = None
+    ) -> list[asks.Wanted]:
+        """The returns of ``cells``: each cell's items of the dataset, or ``items`` for all."""
+        return [
+            asks.Wanted(
+                org_code=organisations.codes[t],
+                period=month_label(int(m)),
+                items=item_codes(dataset, int(mask)) if items is None else items,
+                due_date=due(int(m)),
+            )
+            for t, m, mask in zip(
+                cells.trusts.tolist(), cells.months.tolist(), cells.items.tolist(), strict=True
+            )
+        ]
+
     now = utcnow()
     for dataset, cells in result.new.items():
-        keys = [
-            (organisations.codes[t], month_label(int(m)))
-            for t, m in zip(cells.trusts.tolist(), cells.months.tolist(), strict=True)
-        ]
-        existing = request_repo.asks_by_key(session=session, dataset_code=dataset, keys=keys)
-        new_rows: list[dict[str, Any]] = []
-        link_rows: list[dict[str, Any]] = []
-        for (org_code, period), month, mask in zip(
-            keys, cells.months.tolist(), cells.items.tolist(), strict=True
-        ):
-            items = item_codes(dataset, int(mask))
-            ask = existing.get((org_code, period))
-            if ask is None:
-                ask_id = new_id()
-                new_rows.append(
-                    {
-                        "id": ask_id,
-                        "dataset_code": dataset,
-                        "org_code": org_code,
-                        "period": period,
-                        "due_date": due(month),
-                        "items": items,
-                        "status": AskStatus.OUTSTANDING,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            else:  # cancelled earlier and needed again: reopened, never duplicated
-                ask_id = ask.id
-                ask.status, ask.items, ask.due_date, ask.updated_at = (
-                    AskStatus.OUTSTANDING,
-                    items,
-                    due(month),
-                    now,
-                )
-            link_rows.append(
-                {
-                    "ask_id": ask_id,
-                    "request_id": request.id,
-                    "role": "collects",
-                    "items": items,
-                    "due_date": due(month),
-                    "active": True,
-                    "imposer": True,
-                    "minutes_imposed": catalogue.costs[dataset].minutes(items=len(items)),
-                    "seq": 0,
-                    "linked_at": now,
-                }
-            )
-        if new_rows:
-            session.execute(insert(Ask), new_rows)
-        session.flush()
-        session.execute(insert(AskLink), link_rows)
-        outcome.asks_created += len(link_rows)
+        outcome.asks_created += asks.impose(
+            session=session,
+            request_id=request.id,
+            dataset=dataset,
+            wanted=wanted(dataset, cells),
+            cost=catalogue.costs[dataset],
+            now=now,
+        )
         touched.add(dataset)
-
     for role, by_dataset in (("collects", result.collects), ("derives", result.derives)):
         for dataset, cells in by_dataset.items():
-            keys = [
-                (organisations.codes[t], month_label(int(m)))
-                for t, m in zip(cells.trusts.tolist(), cells.months.tolist(), strict=True)
-            ]
-            existing = request_repo.asks_by_key(session=session, dataset_code=dataset, keys=keys)
-            links = request_repo.links_of_asks(
-                session=session, ask_ids=[a.id for a in existing.values()]
+            derived = list(result.derived_items[dataset]) if role == "derives" else None
+            outcome.asks_joined += asks.join(
+                session=session,
+                request_id=request.id,
+                dataset=dataset,
+                role=role,
+                wanted=wanted(dataset, cells, derived),
+                cost=catalogue.costs[dataset],
+                now=now,
             )
-            for (org_code, period), month, mask in zip(
-                keys, cells.months.tolist(), cells.items.tolist(), strict=True
-            ):
-                ask = existing.get((org_code, period))
-                if ask is None:
-                    continue
-                items = (
-                    item_codes(dataset, int(mask))
-                    if role == "collects"
-                    else list(result.derived_items[dataset])
-                )
-                link = AskLink(
-                    ask_id=ask.id,
-                    request_id=request.id,
-                    role=role,
-                    items=items,
-                    due_date=due(month),
-                    active=True,
-                    seq=len(links.get(ask.id, [])),
-                    linked_at=now,
-                )
-                session.add(link)
-                ask_links = [*links.get(ask.id, []), link]
-                asks.attribute(ask, ask_links, cost=catalogue.costs[dataset])
-                outcome.asks_joined += 1
             touched.add(dataset)
     session.flush()
     for dataset in sorted(touched):

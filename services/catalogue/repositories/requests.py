@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, AskLink, DataRequest
@@ -144,3 +145,14 @@ def asks_with_bodies(
         for ask_id, body, active, items in rows:
             bodies[ask_id].append((body, bool(active), list(items)))
     return [(ask, bodies[ask.id]) for ask in asks]
+
+
+def insert_asks(
+    *, session: Session, asks: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]]
+) -> None:
+    """New asks and links, in bulk (the asks first: the links refer to them)."""
+    if asks:
+        session.execute(insert(Ask), list(asks))
+    session.flush()
+    if links:
+        session.execute(insert(AskLink), list(links))
