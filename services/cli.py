@@ -218,6 +218,7 @@ def seed_demo(
     from services.catalogue.db import session_factory, session_scope
     from services.catalogue.models import Job
     from services.catalogue.runtime import database_engine
+    from services.catalogue.states import WAITING
 
     settings = _settings()
     if not settings.demo:
@@ -237,7 +238,7 @@ def seed_demo(
             job_ids = [
                 job.id
                 for job in session.query(Job).filter(
-                    Job.subject_id.in_(pending), Job.status.in_(("pending", "sent"))
+                    Job.subject_id.in_(pending), Job.status.in_(WAITING)
                 )
             ]
         # The trusts' returns go through the validator here, and the extracts they complete are
@@ -256,6 +257,7 @@ def _drain_jobs(factory: Any, settings: Settings, *, first: list[str]) -> int:
     """Run queued jobs in this process until none is left (the demo's set-up)."""
     from services.catalogue import jobs
     from services.catalogue.models import Job
+    from services.catalogue.states import JobKind, JobStatus
     from services.validator.handlers import HANDLERS
 
     ran = 0
@@ -274,7 +276,7 @@ def _drain_jobs(factory: Any, settings: Settings, *, first: list[str]) -> int:
             queue = [
                 job.id
                 for job in session.query(Job)
-                .filter(Job.status == "pending", Job.kind != "probe")
+                .filter(Job.status == JobStatus.PENDING, Job.kind != JobKind.PROBE)
                 .order_by(Job.created_at)
             ]
         if not queue:

@@ -34,7 +34,7 @@ from services.catalogue.periods import last_day, month_label, periods_between
 from services.catalogue.repositories import extracts as extract_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import JobKind, RequestStatus, SubmissionStatus
+from services.catalogue.states import WAITING, JobKind, RequestStatus, SubmissionStatus
 
 
 def groups_of(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -81,7 +81,7 @@ def enqueue_refresh(*, session: Session, request_id: str) -> None:
         select(Job.id).where(
             Job.kind == JobKind.REFRESH_EXTRACTS,
             Job.subject_id == request_id,
-            Job.status.in_(("pending", "sent")),
+            Job.status.in_(WAITING),
         )
     ).first()
     if waiting is None:

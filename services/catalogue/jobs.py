@@ -31,6 +31,7 @@ from services.catalogue.db import UnitOfWork, note_new_job, session_scope
 from services.catalogue.models import Job, utcnow
 from services.catalogue.repositories import jobs as job_repo
 from services.catalogue.settings import Settings
+from services.catalogue.states import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,9 @@ Handler = Callable[[JobContext], None]
 
 def enqueue(*, session: Session, kind: str, subject_id: str | None = None) -> Job:
     """Add a job in the caller's transaction; it is sent once that transaction commits."""
-    job = Job(kind=kind, subject_id=subject_id, status="pending", attempts=0, created_at=utcnow())
+    job = Job(
+        kind=kind, subject_id=subject_id, status=JobStatus.PENDING, attempts=0, created_at=utcnow()
+    )
     session.add(job)
     session.flush()
     note_new_job(session, job.id)
@@ -261,7 +264,7 @@ def sweep(
             queue_id=queue_id,
         ):
             if job.attempts >= MAX_ATTEMPTS:
-                job.status = "failed"
+                job.status = JobStatus.FAILED
                 job.finished_at = now
                 job.last_error = (job.last_error or "") + f"\ngave up after {job.attempts} attempts"
                 log.error(
@@ -318,7 +321,7 @@ def run(
         if job is None:
             log.warning("job %s does not exist; message dropped", job_id, extra={"job_id": job_id})
             return "missing"
-        if job.status in ("done", "failed"):
+        if job.status in (JobStatus.DONE, JobStatus.FAILED):
             return job.status
         if not job_repo.claim(
             session=session,
@@ -328,7 +331,7 @@ def run(
             lease_before=now - timedelta(seconds=settings.job_lease_seconds),
             stale_before=now - stale_after,
         ):
-            return "running"
+            return JobStatus.RUNNING
         kind, subject_id = job.kind, job.subject_id
     leases.hold(job_id, factory)
     handler = handlers.get(kind)
@@ -337,7 +340,7 @@ def run(
             raise LookupError(f"no handler for job kind {kind!r}")
         handler(JobContext(subject_id=subject_id, factory=factory, settings=settings, send=send))
         with session_scope(factory) as session:
-            _finish(session, job_id, leases.worker_id, status="done", error=None)
+            _finish(session, job_id, leases.worker_id, status=JobStatus.DONE, error=None)
     except Exception as error:
         with session_scope(factory) as session:
             # Back to 'sent' so that the sweep retries it once it goes stale.
@@ -345,14 +348,14 @@ def run(
                 session,
                 job_id,
                 leases.worker_id,
-                status="sent",
+                status=JobStatus.SENT,
                 error=f"{type(error).__name__}: {error}",
                 refund=is_transient(error),
             )
         raise
     finally:
         leases.release(job_id)
-    return "done"
+    return JobStatus.DONE
 
 
 def _finish(

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.catalogue.states import AskStatus, RequestStatus, SubmissionStatus
+from services.catalogue.states import AskStatus, JobStatus, RequestStatus, SubmissionStatus
 
 # Named constraints so that Alembic migrations are stable on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -179,7 +179,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(40), index=True)
     subject_id: Mapped[str | None] = mapped_column(String(64))
     # pending: not yet sent; sent: on the queue; running: claimed; done / failed: finished.
-    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(10), default=JobStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

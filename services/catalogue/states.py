@@ -42,6 +42,20 @@ class AskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class JobStatus(StrEnum):
+    """A job (the transactional outbox): pending until relayed, sent to the queue, running under
+    a worker's lease, then done or failed (given up after its last attempt)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+WAITING = (JobStatus.PENDING, JobStatus.SENT)
+
+
 class JobKind(StrEnum):
     """What a job does (``validator/handlers.py`` maps each to its handler)."""
 

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Job
+from services.catalogue.states import WAITING, JobStatus
 
 
 def get(*, session: Session, job_id: str) -> Job | None:
@@ -39,9 +40,9 @@ def due_for_sending(
         select(Job)
         .where(
             or_(
-                and_(Job.status == "pending", Job.created_at < pending_before),
-                and_(Job.status == "sent", lost),
-                and_(Job.status == "running", _lease_expired(lease_before, stale_before)),
+                and_(Job.status == JobStatus.PENDING, Job.created_at < pending_before),
+                and_(Job.status == JobStatus.SENT, lost),
+                and_(Job.status == JobStatus.RUNNING, _lease_expired(lease_before, stale_before)),
             )
         )
         .order_by(Job.created_at)
@@ -79,12 +80,12 @@ def claim(
         .where(
             Job.id == job_id,
             or_(
-                Job.status.in_(("pending", "sent")),
-                and_(Job.status == "running", _lease_expired(lease_before, stale_before)),
+                Job.status.in_(WAITING),
+                and_(Job.status == JobStatus.RUNNING, _lease_expired(lease_before, stale_before)),
             ),
         )
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             sent_at=now,
             claimed_by=worker_id,
             heartbeat_at=now,
@@ -104,7 +105,9 @@ def renew_leases(
     held = set(
         session.scalars(
             update(Job)
-            .where(Job.id.in_(job_ids), Job.status == "running", Job.claimed_by == worker_id)
+            .where(
+                Job.id.in_(job_ids), Job.status == JobStatus.RUNNING, Job.claimed_by == worker_id
+            )
             .values(heartbeat_at=now)
             .returning(Job.id)
             .execution_options(synchronize_session=False)
@@ -128,12 +131,12 @@ def finish(
     gives back the attempt this run used (it failed for reasons outside the job)."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.claimed_by == worker_id)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.claimed_by == worker_id)
         .values(
             status=status,
             last_error=error,
             heartbeat_at=None,
-            finished_at=when if status == "done" else None,
+            finished_at=when if status == JobStatus.DONE else None,
             attempts=Job.attempts - 1 if refund else Job.attempts,
         )
         .execution_options(synchronize_session=False)
@@ -145,8 +148,8 @@ def unmark_sent(*, session: Session, job_ids: Sequence[str]) -> int:
     """Put jobs marked sent but never sent (the queue failed) back to pending."""
     result = session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.status == "sent")
-        .values(status="pending", sent_to=None)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.SENT)
+        .values(status=JobStatus.PENDING, sent_to=None)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))
@@ -162,8 +165,8 @@ def mark_all_sent(
     """
     result = session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.status == "pending")
-        .values(status="sent", sent_at=when, sent_to=sent_to)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.PENDING)
+        .values(status=JobStatus.SENT, sent_at=when, sent_to=sent_to)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -177,7 +180,7 @@ def mark_sent(
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == only_if)
-        .values(status="sent", sent_at=when, sent_to=sent_to)
+        .values(status=JobStatus.SENT, sent_at=when, sent_to=sent_to)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, Job, Submission, SubmissionError
-from services.catalogue.states import UNDECIDED, SubmissionStatus
+from services.catalogue.states import UNDECIDED, WAITING, JobStatus, SubmissionStatus
 
 
 def get(*, session: Session, submission_id: str) -> Submission | None:
@@ -147,7 +147,7 @@ def unfinished_job_error(*, session: Session, kind: str, submission_id: str) -> 
         .where(
             Job.kind == kind,
             Job.subject_id == submission_id,
-            Job.status.in_(("pending", "sent", "running")),
+            Job.status.in_((*WAITING, JobStatus.RUNNING)),
         )
         .order_by(Job.created_at.desc())
         .limit(1)
