@@ -216,9 +216,8 @@ def seed_demo(
     """Load the demo (real NHS England A&E data, trusts, bodies); skipped when DRB_DEMO=false."""
     from services.catalogue import demo
     from services.catalogue.db import session_factory, session_scope
-    from services.catalogue.models import Job
+    from services.catalogue.repositories import jobs as job_repo
     from services.catalogue.runtime import database_engine
-    from services.catalogue.states import WAITING
 
     settings = _settings()
     if not settings.demo:
@@ -235,12 +234,7 @@ def seed_demo(
                 session=session, tokens_file=tokens_file or settings.data_dir / "demo-tokens.json"
             )
             pending = demo.send_returns(session=session, settings=settings)
-            job_ids = [
-                job.id
-                for job in session.query(Job).filter(
-                    Job.subject_id.in_(pending), Job.status.in_(WAITING)
-                )
-            ]
+            job_ids = job_repo.waiting_for(session=session, subject_ids=pending)
         # The trusts' returns go through the validator here, and the extracts they complete are
         # built and delivered, so the demo starts with held data and delivered extracts.
         ran = _drain_jobs(factory, settings, first=job_ids)
@@ -256,8 +250,7 @@ def seed_demo(
 def _drain_jobs(factory: Any, settings: Settings, *, first: list[str]) -> int:
     """Run queued jobs in this process until none is left (the demo's set-up)."""
     from services.catalogue import jobs
-    from services.catalogue.models import Job
-    from services.catalogue.states import JobKind, JobStatus
+    from services.catalogue.repositories import jobs as job_repo
     from services.validator.handlers import HANDLERS
 
     ran = 0
@@ -273,12 +266,7 @@ def _drain_jobs(factory: Any, settings: Settings, *, first: list[str]) -> int:
             )
             ran += 1
         with factory() as session:
-            queue = [
-                job.id
-                for job in session.query(Job)
-                .filter(Job.status == JobStatus.PENDING, Job.kind != JobKind.PROBE)
-                .order_by(Job.created_at)
-            ]
+            queue = job_repo.pending_work(session=session)
         if not queue:
             break
     return ran

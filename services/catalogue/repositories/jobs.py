@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Job
-from services.catalogue.states import WAITING, JobStatus
+from services.catalogue.states import WAITING, JobKind, JobStatus
 
 
 def get(*, session: Session, job_id: str) -> Job | None:
@@ -184,3 +184,19 @@ def mark_sent(
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def waiting_for(*, session: Session, subject_ids: Sequence[str]) -> list[str]:
+    """The jobs not yet run (pending or sent) about these subjects."""
+    query = select(Job.id).where(Job.subject_id.in_(subject_ids), Job.status.in_(WAITING))
+    return list(session.scalars(query))
+
+
+def pending_work(*, session: Session) -> list[str]:
+    """Every pending job but probes, oldest first (the demo's set-up runs them in-process)."""
+    query = (
+        select(Job.id)
+        .where(Job.status == JobStatus.PENDING, Job.kind != JobKind.PROBE)
+        .order_by(Job.created_at)
+    )
+    return list(session.scalars(query))
