@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
+import shutil
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -12,17 +12,14 @@ from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from services.broker.app import create_app
-from services.catalogue import datasets, logs, migrate
-from services.catalogue.db import build_engine, session_factory, session_scope
+from services.catalogue import logs
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
 from services.validator import worker
 
-pytest_plugins = ["tests.service_urls"]
+pytest_plugins = ["tests.service_urls", "tests.databases"]
 
 ADMIN_TOKEN = "drb_test-admin-token-" + "x" * 20
 
@@ -44,44 +41,23 @@ def _no_json_log_handler_left() -> Iterator[None]:
     root.setLevel(level)
 
 
-def migrate_database(url: str) -> None:
-    """Run every migration and publish the catalogue, as `drb migrate` does."""
-    engine = build_engine(url)
-    try:
-        migrate.upgrade(engine)
-        with session_scope(session_factory(engine)) as session:
-            datasets.publish(session=session)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database on the server of ``postgres_url``, dropped afterwards."""
-    name = f"drb_t_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @contextmanager
 def module_broker(request: pytest.FixtureRequest, root: Path) -> Iterator[TestClient]:
-    """A whole broker (migrated database, two worker threads, the app) for a module's tests, on
-    SQLite or PostgreSQL as ``request.param`` says: its client, empty but for the steward."""
+    """A whole broker (a copy of the migrated database, two worker threads, the app) for a
+    module's tests, on SQLite or PostgreSQL as ``request.param`` says: its client, empty but for
+    the steward."""
+    # tests.databases is a plugin this conftest names: imported here, after pytest rewrote it.
+    from tests.databases import fresh_postgres
+
     with ExitStack() as stack:
         if request.param == "postgres":
-            url = stack.enter_context(fresh_postgres(request.getfixturevalue("postgres_url")))
+            template = request.getfixturevalue("migrated_postgres")
+            postgres_url = request.getfixturevalue("postgres_url")
+            url = stack.enter_context(fresh_postgres(postgres_url, template=template))
         else:
             url = f"sqlite:///{root / 'broker.sqlite3'}"
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), root / "broker.sqlite3")
         settings = settings_for(root, url)
-        migrate_database(settings.sqlalchemy_url)
         runtime = boot(settings)
         stack.callback(runtime.close)
         handle = worker.start(runtime, threads=2)
@@ -104,22 +80,6 @@ def organisations(
     return headers
 
 
-@pytest.fixture
-def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
-    with fresh_postgres(postgres_url) as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The catalogue database, on SQLite (the embedded default) and on PostgreSQL."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("fresh_postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'broker.sqlite3'}"
-
-
 def settings_for(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     """Settings for one test: its own data dir and database, embedded queue, the admin token
     and a quick sweep; ``overrides`` change any of them (a test module's own fixture)."""
@@ -138,15 +98,14 @@ def settings_for(tmp_path: Path, database_url: str, **overrides: Any) -> Setting
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Settings for one test: its own data dir and database, embedded queue."""
-    return settings_for(tmp_path, database_url)
+def settings(tmp_path: Path, catalogue_url: str) -> Settings:
+    """Settings for one test: its own data dir and migrated database, embedded queue."""
+    return settings_for(tmp_path, catalogue_url)
 
 
 @pytest.fixture
 def runtime(settings: Settings) -> Iterator[Runtime]:
-    """A booted runtime over a migrated database."""
-    migrate_database(settings.sqlalchemy_url)
+    """A booted runtime over the settings' database (migrated: ``catalogue_url``)."""
     booted = boot(settings)
     try:
         yield booted

@@ -140,7 +140,7 @@ def test_an_event_moved_in_time_is_reported(
     ids=["detail invalid JSON", "at garbage text", "at a number"],
 )
 # Only SQLite holds such values: PostgreSQL refuses them (json, timestamptz).
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)
 def test_an_unreadable_event_is_the_first_bad_event_on_sqlite(
     client: TestClient, auditor: Headers, events: list[int], runtime: Runtime, sql: str
 ) -> None:
@@ -156,7 +156,7 @@ def test_an_unreadable_event_is_the_first_bad_event_on_sqlite(
 
 
 @pytest.mark.parametrize("at", ["infinity", "0044-03-15 00:00:00+00 BC"])
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
 def test_a_time_python_cannot_hold_is_the_first_bad_event_on_postgres(
     client: TestClient, auditor: Headers, events: list[int], runtime: Runtime, at: str
 ) -> None:

@@ -61,7 +61,7 @@ def test_a_rolled_back_unit_of_work_records_nothing(runtime: Runtime) -> None:
         assert audit.verify(session=session).valid
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
 def test_an_open_unit_of_work_does_not_hold_the_head(runtime: Runtime) -> None:
     slow = runtime.factory()
     _record(slow, "slow")
@@ -79,7 +79,7 @@ def test_an_open_unit_of_work_does_not_hold_the_head(runtime: Runtime) -> None:
         assert audit.verify(session=session).valid
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
 def test_concurrent_writers_make_one_chain_in_time_order(runtime: Runtime) -> None:
     start = threading.Barrier(8)
     failures: list[BaseException] = []

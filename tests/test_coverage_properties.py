@@ -24,7 +24,7 @@ from services.catalogue.models import (
 from services.catalogue.periods import month_label, parse_month
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
-from tests.conftest import migrate_database
+from tests.databases import migrate_database
 
 TRUSTS = {"RJ1": "Y56", "R1K": "Y56", "R0A": "Y62", "RRK": "Y60"}
 BODIES = ("CQC", "NHSE", "UKHSA")

@@ -70,7 +70,7 @@ def test_accepts_join_a_waiting_refresh(
     assert _refreshes(runtime) == ["done", "pending"]  # after it ran: a new one
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
 def test_two_refreshes_of_one_request_run_one_after_the_other(
     client: TestClient, runtime: Runtime, make_org: Callable[..., Headers]
 ) -> None:

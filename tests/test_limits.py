@@ -34,9 +34,9 @@ CHUNK = 64 * 1024
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, catalogue_url: str) -> Settings:
     """The usual test settings, with a small upload limit."""
-    return settings_for(tmp_path, database_url, max_upload_bytes=UPLOAD_LIMIT)
+    return settings_for(tmp_path, catalogue_url, max_upload_bytes=UPLOAD_LIMIT)
 
 
 class Probe:

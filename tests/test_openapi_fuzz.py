@@ -25,7 +25,8 @@ from services.broker.app import create_app
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
 from services.validator import worker
-from tests.conftest import ADMIN_TOKEN, bearer, migrate_database
+from tests.conftest import ADMIN_TOKEN, bearer
+from tests.databases import migrate_database
 
 EXAMPLES = int(os.environ.get("DRB_FUZZ_EXAMPLES", "25"))
 

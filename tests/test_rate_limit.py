@@ -18,7 +18,8 @@ from services.broker import ratelimit
 from services.broker.app import create_app
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer, migrate_database, run_async, settings_for
+from tests.conftest import ADMIN_TOKEN, bearer, run_async, settings_for
+from tests.databases import migrate_database
 from tests.schema_samples import ae_monthly_sample
 
 Headers = dict[str, str]
@@ -37,10 +38,10 @@ class Clock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, catalogue_url: str) -> Settings:
     """Small limits, so that a test reaches them in a few requests."""
     return settings_for(
-        tmp_path, database_url, rate_limit_per_minute=READS, upload_rate_limit_per_minute=UPLOADS
+        tmp_path, catalogue_url, rate_limit_per_minute=READS, upload_rate_limit_per_minute=UPLOADS
     )
 
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import migrate_database
+from tests.databases import migrate_database
 from tests.processes import drb_env, free_port, start_drb, stop, wait_until
 from tests.service_urls import _unavailable
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import migrate_database
+from tests.databases import migrate_database
 from tests.faults.conftest import DrbProcesses, Served, wait_for
 from tests.faults.returns import trust_token
 

@@ -28,9 +28,9 @@ Headers = dict[str, str]
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, catalogue_url: str) -> Settings:
     """Settings whose failed jobs are sent again within a second (the default: the job timeout)."""
-    return settings_for(tmp_path, database_url, job_timeout_seconds=1.0)
+    return settings_for(tmp_path, catalogue_url, job_timeout_seconds=1.0)
 
 
 @pytest.fixture

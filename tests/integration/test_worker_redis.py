@@ -16,7 +16,7 @@ from services.catalogue.db import session_scope
 from services.catalogue.models import Job, utcnow
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
-from tests.conftest import migrate_database
+from tests.databases import migrate_database
 from tests.processes import drb_env, start_drb, stop, wait_until
 
 pytestmark = pytest.mark.integration
