@@ -1,7 +1,8 @@
 """Declarative dataset definitions: items, burden, columns and their checks, rules, datasets.
 
-Each definition checks itself when it is made. What a definition is compiled to (polars
-expressions, pandera, the published JSON and Table Schema, derived items) is in
+Each definition checks itself when it is made, and each check or rule knows its own words and
+its polars expression. What a whole dataset is compiled to (its list of checks for the
+validator, the pandera schema, the published JSON and Table Schema, derived items) is in
 ``schemas.compile``; this module does not import pandera.
 """
 
