@@ -14,12 +14,12 @@ times, each comparator in a fresh child process so that each peak RSS is its own
   ``accepted``; each file is sent 3 times (as 3 byte-different variants, since the broker answers
   an identical file with the first submission);
 - frictionless ``validate`` of the CSV with the dataset's published Table Schema
-  (``dataset.table_schema()``, as served; its ``x-rules`` are ignored by frictionless), and with
+  (``table_schema(dataset)``, as served; its ``x-rules`` are ignored by frictionless), and with
   the same schema but an explicit datetime format, on a 100,000-row slice;
 - pandera on the pandas backend: an equivalent ``pandera.pandas.DataFrameSchema`` built from the
   dataset's columns and rules, on a frame read with ``pandas.read_csv``;
 - the floor: pyarrow reads the file with typed columns, then one pandera-polars validation with
-  ``dataset.pandera_schema(org_code="RJ1", period="2025-01")``;
+  ``pandera_schema(dataset, org_code="RJ1", period="2025-01")``;
 - the validator's own stage: ``validate_file`` (read, convert, validate, write Parquet).
 
 Memory: the worker's idle RSS before the first upload, its peak (VmHWM, reset before each
@@ -228,8 +228,9 @@ def child_floor(path: Path, repeat: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from schemas import get_dataset
+    from schemas.compile.pandera_schema import pandera_schema
 
-    schema = get_dataset(DATASET).pandera_schema(org_code=ORG, period=PERIOD)
+    schema = pandera_schema(get_dataset(DATASET), org_code=ORG, period=PERIOD)
     options = pa_csv.ConvertOptions(column_types=_arrow_types())
     reads, checks, nbytes = [], [], 0
     for _ in range(repeat):
@@ -391,8 +392,9 @@ def child_frictionless(path: Path, repeat: int, variant: str) -> dict[str, Any]:
     from frictionless import Resource, Schema, validate
 
     from schemas import get_dataset
+    from schemas.compile.publication import table_schema
 
-    descriptor = get_dataset(DATASET).table_schema()  # x-rules: frictionless ignores them
+    descriptor = table_schema(get_dataset(DATASET))  # x-rules: frictionless ignores them
     if variant == "explicit":
         for field in descriptor["fields"]:
             if field["type"] == "datetime":

@@ -1,20 +1,21 @@
-"""Declarative dataset definitions and their compilation to pandera, JSON and Table Schema."""
+"""Declarative dataset definitions: items, burden, columns and their checks, rules, datasets.
+
+Each definition checks itself when it is made, and each check or rule knows its own words and
+its polars expression. What a whole dataset is compiled to (its list of checks for the
+validator, the pandera schema, the published JSON and Table Schema, derived items) is in
+``schemas.compile``; this module does not import pandera.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import ClassVar, Literal, TypeAlias
 
-import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
 
 LogicalType: TypeAlias = Literal["string", "integer", "boolean", "datetime", "date"]
 Aggregation: TypeAlias = Literal["sum", "mean", "last", "none"]
@@ -43,7 +44,6 @@ _TYPE_WORDS: Mapping[LogicalType, str] = MappingProxyType(
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _TEMPORAL: frozenset[LogicalType] = frozenset({"datetime", "date"})
 
 # Name of the key uniqueness check in failure_cases (reported on the frame, not a column).
@@ -117,10 +117,6 @@ class InRange:
         """Boolean expression, true where the value passes."""
         return pl.col(column).is_between(self.min, self.max, closed="both")
 
-    def constraints(self) -> dict[str, Any]:
-        """The check as Table Schema constraints."""
-        return {"minimum": self.min, "maximum": self.max}
-
 
 @dataclass(frozen=True, kw_only=True)
 class OneOf:
@@ -142,10 +138,6 @@ class OneOf:
         """Boolean expression, true where the value passes."""
         return pl.col(column).is_in(list(self.values))
 
-    def constraints(self) -> dict[str, Any]:
-        """The check as Table Schema constraints."""
-        return {"enum": list(self.values)}
-
 
 @dataclass(frozen=True, kw_only=True)
 class Length:
@@ -166,10 +158,6 @@ class Length:
     def expression(self, column: str) -> pl.Expr:
         """Boolean expression, true where the value passes."""
         return pl.col(column).str.len_chars() == self.exact
-
-    def constraints(self) -> dict[str, Any]:
-        """The check as Table Schema constraints."""
-        return {"minLength": self.exact, "maxLength": self.exact}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,10 +186,6 @@ class Pattern:
     def expression(self, column: str) -> pl.Expr:
         """Boolean expression, true where the value passes."""
         return pl.col(column).str.contains(f"^(?:{self.regex})$")
-
-    def constraints(self) -> dict[str, Any]:
-        """The check as Table Schema constraints."""
-        return {"pattern": self.regex}
 
 
 ColumnCheck: TypeAlias = InRange | OneOf | Length | Pattern
@@ -411,20 +395,8 @@ class Derivation:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompiledCheck:
-    """One check or rule as a polars expression, true where a row (or the frame) passes."""
-
-    # The column it is reported against; None for a check on the whole frame.
-    column: str | None
-    name: str
-    expression: pl.Expr
-    # The columns it reads and the types it needs to be evaluated.
-    reads: Mapping[str, pl.DataType]
-
-
-@dataclass(frozen=True, kw_only=True)
 class Dataset:
-    """The shape of one return, and everything derived from that shape."""
+    """The shape of one return: columns, key, items, rules, burden and derivations."""
 
     code: str
     version: int
@@ -479,11 +451,9 @@ class Dataset:
                 and self.column(derivation.time_column).dtype in _TEMPORAL,
                 f"{self.code}: derivation of {derivation.item} reads unknown columns",
             )
-        # derive() groups all derivations at once, so they must share one grain.
+        # compile.derive groups all derivations at once, so they must share one grain.
         grains = {(d.group_by, d.time_column) for d in self.derivations}
         _require(len(grains) <= 1, f"{self.code}: derivations must share group_by and time_column")
-
-    # -- lookups ------------------------------------------------------------
 
     @property
     def has_period_column(self) -> bool:
@@ -524,251 +494,6 @@ class Dataset:
             return f"must be {_TYPE_WORDS[found.dtype]}"
         named = found.check_named(check)
         return None if named is None else named.describe()
-
-    # -- pandera ------------------------------------------------------------
-
-    def compiled_checks(
-        self, *, org_code: str | None = None, period: str | None = None
-    ) -> list[CompiledCheck]:
-        """Every check and rule as a polars expression; rules about the submission need both.
-
-        The same list makes the pandera schema, so a validator may evaluate it directly as a
-        shortcut and ask pandera for the failure cases only when something fails.
-        """
-        if period is not None:
-            _require(_MONTH.fullmatch(period) is not None, f"period {period!r} is not YYYY-MM")
-        dtypes = self.polars_schema()
-        # Key uniqueness is checked here rather than with pandera's unique=: that crashes (polars
-        # ShapeError) when every key column is missing, and reports false duplicates when some are.
-        compiled = [
-            CompiledCheck(
-                column=None,
-                name=UNIQUE_KEY,
-                expression=~pl.struct(self.key).is_duplicated(),
-                reads={c: dtypes[c] for c in self.key},
-            )
-        ]
-        for column in self.columns:
-            compiled.extend(
-                CompiledCheck(
-                    column=column.name,
-                    name=check.name,
-                    expression=check.expression(column.name),
-                    reads={column.name: column.polars_dtype},
-                )
-                for check in column.checks
-            )
-        for rule in self.rules:
-            expression = rule.expression(org_code=org_code, period=period)
-            if expression is not None:
-                # Attached to the column it is about, so failure_cases name that column and value.
-                compiled.append(
-                    CompiledCheck(
-                        column=rule.column,
-                        name=rule.name,
-                        expression=expression,
-                        reads={c: dtypes[c] for c in rule.reads()},
-                    )
-                )
-        return compiled
-
-    def pandera_schema(
-        self, *, org_code: str | None = None, period: str | None = None
-    ) -> pa.DataFrameSchema:
-        """The pandera (polars) schema; rules about the submission need org_code and period.
-
-        Validate a collected pl.DataFrame with lazy=True: a LazyFrame is checked for names and
-        types only (pandera's default depth for lazy frames), so value checks would pass silently.
-        """
-        column_checks: dict[str, list[pa.Check]] = {column.name: [] for column in self.columns}
-        frame_checks: list[pa.Check] = []
-        for check in self.compiled_checks(org_code=org_code, period=period):
-            pandera_check = _pandera_check(check.name, check.expression, check.reads)
-            if check.column is None:
-                frame_checks.append(pandera_check)
-            else:
-                column_checks[check.column].append(pandera_check)
-        return pa.DataFrameSchema(
-            {
-                column.name: pa.Column(
-                    column.polars_dtype,
-                    checks=column_checks[column.name],
-                    nullable=column.nullable,
-                    required=column.required,
-                    description=column.description,
-                )
-                for column in self.columns
-            },
-            checks=frame_checks,
-            strict=True,
-            coerce=False,
-            name=self.code,
-            title=self.title,
-            description=self.description,
-        )
-
-    # -- published forms ----------------------------------------------------
-
-    def definition(self) -> dict[str, Any]:
-        """The full JSON-ready definition served at GET /v1/datasets/{code}."""
-        return {
-            "code": self.code,
-            "version": self.version,
-            "title": self.title,
-            "description": self.description,
-            "period_type": self.period_type,
-            "has_period_column": self.has_period_column,
-            "key": list(self.key),
-            "items": list(self.items),
-            "item_columns": dict(self.items),
-            "columns": [
-                {
-                    "name": column.name,
-                    "type": column.dtype,
-                    "required": column.required,
-                    "nullable": column.nullable,
-                    "description": column.description,
-                    "checks": [_check_entry(check) for check in column.checks],
-                }
-                for column in self.columns
-            ],
-            "rules": [_rule_entry(rule) for rule in self.rules],
-            "burden": {
-                "base_minutes": self.burden.base_minutes,
-                "minutes_per_item": self.burden.minutes_per_item,
-                "source": self.burden.source,
-            },
-            "derivations": [
-                {
-                    "item": d.item,
-                    "method": d.method,
-                    "description": d.description,
-                    "group_by": list(d.group_by),
-                    "time_column": d.time_column,
-                }
-                for d in self.derivations
-            ],
-        }
-
-    def table_schema(self) -> dict[str, Any]:
-        """The definition as a Frictionless Table Schema; cross-field rules go in x-rules."""
-        fields: list[dict[str, Any]] = []
-        for column in self.columns:
-            constraints: dict[str, Any] = {"required": not column.nullable}
-            for check in column.checks:
-                constraints.update(check.constraints())
-            entry: dict[str, Any] = {
-                "name": column.name,
-                "type": column.dtype,
-                "description": column.description,
-                "constraints": constraints,
-            }
-            if column.dtype == "datetime":
-                # Table Schema's default datetime format demands a UTC "Z"; returns use local time.
-                entry["format"] = "any"
-            fields.append(entry)
-        return {
-            "fields": fields,
-            "primaryKey": list(self.key),
-            "missingValues": [""],
-            "x-rules": [
-                {**_rule_entry(rule), "description": _rule_sentence(rule)} for rule in self.rules
-            ],
-        }
-
-    def template_csv(self) -> str:
-        """The header row of a return, CRLF-terminated as in RFC 4180."""
-        return ",".join(column.name for column in self.columns) + "\r\n"
-
-    def fingerprint(self) -> str:
-        """sha256 hex of the canonical JSON of definition(), to version datasets in the database."""
-        canonical = json.dumps(
-            self.definition(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-    # -- derivations --------------------------------------------------------
-
-    def derive(self, rows: pl.LazyFrame) -> pl.LazyFrame:
-        """Derived items from validated rows: one row per month (`period`, YYYY-MM) and group."""
-        _require(bool(self.derivations), f"{self.code} has no derivations")
-        group_by = list(self.derivations[0].group_by)
-        month = pl.col(self.derivations[0].time_column).dt.strftime("%Y-%m").alias("period")
-        keys = ["period", *group_by]
-        items = [d.item for d in self.derivations]
-        derived = rows.group_by(month, *group_by).agg(
-            d.expression.cast(pl.Int64).alias(d.item) for d in self.derivations
-        )
-        # Groups with no rows at all (a department type with no attendances) are zero, as they
-        # are in a monthly return, so the codes of enumerated columns are filled in.
-        enumerated = {
-            name: check.values
-            for name in group_by
-            if isinstance(check := self.column(name).check_named("one_of"), OneOf)
-        }
-        grid = derived.select(k for k in keys if k not in enumerated).unique()
-        for name, values in enumerated.items():
-            grid = grid.join(pl.LazyFrame({name: list(values)}), how="cross")
-        return (
-            grid.join(derived, on=keys, how="left")
-            .with_columns(pl.col(items).fill_null(0))
-            .select(*keys, *items)
-            .sort(keys)
-        )
-
-
-# ---------------------------------------------------------------------------
-# Compilation details
-# ---------------------------------------------------------------------------
-
-
-def _pandera_check(name: str, expression: pl.Expr, reads: Mapping[str, pl.DataType]) -> pa.Check:
-    """A named pandera check evaluating `expression` on the frame."""
-
-    def check(data: PolarsData) -> pl.LazyFrame | bool:
-        present = data.lazyframe.collect_schema()
-        # A missing or mistyped column is already reported by pandera's presence and dtype
-        # checks; evaluating the expression would only add a crash report on top.
-        if any(present.get(column) != dtype for column, dtype in reads.items()):
-            return True
-        return data.lazyframe.select(expression)
-
-    return pa.Check(check, name=name)
-
-
-def _params(check: ColumnCheck | Rule) -> dict[str, Any]:
-    """A check's parameters as JSON-ready values."""
-    return {
-        spec.name: _plain(getattr(check, spec.name))
-        for spec in dataclasses.fields(check)
-        if spec.metadata.get("published", True)
-    }
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, so definitions compare equal to their JSON round trip."""
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _check_entry(check: ColumnCheck) -> dict[str, Any]:
-    """A column check in definition()."""
-    return {"name": check.name, **_params(check), "description": check.describe()}
-
-
-def _rule_entry(rule: Rule) -> dict[str, Any]:
-    """A rule in definition()."""
-    return {
-        "name": rule.name,
-        "column": rule.column,
-        **_params(rule),
-        "needs_submission": isinstance(rule, CONTEXT_RULES),
-        "description": rule.describe(),
-    }
-
-
-def _rule_sentence(rule: Rule) -> str:
-    """A rule as a sentence that names its column."""
-    return rule.describe() if rule.column is None else f"{rule.column} {rule.describe()}"
 
 
 def _require(condition: bool, message: str) -> None:

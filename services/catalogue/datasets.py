@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 import schemas
+from schemas.compile import publication
 from services.catalogue import audit, coverage_index
 from services.catalogue.models import Dataset, DatasetItem, DatasetVersion, Derivation, Item
 from services.catalogue.repositories import catalogue as catalogue_repo
@@ -41,14 +42,14 @@ def publish(*, session: Session) -> list[str]:
         published = catalogue_repo.version(
             session=session, code=definition.code, version=definition.version
         )
-        fingerprint = definition.fingerprint()
+        fingerprint = publication.fingerprint(definition)
         if published is None:
             session.add(
                 DatasetVersion(
                     dataset_code=definition.code,
                     version=definition.version,
                     fingerprint=fingerprint,
-                    definition=definition.definition(),
+                    definition=publication.definition(definition),
                 )
             )
             row.current_version = definition.version

@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 import schemas
+from schemas.compile.derive import derive
 
 _AGGREGATE = {"sum": pl.Expr.sum, "mean": pl.Expr.mean, "last": pl.Expr.last}
 
@@ -61,7 +62,7 @@ def _source_frame(source: Source, key: tuple[str, ...]) -> pl.LazyFrame:
     dataset = schemas.get_dataset(source.dataset)
     rows = pl.scan_parquet(source.path)
     if source.derived:
-        frame = dataset.derive(rows).select(*key, *source.items)
+        frame = derive(dataset, rows).select(*key, *source.items)
     else:
         frame = rows.select(*key, *(pl.col(dataset.items[i]).alias(i) for i in source.items))
     return frame.with_columns(

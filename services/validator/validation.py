@@ -34,6 +34,8 @@ import polars as pl
 import pyarrow as arrow
 import pyarrow.parquet as pq
 
+from schemas.compile.pandera_schema import pandera_schema
+from schemas.compile.polars_checks import compiled_checks
 from schemas.model import (
     UNIQUE_KEY,
     AllValuesPresent,
@@ -645,7 +647,7 @@ _WHOLE_FILE = frozenset({UNIQUE_KEY, NotEmpty.name, AllValuesPresent.name})
 
 def _chunk_schema(dataset: Dataset, *, org_code: str, period: str) -> pa.DataFrameSchema:
     """The dataset's schema without the checks that need the whole file (checked at the end)."""
-    schema = dataset.pandera_schema(org_code=org_code, period=period)
+    schema = pandera_schema(dataset, org_code=org_code, period=period)
     schema = schema.update_columns(
         {
             name: {"checks": [check for check in column.checks if check.name not in _WHOLE_FILE]}
@@ -675,7 +677,7 @@ class _Shortcut:
         self.schema = pl.Schema(dataset.polars_schema())
         checks = [
             check
-            for check in dataset.compiled_checks(org_code=org_code, period=period)
+            for check in compiled_checks(dataset, org_code=org_code, period=period)
             if check.name not in _WHOLE_FILE
         ]
         # (column, check, true where a row fails), per column in the schema's order: its

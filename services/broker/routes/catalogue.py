@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 import schemas
+from schemas.compile import publication
 from schemas.model import Dataset
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from services.catalogue.errors import Invalid, NotFound
@@ -146,7 +147,7 @@ def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Respo
     """A CSV with the dataset's columns in order, ready to fill in."""
     dataset = _current(session, code)
     return Response(
-        dataset.template_csv(),
+        publication.template_csv(dataset),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{code}-template.csv"'},
     )
@@ -159,4 +160,4 @@ def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Respo
 def table_schema(code: str, session: SessionDep, _caller: PrincipalDep) -> JSONResponse:
     """Frictionless Table Schema, for tools that validate files before sending them."""
     dataset = _current(session, code)
-    return JSONResponse(dataset.table_schema(), media_type="application/schema+json")
+    return JSONResponse(publication.table_schema(dataset), media_type="application/schema+json")
