@@ -90,7 +90,7 @@ def settings_for(tmp_path: Path, database_url: str, **overrides: Any) -> Setting
         "admin_token": ADMIN_TOKEN,
         "sweep_interval_seconds": 0.2,
         # The worker's daily reminder pass would write notifications (and audit events) at any
-        # moment of any test with a worker; tests/test_reminders.py turns it on where it tests it.
+        # moment of any test with a worker; tests/api/test_reminders.py turns it on to test it.
         "reminders": False,
         **overrides,
     }

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.api.test_submissions import ae_csv
 from tests.faults.conftest import DedicatedPostgres, DrbProcesses
 from tests.faults.returns import trust_token
-from tests.test_submissions import ae_csv
 
 BURST = 240  # six times the API's 40 worker threads, twelve times its 20 connections
 

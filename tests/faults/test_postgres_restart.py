@@ -16,9 +16,9 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 
 from services.catalogue.models import AuditEvent, Submission
+from tests.api.test_submissions import ae_csv
 from tests.faults.conftest import DedicatedPostgres, DrbProcesses, healthy, wait_for
 from tests.faults.returns import trust_token
-from tests.test_submissions import ae_csv
 
 PERIODS = [f"2024-{month:02d}" for month in range(1, 13)]
 

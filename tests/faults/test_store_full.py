@@ -20,8 +20,8 @@ from services.catalogue.models import AuditEvent, Job, Submission
 from services.catalogue.runtime import Runtime
 from services.catalogue.settings import Settings
 from services.validator import worker
+from tests.api.test_submissions import ae_csv, send
 from tests.conftest import settings_for
-from tests.test_submissions import ae_csv, send
 from tests.tmpfs import fill, mounted_tmpfs
 
 Headers = dict[str, str]

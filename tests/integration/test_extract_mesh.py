@@ -17,10 +17,10 @@ from services.catalogue.channels import delivery_local_id
 from services.catalogue.models import ExtractDelivery, Job
 from services.catalogue.runtime import Runtime
 from services.validator import handlers
+from tests.api.test_extracts import MONTH, ask_for
 from tests.integration.test_mesh import BROKER, CQC, PASSWORD, SHARED_KEY
 from tests.integration.test_mesh import client as mesh_client
 from tests.processes import free_port
-from tests.test_extracts import MONTH, ask_for
 
 pytestmark = pytest.mark.integration
 Headers = dict[str, str]
@@ -113,8 +113,8 @@ def test_extract_by_mesh_once_despite_an_outage(
         messages = inbox.list_messages()
         assert messages == [sent.message_id]  # exactly once
         message = inbox.retrieve_message(messages[0])
-        # The local id that the channel's "sent before?" look-up relies on (tests/test_channels.py
-        # and tests/integration/test_mesh.py) is the one production sends.
+        # The local id that the channel's "sent before?" look-up relies on (test_channels.py and
+        # test_mesh.py, beside this file) is the one production sends.
         assert message.local_id == delivery_local_id(extract_id, listed[0]["revision"])
         assert message.read() == download
         message.acknowledge()

@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from services.catalogue import reminders
 from services.catalogue.runtime import Runtime
+from tests.api.test_reminders import TODAY, register, run
 from tests.integration.test_mesh import BROKER, PASSWORD, SHARED_KEY
 from tests.integration.test_mesh import client as mesh_client
-from tests.test_reminders import TODAY, register, run
 
 pytestmark = pytest.mark.integration
 Headers = dict[str, str]

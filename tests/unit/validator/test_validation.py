@@ -24,8 +24,8 @@ from services.validator.validation import (
     validate_file,
 )
 from tests.schema_samples import ORG_CODE, PERIOD, valid_sample
-from tests.test_schemas import BAD_VALUES, break_rule, with_value
-from tests.validator.files import (
+from tests.unit.test_schemas import BAD_VALUES, break_rule, with_value
+from tests.unit.validator.files import (
     as_text,
     csv_lines,
     ecds_frame,

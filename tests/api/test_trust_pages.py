@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from services.catalogue import reminders
+from tests.api.test_extracts import send_ae
 from tests.conftest import ADMIN_TOKEN, bearer, module_broker, organisations
-from tests.test_extracts import send_ae
 
 Headers = dict[str, str]
 

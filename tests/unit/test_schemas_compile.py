@@ -15,7 +15,7 @@ from schemas.compile.publication import constraints
 from schemas.model import InRange, Length, OneOf, Pattern
 from tests.schema_samples import ORG_CODE, PERIOD
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pandera_loaded_after(*modules: str) -> bool:

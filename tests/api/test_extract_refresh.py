@@ -23,9 +23,9 @@ from services.catalogue.db import session_scope
 from services.catalogue.models import DataRequest, Job
 from services.catalogue.runtime import Runtime
 from services.catalogue.states import JobKind
-from tests.test_extract_privacy import run_pending
-from tests.test_extracts import MONTH, ask_for
-from tests.test_submissions import ae_csv
+from tests.api.test_extract_privacy import run_pending
+from tests.api.test_extracts import MONTH, ask_for
+from tests.api.test_submissions import ae_csv
 
 Headers = dict[str, str]
 

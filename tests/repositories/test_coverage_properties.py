@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 import schemas
 from services.catalogue import coverage, coverage_index, data_requests
@@ -16,15 +16,11 @@ from services.catalogue.db import session_scope
 from services.catalogue.models import (
     Ask,
     AskLink,
-    CoverageEpoch,
     DataRequest,
-    HeldRun,
     Organisation,
 )
 from services.catalogue.periods import month_label, parse_month
-from services.catalogue.runtime import Runtime, boot
-from services.catalogue.settings import Settings
-from tests.databases import migrate_database
+from tests.databases import rolled_back
 
 TRUSTS = {"RJ1": "Y56", "R1K": "Y56", "R0A": "Y62", "RRK": "Y60"}
 BODIES = ("CQC", "NHSE", "UKHSA")
@@ -32,30 +28,20 @@ ITEMS = sorted(schemas.ITEMS)
 FIRST = parse_month("2025-01")
 
 
-@pytest.fixture(scope="module")
-def shared_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    """One migrated SQLite database for the module; each example starts from no requests."""
-    data_dir: Path = tmp_path_factory.mktemp("props")
-    settings_ = Settings(data_dir=data_dir, database_url=None, redis_url=None)
-    migrate_database(settings_.sqlalchemy_url)
-    runtime = boot(settings_)
-    with session_scope(runtime.factory) as session:
-        for code, region in TRUSTS.items():
-            session.add(Organisation(code=code, name=code, kind="trust", region=region))
-        for code in BODIES:
-            session.add(Organisation(code=code, name=code, kind="oversight_body"))
-        coverage_index.bump(session=session, key=coverage_index.ORGANISATIONS_KEY)
-    yield runtime
-    runtime.close()
-
-
-def reset(runtime: Runtime) -> None:
-    with session_scope(runtime.factory) as session:
-        for table in (AskLink, Ask, DataRequest, HeldRun):
-            session.execute(delete(table))
-        session.execute(
-            CoverageEpoch.__table__.update().values(epoch=CoverageEpoch.epoch + 1)  # type: ignore[attr-defined]
-        )
+@contextmanager
+def broker_state(
+    engine: Engine,
+) -> Iterator[tuple[sessionmaker[Session], coverage_index.CoverageIndex]]:
+    """The trusts and bodies, in a transaction rolled back afterwards, and a coverage index
+    of its own (its cache is keyed by epochs, which the rollback takes back)."""
+    with rolled_back(engine) as factory:
+        with session_scope(factory) as session:
+            for code, region in TRUSTS.items():
+                session.add(Organisation(code=code, name=code, kind="trust", region=region))
+            for code in BODIES:
+                session.add(Organisation(code=code, name=code, kind="oversight_body"))
+            coverage_index.bump(session=session, key=coverage_index.ORGANISATIONS_KEY)
+        yield factory, coverage_index.CoverageIndex()
 
 
 months = st.integers(min_value=0, max_value=11)
@@ -97,8 +83,8 @@ steps = st.lists(
 )
 
 
-def open_asks_per_key(runtime: Runtime) -> int:
-    with runtime.factory() as session:
+def open_asks_per_key(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
         counts = (
             session.execute(
                 select(func.count())
@@ -116,11 +102,19 @@ def open_asks_per_key(runtime: Runtime) -> int:
 )
 @given(held=held_cells, plan=steps)
 def test_any_sequence_of_requests(
-    shared_runtime: Runtime, held: list[tuple[str, str, int]], plan: list[tuple[str, object]]
+    db_engine: Engine, held: list[tuple[str, str, int]], plan: list[tuple[str, object]]
 ) -> None:
-    runtime = shared_runtime
-    reset(runtime)
-    with session_scope(runtime.factory) as session:
+    with broker_state(db_engine) as (factory, index):
+        run_plan(factory, index, held, plan)
+
+
+def run_plan(
+    factory: sessionmaker[Session],
+    index: coverage_index.CoverageIndex,
+    held: list[tuple[str, str, int]],
+    plan: list[tuple[str, object]],
+) -> None:
+    with session_scope(factory) as session:
         for dataset, trust, month in held:
             coverage_index.mark_held(
                 session=session, dataset_code=dataset, org_code=trust, month=FIRST + month
@@ -131,14 +125,14 @@ def test_any_sequence_of_requests(
             if registered:
                 assert isinstance(argument, int)
                 request_id, body = registered[argument % len(registered)]
-                with session_scope(runtime.factory) as session:
+                with session_scope(factory) as session:
                     data_requests.withdraw(session=session, request_id=request_id, body_code=body)
             continue
         body, spec = argument  # type: ignore[misc]
-        with session_scope(runtime.factory) as session:
+        with session_scope(factory) as session:
             outcome = data_requests.register(
                 session=session,
-                index=runtime.coverage,
+                index=index,
                 body_code=body,
                 spec=spec,
                 dry_run=action == "dry_run",
@@ -147,8 +141,8 @@ def test_any_sequence_of_requests(
                 registered.append((outcome.request.id, body))
         if action == "dry_run":
             # The dry run's shortcut (counts from runs) agrees with the cell-by-cell check.
-            with runtime.factory() as session:
-                snapshot = runtime.coverage.snapshot(session)
+            with factory() as session:
+                snapshot = index.snapshot(session)
             exact = coverage.check(snapshot, outcome.check.scope, cells=True)
             assert exact.coverage_dict() == outcome.check.coverage_dict()
             assert exact.burden.figures() == outcome.check.burden.figures()
@@ -161,23 +155,25 @@ def test_any_sequence_of_requests(
             assert item.cells_requested > 0
         assert outcome.check.burden.returns_imposed <= outcome.check.burden.returns_requested
         # No (dataset, trust, period) is ever asked twice.
-        assert open_asks_per_key(runtime) <= 1
-        assert_every_active_request_is_served(runtime)
+        assert open_asks_per_key(factory) <= 1
+        assert_every_active_request_is_served(factory, index)
 
     # Withdrawing every request leaves every ask cancelled and no link active.
-    with session_scope(runtime.factory) as session:
+    with session_scope(factory) as session:
         for request_id, body in registered:
             data_requests.withdraw(session=session, request_id=request_id, body_code=body)
-    with runtime.factory() as session:
+    with factory() as session:
         statuses = set(session.scalars(select(Ask.status)).all())
         active_links = session.scalar(select(func.count()).where(AskLink.active.is_(True)))
     assert statuses <= {"cancelled"}
     assert active_links == 0
 
 
-def assert_every_active_request_is_served(runtime: Runtime) -> None:
+def assert_every_active_request_is_served(
+    factory: sessionmaker[Session], index: coverage_index.CoverageIndex
+) -> None:
     """Each open ask is needed by an active request; each active request's new cells are asked."""
-    with runtime.factory() as session:
+    with factory() as session:
         open_asks = session.scalars(select(Ask).where(Ask.status == "outstanding")).all()
         for ask in open_asks:
             links = session.scalars(
@@ -185,7 +181,7 @@ def assert_every_active_request_is_served(runtime: Runtime) -> None:
             ).all()
             assert links, f"open ask {ask.dataset_code} {ask.org_code} {ask.period} is unneeded"
             assert sum(link.imposer for link in links) == 1
-        snapshot = runtime.coverage.snapshot(session)
+        snapshot = index.snapshot(session)
         for request in session.scalars(select(DataRequest).where(DataRequest.status == "active")):
             spec = data_requests.RequestSpec(
                 title="",

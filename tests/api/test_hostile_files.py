@@ -23,7 +23,7 @@ from schemas import get_dataset
 from services.validator import reading, worker
 from services.validator.reading import ErrorRecord, check_parquet_limits, parquet_source
 from services.validator.validation import Report, validate_file
-from tests.validator.files import ecds_frame
+from tests.unit.validator.files import ecds_frame
 
 ORG_CODE, PERIOD = "RJ1", "2025-01"
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_extracts import send_ae
 from tests.conftest import module_broker, organisations
-from tests.test_extracts import send_ae
 
 Headers = dict[str, str]
 HELD = [f"2024-{m:02d}" for m in range(7, 13)]  # RJ1 and R0A send July to December 2024

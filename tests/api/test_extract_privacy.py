@@ -16,8 +16,8 @@ from services.catalogue import extracts, jobs, store
 from services.catalogue.models import Extract, ExtractDelivery, Job
 from services.catalogue.runtime import Runtime
 from services.validator import handlers
-from tests.test_extracts import MONTH, ask_for
-from tests.test_submissions import ae_csv
+from tests.api.test_extracts import MONTH, ask_for
+from tests.api.test_submissions import ae_csv
 
 Headers = dict[str, str]
 

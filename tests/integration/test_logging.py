@@ -237,7 +237,7 @@ def test_warnings_are_json_lines_too(tmp_path: Path) -> None:
         text=True,
         check=True,
         env=drb_env(),
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     lines = [json.loads(line) for line in ran.stderr.splitlines()]
     assert [entry["logger"] for entry in lines] == ["py.warnings", "x"]

@@ -26,7 +26,7 @@ from services.validator.reading import (
 )
 from services.validator.reading.conversion import _parsed_by_arrow
 from tests.schema_samples import valid_sample
-from tests.validator.files import (
+from tests.unit.validator.files import (
     ecds_frame,
     lying_zip,
     write_csv,

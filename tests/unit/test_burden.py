@@ -8,7 +8,7 @@ from pathlib import Path
 import schemas
 from services.catalogue.burden import ReturnCost, Tally
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_return_costs_its_base_and_each_item_and_an_added_item_its_own_minutes() -> None:
