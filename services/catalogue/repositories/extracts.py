@@ -31,3 +31,18 @@ def with_deliveries(
         )
         deliveries.update({d.extract_id: d for d in session.scalars(chunk)})
     return [(e, deliveries.get(e.id)) for e in rows]
+
+
+def latest(*, session: Session, request_id: str, period: str, group_key: str) -> Extract | None:
+    """The latest revision of one extract (request, period, group), if any."""
+    query = (
+        select(Extract)
+        .where(
+            Extract.request_id == request_id,
+            Extract.period == period,
+            Extract.group_key == group_key,
+        )
+        .order_by(Extract.revision.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()

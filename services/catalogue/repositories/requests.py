@@ -156,3 +156,8 @@ def insert_asks(
     session.flush()
     if links:
         session.execute(insert(AskLink), list(links))
+
+
+def get_locked(*, session: Session, request_id: str) -> DataRequest | None:
+    """One request, its row locked to the commit (PostgreSQL)."""
+    return session.get(DataRequest, request_id, with_for_update=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -197,3 +197,23 @@ def first_accepted_received(*, session: Session) -> dict[tuple[str, str, str], d
         .group_by(Submission.org_code, Submission.dataset_code, Submission.period)
     )
     return {(org, dataset, period): received for org, dataset, period, received in rows}
+
+
+def accepted_current(
+    *,
+    session: Session,
+    dataset_codes: Iterable[str],
+    periods: Sequence[str],
+    org_codes: Sequence[str] | None,
+) -> Iterator[Submission]:
+    """Accepted, not superseded submissions of these datasets and periods (and trusts, unless
+    ``org_codes`` is None), streamed."""
+    query = select(Submission).where(
+        Submission.status == SubmissionStatus.ACCEPTED,
+        Submission.superseded_by_id.is_(None),
+        Submission.dataset_code.in_(dataset_codes),
+        Submission.period.in_(periods),
+    )
+    if org_codes is not None:
+        query = query.where(Submission.org_code.in_(org_codes))
+    return iter(session.scalars(query))
