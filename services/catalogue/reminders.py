@@ -347,7 +347,7 @@ def _take(session: Session, notification_id: str) -> Notification | None:
         stale_before=now - STALE_SENDING,
     ):
         return None
-    return session.get(Notification, notification_id)
+    return repo.get(session=session, notification_id=notification_id)
 
 
 def _record(
@@ -358,7 +358,7 @@ def _record(
     error: BaseException | None,
 ) -> dict[str, Any]:
     with session_scope(factory) as session:
-        row = session.get(Notification, notification_id)
+        row = repo.get(session=session, notification_id=notification_id)
         assert row is not None
         now = utcnow()
         row.attempts += 1

@@ -89,3 +89,8 @@ def listing(
     if kind is not None:
         query = query.where(Notification.kind == kind)
     return session.scalars(query.limit(limit).offset(offset)).all()
+
+
+def get(*, session: Session, notification_id: str) -> Notification | None:
+    """One notification."""
+    return session.get(Notification, notification_id)
