@@ -34,7 +34,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import JobKind, RequestStatus
+from services.catalogue.states import DeliveryStatus, JobKind, RequestStatus
 
 
 def groups_of(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -292,7 +292,7 @@ def _build(
             extract_id=extract.id,
             channel=channel,
             target=target_name,
-            status="pending",
+            status=DeliveryStatus.PENDING,
             attempts=0,
             created_at=now,
             updated_at=now,

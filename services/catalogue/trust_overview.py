@@ -35,7 +35,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import AskStatus, SubmissionStatus
+from services.catalogue.states import AskStatus, NotificationKind, SubmissionStatus
 
 CHART_MONTHS = 36  # the longest chart: three years up to the latest month held
 RECENT_SUBMISSIONS = 12
@@ -105,7 +105,7 @@ def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[d
         caller_code=viewer,
         org_code=code,
         day=None,
-        kind=reminders.TRUST_REMINDER,
+        kind=NotificationKind.TRUST_REMINDER,
         limit=RECENT_REMINDERS,
         offset=0,
     )

@@ -17,6 +17,7 @@ from services.catalogue.models import utcnow
 from services.catalogue.repositories import extracts as extract_repo
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.states import SETTLED, DeliveryStatus
 
 log = logging.getLogger(__name__)
 # Backoff between delivery attempts: 1, 2, 4, ... minutes, at most an hour.
@@ -54,7 +55,7 @@ def deliver_extract(context: JobContext) -> None:
     assert context.subject_id is not None
     with context.session() as session:
         delivery = extract_repo.delivery(session=session, delivery_id=context.subject_id)
-        if delivery is None or delivery.status in ("sent", "delivered", "acknowledged", "failed"):
+        if delivery is None or delivery.status in SETTLED:
             return
         extract = extract_repo.get(session=session, extract_id=delivery.extract_id)
         assert extract is not None
@@ -114,7 +115,7 @@ def _record_failure(context: JobContext, *, retry: bool, error: str) -> None:
             wait = min(timedelta(minutes=2 ** min(delivery.attempts - 1, 6)), MAX_BACKOFF)
             delivery.next_attempt_at = utcnow() + wait
         else:
-            delivery.status = "failed"
+            delivery.status = DeliveryStatus.FAILED
         # The error names folders, hosts or MESH's answer: for operators (never the body), and
         # never a row value (extracts are delivered whole, not read).
         log.warning(
@@ -138,7 +139,7 @@ def maintain_extracts(context: JobContext) -> None:
     with context.session() as session:
         for request in request_repo.active(session=session):
             extracts.enqueue_refresh(session=session, request_id=request.id)
-        tracked = extract_repo.deliveries_with_status(session=session, status="sent")
+        tracked = extract_repo.deliveries_with_status(session=session, status=DeliveryStatus.SENT)
         for delivery in tracked:
             extract = extract_repo.get(session=session, extract_id=delivery.extract_id)
             body = org_repo.get(session=session, code=extract.body_code) if extract else None

@@ -26,7 +26,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import UNDECIDED, RequestStatus
+from services.catalogue.states import UNDECIDED, DeliveryStatus, RequestStatus
 
 DATA_DIR = Path(__file__).parent
 AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
@@ -357,7 +357,7 @@ def returns_summary(*, session: Session) -> str:
         )
     built = extract_repo.built_per_body(session=session)
     delivered = extract_repo.count_deliveries(
-        session=session, statuses=("delivered", "acknowledged")
+        session=session, statuses=(DeliveryStatus.DELIVERED, DeliveryStatus.ACKNOWLEDGED)
     )
     if built:
         shown = "; ".join(
