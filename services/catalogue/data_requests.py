@@ -378,17 +378,16 @@ def visible(*, session: Session, org_code: str, kind: str) -> list[DataRequest]:
     ]
 
 
-def burden_now(*, session: Session, request: DataRequest) -> dict[str, object]:
+def burden_now(*, session: Session, request: DataRequest) -> dict[str, float | int]:
     """The request's burden figures as they stand (asks may have passed to it since)."""
     links = request_repo.links_of_request(session=session, request_id=request.id)
     active = [link for link in links if link.active]
-    result = Tally(
+    return Tally(
         returns_requested=request.returns_requested,
         minutes_requested=request.minutes_requested,
         returns_imposed=sum(1 for link in active if link.imposer),
         minutes_imposed=sum(link.minutes_imposed for link in active),
-    )
-    return dict(result.figures())
+    ).figures()
 
 
 def as_dict(

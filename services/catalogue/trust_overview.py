@@ -121,7 +121,7 @@ def visible_trusts(*, session: Session, kind: str, org_code: str) -> list[Organi
         return sorted(trusts, key=lambda o: o.name)
     if kind == "oversight_body":
         named: set[str] = set()
-        for request in request_repo.active_of_body(session=session, body_code=org_code):
+        for request in request_repo.active(session=session, body_code=org_code):
             named.update(request.org_codes)
         return sorted((o for o in trusts if o.code in named), key=lambda o: o.name)
     return []
@@ -150,9 +150,7 @@ def build(
         raise Forbidden("A trust sees its own page only.")
     if kind == "oversight_body":
         requests = [
-            r
-            for r in request_repo.active_of_body(session=session, body_code=viewer)
-            if code in r.org_codes
+            r for r in request_repo.active(session=session, body_code=viewer) if code in r.org_codes
         ]
         if not requests:
             raise Forbidden(f"None of {viewer}'s active requests names {code}.")

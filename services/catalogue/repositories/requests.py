@@ -37,11 +37,6 @@ def active(*, session: Session, body_code: str | None = None) -> Sequence[DataRe
     return session.scalars(query).all()
 
 
-def active_of_body(*, session: Session, body_code: str) -> Sequence[DataRequest]:
-    """The body's active requests, oldest first."""
-    return active(session=session, body_code=body_code)
-
-
 def active_links_with_asks(*, session: Session) -> list[tuple[AskLink, Ask, str]]:
     """Every active link of an active request, with its ask and the request's body: the
     returns each request imposes, in the order their burden is shared out."""
