@@ -12,17 +12,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, select
 from sqlalchemy import event as orm_events
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import AuditEvent, AuditHead, utcnow
+from services.catalogue.repositories import audit as audit_repo
 
 if TYPE_CHECKING:
     from services.catalogue.settings import Settings
@@ -35,17 +35,6 @@ HEAD_MISSING = "the chain's head is missing: the audit_head row was deleted"
 _UNREADABLE = (SQLAlchemyError, ValueError, TypeError, OverflowError)
 _PAGE = 1000
 
-_COLUMNS = (
-    AuditEvent.id,
-    AuditEvent.at,
-    AuditEvent.actor,
-    AuditEvent.action,
-    AuditEvent.subject_type,
-    AuditEvent.subject_id,
-    AuditEvent.detail,
-    AuditEvent.prev_hash,
-    AuditEvent.hash,
-)
 _HASHED = ("at", "actor", "action", "subject_type", "subject_id", "detail", "prev_hash")
 _HEAD_FIELDS = ("events", "last_id", "last_hash", "at")
 
@@ -111,7 +100,7 @@ def _link(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, None)
     if not pending:
         return
-    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    head = audit_repo.lock_head(session=session)
     if head is None:
         head = AuditHead(id=1, last_hash=GENESIS)
         session.add(head)
@@ -160,16 +149,16 @@ class StoredEvent:
 def stored_events(
     *,
     session: Session,
-    where: Sequence[ColumnElement[bool]] = (),
+    since: datetime | None = None,
     limit: int | None = None,
 ) -> Iterator[StoredEvent]:
-    """The events oldest first, a page at a time; a row that cannot be read is still yielded."""
+    """The events (after ``since``) oldest first, a page at a time; a row that cannot be read is
+    still yielded."""
     after: int | None = None
     left = limit
     while left is None or left > 0:
         size = _PAGE if left is None else min(_PAGE, left)
-        conditions = [*where] if after is None else [*where, AuditEvent.id > after]
-        page = _page(session, conditions, size)
+        page = _page(session, since, after, size)
         if not page:
             return
         yield from page
@@ -178,16 +167,14 @@ def stored_events(
             left -= len(page)
 
 
-def _page(session: Session, conditions: list[ColumnElement[bool]], size: int) -> list[StoredEvent]:
+def _page(
+    session: Session, since: datetime | None, after: int | None, size: int
+) -> list[StoredEvent]:
     try:
-        rows = session.execute(
-            select(*_COLUMNS).where(*conditions).order_by(AuditEvent.id).limit(size)
-        ).all()
+        rows = audit_repo.event_page(session=session, since=since, after_id=after, size=size)
     except _UNREADABLE:
         # Some row will not convert: read the page's rows one by one to find which.
-        ids = session.scalars(
-            select(AuditEvent.id).where(*conditions).order_by(AuditEvent.id).limit(size)
-        ).all()
+        ids = audit_repo.event_ids(session=session, since=since, after_id=after, size=size)
         return [_one(session, event_id) for event_id in ids]
     return [StoredEvent(id=row.id, values=row._asdict()) for row in rows]
 
@@ -196,9 +183,11 @@ def _one(session: Session, event_id: int) -> StoredEvent:
     """One event read column by column, noting the first column that will not convert."""
     values: dict[str, Any] = {}
     unreadable: str | None = None
-    for column in _COLUMNS:
+    for column in audit_repo.EVENT_COLUMNS:
         try:
-            values[column.key] = session.scalar(select(column).where(AuditEvent.id == event_id))
+            values[column.key] = audit_repo.event_value(
+                session=session, column=column, event_id=event_id
+            )
         except _UNREADABLE:
             unreadable = unreadable or column.key
             values[column.key] = _as_stored(session, column, event_id)
@@ -207,7 +196,7 @@ def _one(session: Session, event_id: int) -> StoredEvent:
 
 def _as_stored(session: Session, column: Any, event_id: int) -> str | None:
     try:
-        return session.scalar(select(cast(column, Text)).where(AuditEvent.id == event_id))
+        return audit_repo.event_text(session=session, column=column, event_id=event_id)
     except _UNREADABLE:
         return None
 
@@ -301,7 +290,7 @@ def verify(*, session: Session, anchor: Anchor | None = None) -> ChainCheck:
 
 
 def _head_hash(session: Session) -> str | None:
-    return session.scalar(select(AuditHead.last_hash).where(AuditHead.id == 1))
+    return audit_repo.head_hash(session=session)
 
 
 def _problem(event: StoredEvent, previous: str) -> BadEvent | None:
@@ -373,15 +362,10 @@ def current_head(*, session: Session, key: str | None) -> dict[str, Any]:
     as canonical JSON with ``key``, or None without a key.
     """
     last_hash = _head_hash(session) or GENESIS
-    last_id = session.scalar(select(AuditEvent.id).where(AuditEvent.hash == last_hash))
+    last_id = audit_repo.event_id_with_hash(session=session, hash_=last_hash)
     events = 0
     if last_id is not None:
-        events = (
-            session.scalar(
-                select(func.count()).select_from(AuditEvent).where(AuditEvent.id <= last_id)
-            )
-            or 0
-        )
+        events = audit_repo.count_up_to(session=session, event_id=last_id)
     head: dict[str, Any] = {
         "events": events,
         "last_id": last_id,

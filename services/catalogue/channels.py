@@ -50,6 +50,7 @@ import urllib3.exceptions
 from mesh_client import MeshClient, MeshError
 
 from services.catalogue.settings import Settings
+from services.catalogue.states import DeliveryStatus
 
 DEFAULT_WORKFLOW_ID = "DRB_EXTRACT"
 COPY_CHUNK_BYTES = 8 * 1024 * 1024
@@ -68,7 +69,7 @@ class Sent:
 
     message_id: str
     """The MESH message id, or the URI of the file written."""
-    status: str
+    status: DeliveryStatus
     """``delivered`` (files: written); MESH: ``sent`` (accepted by MESH, not yet downloaded),
     or, when ``already``, the earlier message's status as :meth:`Channel.status` names it."""
     already: bool
@@ -92,7 +93,7 @@ class Channel(Protocol):
         """Deliver ``source`` as ``filename``, once per ``local_id``."""
         ...
 
-    def status(self, message_id: str) -> str:
+    def status(self, message_id: str) -> DeliveryStatus:
         """MESH: ``sent`` | ``acknowledged`` | ``failed``; files: ``delivered``."""
         ...
 
@@ -238,17 +239,17 @@ class FileChannel:
         message_id = f"{self.uri}/{filename}"
         try:
             if self._holds(filesystem, target, sidecar, source, size):
-                return Sent(message_id=message_id, status="delivered", already=True)
+                return Sent(message_id=message_id, status=DeliveryStatus.DELIVERED, already=True)
             filesystem.create_dir(root, recursive=True)
             digest = self._write(filesystem, root, target, sidecar, source)
             self._put_sidecar(filesystem, root, sidecar, f"{digest}  {filename}\n")
         except OSError as exc:  # pyarrow's I/O errors are OSErrors too
             raise DeliveryFailed(f"could not write {message_id}: {exc}") from exc
-        return Sent(message_id=message_id, status="delivered", already=False)
+        return Sent(message_id=message_id, status=DeliveryStatus.DELIVERED, already=False)
 
-    def status(self, message_id: str) -> str:
+    def status(self, message_id: str) -> DeliveryStatus:
         """A file written is delivered (the body may since have moved it away)."""
-        return "delivered"
+        return DeliveryStatus.DELIVERED
 
     def _holds(
         self, filesystem: pafs.FileSystem, target: str, sidecar: str, source: Path, size: int
@@ -320,14 +321,14 @@ class _Earlier:
 
 # MESH's tracking statuses, as this module names them.
 _MESH_STATUS = {
-    "accepted": "sent",
-    "acknowledged": "acknowledged",
-    "undeliverable": "failed",
-    "error": "failed",
-    "expired": "failed",
+    "accepted": DeliveryStatus.SENT,
+    "acknowledged": DeliveryStatus.ACKNOWLEDGED,
+    "undeliverable": DeliveryStatus.FAILED,
+    "error": DeliveryStatus.FAILED,
+    "expired": DeliveryStatus.FAILED,
     # A chunked upload that never finished: MESH will not deliver it as it is (deliver() with
     # the same local_id finishes it).
-    "uploading": "failed",
+    "uploading": DeliveryStatus.FAILED,
 }
 _RETRYABLE_HTTP = frozenset({408, 425, 429})
 
@@ -404,7 +405,9 @@ class MeshChannel:
             with source.open("rb") as reader:
                 if earlier is not None:
                     self._finish_upload(client, reader, earlier, chunks)
-                    return Sent(message_id=earlier.message_id, status="sent", already=False)
+                    return Sent(
+                        message_id=earlier.message_id, status=DeliveryStatus.SENT, already=False
+                    )
                 message_id = client.send_message(
                     self.recipient,
                     reader,  # a file: mesh-client streams it in chunks of max_chunk_size
@@ -415,9 +418,9 @@ class MeshChannel:
                     subject=subject,
                     local_id=local_id,
                 )
-        return Sent(message_id=message_id, status="sent", already=False)
+        return Sent(message_id=message_id, status=DeliveryStatus.SENT, already=False)
 
-    def status(self, message_id: str) -> str:
+    def status(self, message_id: str) -> DeliveryStatus:
         with self._client() as client, self._errors(f"track {message_id}", tracking=message_id):
             tracked = client.track_message(message_id)
         return self._mapped(str(tracked.get("status") or ""), message_id)
@@ -517,7 +520,7 @@ class MeshChannel:
                 message_id=earlier.message_id,
             )
 
-    def _mapped(self, mesh_status: str, message_id: str) -> str:
+    def _mapped(self, mesh_status: str, message_id: str) -> DeliveryStatus:
         mapped = _MESH_STATUS.get(mesh_status.lower())
         if mapped is None:
             raise DeliveryFailed(f"MESH message {message_id}: unknown status {mesh_status!r}")
@@ -630,7 +633,7 @@ class EmailChannel:
             raise ChannelMisconfigured(f"{where} refused: {exc.smtp_code} {words}") from exc
         except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, dropped
             raise DeliveryFailed(f"{where} did not take the message: {_first_line(exc)}") from exc
-        return Sent(message_id=message_id, status="sent", already=False)
+        return Sent(message_id=message_id, status=DeliveryStatus.SENT, already=False)
 
 
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")

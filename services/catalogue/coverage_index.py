@@ -16,30 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from schemas.model import Item as ItemDefinition
 from services.catalogue.burden import ReturnCost
 from services.catalogue.item_search import ItemIndex
-from services.catalogue.models import (
-    Ask,
-    CoverageEpoch,
-    Dataset,
-    DatasetItem,
-    Derivation,
-    HeldRun,
-    Item,
-    Organisation,
-    utcnow,
-)
+from services.catalogue.models import HeldRun, Item, utcnow
 from services.catalogue.periods import month_label, parse_month
-from services.catalogue.states import AskStatus
+from services.catalogue.repositories import coverage as queries
 
 ORGANISATIONS_KEY = "~organisations"
 CATALOGUE_KEY = "~catalogue"
-# Asks in these states will deliver their return: the cells count as scheduled.
-SCHEDULED_STATUSES = (AskStatus.OUTSTANDING, AskStatus.SUBMITTED)
 
 IntArray = npt.NDArray[np.int32]
 MaskArray = npt.NDArray[np.uint64]
@@ -47,40 +34,24 @@ MaskArray = npt.NDArray[np.uint64]
 
 def bump(*, session: Session, key: str) -> None:
     """Move ``key``'s epoch on, in the caller's transaction, so snapshots reload it."""
-    updated = session.execute(
-        update(CoverageEpoch).where(CoverageEpoch.key == key).values(epoch=CoverageEpoch.epoch + 1)
-    )
-    if getattr(updated, "rowcount", 0) == 0:
-        session.add(CoverageEpoch(key=key, epoch=1))
-        session.flush()
+    queries.bump_epoch(session=session, key=key)
 
 
 def mark_held(*, session: Session, dataset_code: str, org_code: str, month: int) -> bool:
     """Record that a dataset is held for a trust in a month; False if it was already."""
-    runs = session.scalars(
-        select(HeldRun)
-        .where(
-            HeldRun.dataset_code == dataset_code,
-            HeldRun.org_code == org_code,
-            HeldRun.start_month <= month + 1,
-            HeldRun.end_month >= month,
-        )
-        .order_by(HeldRun.start_month)
-        .with_for_update()
-    ).all()
+    runs = queries.held_runs_touching(
+        session=session, dataset_code=dataset_code, org_code=org_code, month=month
+    )
     if any(run.start_month <= month < run.end_month for run in runs):
         return False
     # Held data closes the open ask for the same return: a dataset's held cells and its open
     # asks never overlap, which the coverage check relies on.
-    session.execute(
-        update(Ask)
-        .where(
-            Ask.dataset_code == dataset_code,
-            Ask.org_code == org_code,
-            Ask.period == month_label(month),
-            Ask.status.in_(SCHEDULED_STATUSES),
-        )
-        .values(status=AskStatus.ACCEPTED, updated_at=utcnow())
+    queries.accept_scheduled_asks(
+        session=session,
+        dataset_code=dataset_code,
+        org_code=org_code,
+        period=month_label(month),
+        now=utcnow(),
     )
     before = next((r for r in runs if r.end_month == month), None)
     after = next((r for r in runs if r.start_month == month + 1), None)
@@ -169,10 +140,7 @@ class CoverageIndex:
 
     def snapshot(self, session: Session) -> Snapshot:
         """The current snapshot, reloading what changed since the last call."""
-        epochs = {
-            key: epoch
-            for key, epoch in session.execute(select(CoverageEpoch.key, CoverageEpoch.epoch))
-        }
+        epochs = queries.epochs(session=session)
         with self._lock:
             old = self._snapshot
             if old.epochs == epochs and old.catalogue is not None and old.organisations is not None:
@@ -224,16 +192,16 @@ def _collector_paused() -> Iterator[None]:
 
 def load_catalogue(session: Session) -> CatalogueView:
     """Items, datasets, carriers, derivations and burden parameters from the database."""
-    datasets = session.scalars(select(Dataset).order_by(Dataset.code)).all()
+    datasets = queries.datasets(session=session)
     carried: dict[str, list[str]] = {}
     dataset_items: dict[str, list[str]] = {d.code: [] for d in datasets}
-    for link in session.scalars(select(DatasetItem).order_by(DatasetItem.item_code)):
+    for link in queries.dataset_items(session=session):
         carried.setdefault(link.item_code, []).append(link.dataset_code)
         dataset_items[link.dataset_code].append(link.item_code)
     derived: dict[str, list[str]] = {}
-    for derivation in session.scalars(select(Derivation).order_by(Derivation.dataset_code)):
+    for derivation in queries.derivations(session=session):
         derived.setdefault(derivation.item_code, []).append(derivation.dataset_code)
-    items = session.scalars(select(Item)).all()
+    items = queries.items(session=session)
     return CatalogueView(
         datasets=tuple(d.code for d in datasets),
         dataset_items={code: tuple(codes) for code, codes in dataset_items.items()},
@@ -264,11 +232,7 @@ def _definition(item: Item) -> ItemDefinition:
 
 def load_organisations(session: Session) -> Organisations:
     """Every organisation, in code order."""
-    rows = session.execute(
-        select(Organisation.code, Organisation.kind, Organisation.region).order_by(
-            Organisation.code
-        )
-    ).all()
+    rows = queries.organisation_rows(session=session)
     codes = tuple(r[0] for r in rows)
     return Organisations(
         codes=codes,
@@ -280,11 +244,7 @@ def load_organisations(session: Session) -> Organisations:
 
 def load_held(session: Session, dataset: str, organisations: Organisations) -> HeldRuns:
     """The held runs of one dataset as arrays."""
-    rows = session.execute(
-        select(HeldRun.org_code, HeldRun.start_month, HeldRun.end_month).where(
-            HeldRun.dataset_code == dataset
-        )
-    ).all()
+    rows = queries.held_run_rows(session=session, dataset_code=dataset)
     if not rows:
         empty = np.empty(0, dtype=np.int32)
         return HeldRuns(org=empty, start=empty.copy(), end=empty.copy())
@@ -300,11 +260,7 @@ def load_scheduled(
     session: Session, dataset: str, organisations: Organisations, catalogue: CatalogueView
 ) -> ScheduledCells:
     """The open asks of one dataset as arrays."""
-    rows = session.execute(
-        select(Ask.org_code, Ask.period, Ask.items).where(
-            Ask.dataset_code == dataset, Ask.status.in_(SCHEDULED_STATUSES)
-        )
-    ).all()
+    rows = queries.scheduled_rows(session=session, dataset_code=dataset)
     index = organisations.index
     known = catalogue.dataset_items.get(dataset, ())
     masks = [sum(1 << known.index(i) for i in (r[2] or []) if i in known) for r in rows]

@@ -8,14 +8,13 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.catalogue import asks, audit, coverage, coverage_index
 from services.catalogue.burden import ReturnCost, Tally
 from services.catalogue.coverage_index import CoverageIndex, Snapshot
 from services.catalogue.errors import Conflict, Forbidden, Invalid, NotFound
-from services.catalogue.models import Ask, DataRequest, new_id, utcnow
+from services.catalogue.models import DataRequest, new_id, utcnow
 from services.catalogue.periods import (
     MAX_MONTHS,
     Period,
@@ -64,8 +63,7 @@ class Outcome:
 
 
 def _lock(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+    request_repo.serialise_registrations(session=session, key=_ADVISORY_LOCK)
 
 
 def scope_of(spec: RequestSpec, snapshot: Snapshot) -> tuple[coverage.Scope, list[str]]:
@@ -335,7 +333,7 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
         for link in links:
             if link.request_id == request_id:
                 link.active = False
-        ask = session.get(Ask, ask_id)
+        ask = request_repo.ask(session=session, ask_id=ask_id)
         assert ask is not None
         dataset = catalogue_repo.dataset(session=session, code=ask.dataset_code)
         assert dataset is not None
@@ -380,17 +378,16 @@ def visible(*, session: Session, org_code: str, kind: str) -> list[DataRequest]:
     ]
 
 
-def burden_now(*, session: Session, request: DataRequest) -> dict[str, object]:
+def burden_now(*, session: Session, request: DataRequest) -> dict[str, float | int]:
     """The request's burden figures as they stand (asks may have passed to it since)."""
     links = request_repo.links_of_request(session=session, request_id=request.id)
     active = [link for link in links if link.active]
-    result = Tally(
+    return Tally(
         returns_requested=request.returns_requested,
         minutes_requested=request.minutes_requested,
         returns_imposed=sum(1 for link in active if link.imposer),
         minutes_imposed=sum(link.minutes_imposed for link in active),
-    )
-    return dict(result.figures())
+    ).figures()
 
 
 def as_dict(

@@ -6,7 +6,6 @@ The definitions in ``schemas/`` are the source; the database keeps every publish
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 import schemas
@@ -85,8 +84,7 @@ def publish(*, session: Session) -> list[str]:
         existing.synonyms = list(getattr(item, "synonyms", ()))
     session.flush()
 
-    session.execute(delete(DatasetItem))
-    session.execute(delete(Derivation))
+    catalogue_repo.clear_item_links(session=session)
     for definition in schemas.DATASETS.values():
         for item_code in definition.items:
             session.add(DatasetItem(dataset_code=definition.code, item_code=item_code))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import schemas
@@ -24,17 +23,18 @@ from services.catalogue.models import (
     DataRequest,
     Extract,
     ExtractDelivery,
-    Job,
-    Organisation,
     Submission,
     new_id,
     utcnow,
 )
 from services.catalogue.periods import last_day, month_label, periods_between
 from services.catalogue.repositories import extracts as extract_repo
+from services.catalogue.repositories import jobs as job_repo
+from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import WAITING, JobKind, RequestStatus, SubmissionStatus
+from services.catalogue.states import DeliveryStatus, JobKind, RequestStatus
 
 
 def groups_of(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -77,13 +77,9 @@ def enqueue_refresh(*, session: Session, request_id: str) -> None:
     so on deadline day the accepts of a request's 220 trusts share a few refreshes instead of
     one each. A running refresh may have read its sources already: a new one is queued.
     """
-    waiting = session.scalars(
-        select(Job.id).where(
-            Job.kind == JobKind.REFRESH_EXTRACTS,
-            Job.subject_id == request_id,
-            Job.status.in_(WAITING),
-        )
-    ).first()
+    waiting = job_repo.first_waiting(
+        session=session, kind=JobKind.REFRESH_EXTRACTS, subject_id=request_id
+    )
     if waiting is None:
         jobs.enqueue(session=session, kind=JobKind.REFRESH_EXTRACTS, subject_id=request_id)
 
@@ -117,17 +113,12 @@ def plan(
     labels = [month_label(m) for m in months]
     datasets = _relevant_datasets(items)
     latest: dict[tuple[str, str, str], Submission] = {}
-    query = select(Submission).where(
-        Submission.status == SubmissionStatus.ACCEPTED,
-        Submission.superseded_by_id.is_(None),
-        Submission.dataset_code.in_(datasets),
-        Submission.period.in_(labels),
-    )
     wanted = set(org_codes)
-    if len(wanted) <= _ORG_FILTER_IN_SQL:
-        # One trust's chart (or a submission's history check) reads that trust's rows only.
-        query = query.where(Submission.org_code.in_(sorted(wanted)))
-    for submission in session.scalars(query):
+    # One trust's chart (or a submission's history check) reads that trust's rows only.
+    in_sql = sorted(wanted) if len(wanted) <= _ORG_FILTER_IN_SQL else None
+    for submission in submission_repo.accepted_current(
+        session=session, dataset_codes=datasets, periods=labels, org_codes=in_sql
+    ):
         if submission.org_code in wanted:
             latest[(submission.dataset_code, submission.org_code, submission.period)] = submission
     by_primary: dict[str, list[str]] = {}
@@ -163,18 +154,6 @@ def plan(
     return Plan(sources=sources, missing=sorted(missing))
 
 
-def _latest(session: Session, request_id: str, period: str, group: str) -> Extract | None:
-    query = (
-        select(Extract)
-        .where(
-            Extract.request_id == request_id, Extract.period == period, Extract.group_key == group
-        )
-        .order_by(Extract.revision.desc())
-        .limit(1)
-    )
-    return session.scalars(query).first()
-
-
 def refresh(*, session: Session, settings: Settings, request_id: str, today: date) -> list[Extract]:
     """Build every extract of a request that is due and not built from the same sources yet.
 
@@ -182,17 +161,13 @@ def refresh(*, session: Session, settings: Settings, request_id: str, today: dat
     one after the other: the second sees what the first built instead of building the same
     revision again (which failed on ``uq_extracts_revision`` and was retried).
     """
-    request = session.get(DataRequest, request_id, with_for_update=True)
+    request = request_repo.get_locked(session=session, request_id=request_id)
     if request is None or request.status != RequestStatus.ACTIVE:
         return []
     built: list[Extract] = []
     regions = {
         code: region or ""
-        for code, region in session.execute(
-            select(Organisation.code, Organisation.region).where(
-                Organisation.code.in_(request.org_codes)
-            )
-        )
+        for code, region in org_repo.regions(session=session, codes=request.org_codes).items()
     }
     for period in periods_between(request.period_start, request.period_end, request.period_type):
         months = list(range(period.first_month, period.end_month))
@@ -207,7 +182,9 @@ def refresh(*, session: Session, settings: Settings, request_id: str, today: dat
             )
             if not found.sources:
                 continue
-            latest = _latest(session, request.id, period.label, group)
+            latest = extract_repo.latest(
+                session=session, request_id=request.id, period=period.label, group_key=group
+            )
             same = latest is not None and latest.manifest.get("sources") == found.source_ids
             complete = not found.missing
             if complete:
@@ -307,7 +284,7 @@ def _build(
     )
     session.add(extract)
     session.flush()
-    body = session.get(Organisation, request.body_code)
+    body = org_repo.get(session=session, code=request.body_code)
     delivery = _delivery_target(body.delivery if body else None, settings, request.body_code)
     if delivery is not None:
         channel, target_name = delivery
@@ -315,7 +292,7 @@ def _build(
             extract_id=extract.id,
             channel=channel,
             target=target_name,
-            status="pending",
+            status=DeliveryStatus.PENDING,
             attempts=0,
             created_at=now,
             updated_at=now,

@@ -134,9 +134,7 @@ def _entitled_trusts(
     *, session: Session, body: str, item: str, org_code: str, level: str, months: range
 ) -> tuple[str, ...]:
     """The trusts of the body's active monthly requests covering every month, else 403."""
-    asking = [
-        r for r in requests_repo.active_of_body(session=session, body_code=body) if item in r.items
-    ]
+    asking = [r for r in requests_repo.active(session=session, body_code=body) if item in r.items]
     if not asking:
         raise Forbidden(f"None of {body}'s active requests asks for {item}.")
     in_region: set[str] = set()

@@ -24,7 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.catalogue.states import AskStatus, JobStatus, RequestStatus, SubmissionStatus
+from services.catalogue.states import (
+    AskStatus,
+    DeliveryStatus,
+    JobStatus,
+    NotificationStatus,
+    RequestStatus,
+    SubmissionStatus,
+)
 
 # Named constraints so that Alembic migrations are stable on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -400,7 +407,7 @@ class ExtractDelivery(Base):
     channel: Mapped[str] = mapped_column(String(20))
     target: Mapped[str] = mapped_column(String(500))
     # pending | sent | delivered | acknowledged | failed
-    status: Mapped[str] = mapped_column(String(14), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(14), default=DeliveryStatus.PENDING, index=True)
     message_id: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
@@ -431,7 +438,7 @@ class Notification(Base):
     channel: Mapped[str] = mapped_column(String(10))
     target: Mapped[str] = mapped_column(String(500))
     # sending (claimed, being sent) | sent | failed (retried on the next pass) | cancelled
-    status: Mapped[str] = mapped_column(String(10), default="sending", index=True)
+    status: Mapped[str] = mapped_column(String(10), default=NotificationStatus.SENDING, index=True)
     message_id: Mapped[str | None] = mapped_column(String(500))
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)

@@ -42,16 +42,17 @@ from services.catalogue.errors import Forbidden
 from services.catalogue.models import Ask, Notification, new_id, utcnow
 from services.catalogue.repositories import notifications as repo
 from services.catalogue.settings import Settings
+from services.catalogue.states import UNSENT, NotificationKind, NotificationStatus
 
 log = logging.getLogger(__name__)
 
-TRUST_REMINDER = "trust_reminder"
-BODY_SUMMARY = "body_summary"
-KINDS = (TRUST_REMINDER, BODY_SUMMARY)
 ACTOR = "DRB-REMINDERS"
 MESH_WORKFLOW_ID = "DRB_REMINDER"
 STALE_SENDING = timedelta(minutes=15)
-_FILE_PREFIX = {TRUST_REMINDER: "reminder", BODY_SUMMARY: "summary"}
+_FILE_PREFIX = {
+    NotificationKind.TRUST_REMINDER: "reminder",
+    NotificationKind.BODY_SUMMARY: "summary",
+}
 
 # What a trust or body is told of a message that has not gone: never the error itself, which
 # names the server's hosts or folders (stewards see it).
@@ -66,7 +67,7 @@ class Message:
     """One day's message to one organisation, before it is sent."""
 
     org_code: str
-    kind: str
+    kind: NotificationKind
     subject: str
     body: str
     asks: list[dict[str, Any]]
@@ -134,7 +135,9 @@ def trust_message(
             f"Due within {within_days} days ({len(due)}):",
             *(_line_text(x, bodies=True) for x in due),
         ]
-    return Message(org_code, TRUST_REMINDER, subject, "\n".join(text) + "\n", lines)
+    return Message(
+        org_code, NotificationKind.TRUST_REMINDER, subject, "\n".join(text) + "\n", lines
+    )
 
 
 def body_message(
@@ -154,7 +157,7 @@ def body_message(
     for trust in trusts:
         text += ["", f"{_named(trust, names)}:"]
         text += [_line_text(line, bodies=False) for line in lines if line["org_code"] == trust]
-    return Message(body_code, BODY_SUMMARY, subject, "\n".join(text) + "\n", lines)
+    return Message(body_code, NotificationKind.BODY_SUMMARY, subject, "\n".join(text) + "\n", lines)
 
 
 def compose(*, session: Session, today: date, within_days: int) -> list[Message]:
@@ -264,7 +267,7 @@ def run_pass(
     handled: list[dict[str, Any]] = []
     wanted = {(m.org_code, m.kind): m for m in messages}
     for key, (notification_id, status) in sorted(earlier.items()):
-        if key not in wanted and status in ("failed", "sending"):
+        if key not in wanted and status in UNSENT:
             cancelled = _cancel(factory, notification_id)
             if cancelled is not None:
                 handled.append(cancelled)
@@ -307,7 +310,7 @@ def _claim(
     }
     if earlier is not None:
         notification_id, status = earlier
-        if status not in ("failed", "sending"):
+        if status not in UNSENT:
             return None
         with session_scope(factory) as session:
             row = _take(session, notification_id)
@@ -325,7 +328,7 @@ def _claim(
                     org_code=message.org_code,
                     kind=message.kind,
                     day=day,
-                    status="sending",
+                    status=NotificationStatus.SENDING,
                     attempts=0,
                     created_at=now,
                     updated_at=now,
@@ -347,7 +350,7 @@ def _take(session: Session, notification_id: str) -> Notification | None:
         stale_before=now - STALE_SENDING,
     ):
         return None
-    return session.get(Notification, notification_id)
+    return repo.get(session=session, notification_id=notification_id)
 
 
 def _record(
@@ -358,18 +361,18 @@ def _record(
     error: BaseException | None,
 ) -> dict[str, Any]:
     with session_scope(factory) as session:
-        row = session.get(Notification, notification_id)
+        row = repo.get(session=session, notification_id=notification_id)
         assert row is not None
         now = utcnow()
         row.attempts += 1
         row.updated_at = now
         if error is None:
-            row.status = "sent"
+            row.status = NotificationStatus.SENT
             row.message_id = sent.message_id if sent is not None else None
             row.sent_at = now
             row.last_error = None
         else:
-            row.status = "failed"
+            row.status = NotificationStatus.FAILED
             row.last_error = f"{type(error).__name__}: {error}"[:4000]
             log.warning(
                 "notification %s to %s failed (attempt %d): %s",
@@ -403,7 +406,7 @@ def _cancel(factory: sessionmaker[Session], notification_id: str) -> dict[str, A
         row = _take(session, notification_id)
         if row is None:
             return None
-        row.status = "cancelled"
+        row.status = NotificationStatus.CANCELLED
         audit.record(
             session=session,
             actor=ACTOR,
@@ -459,7 +462,7 @@ def visible(
     caller_code: str,
     org_code: str | None,
     day: date | None,
-    kind: str | None,
+    kind: NotificationKind | None,
     limit: int,
     offset: int,
 ) -> list[dict[str, Any]]:

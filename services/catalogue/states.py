@@ -1,4 +1,4 @@
-"""The statuses things pass through, and the kinds of job: one enum each.
+"""The statuses things pass through, and the kinds of job and notification: one enum each.
 
 Used by the models (defaults), the state changes, the repositories' filters, the job handlers
 and the routes (query parameters, so ``/openapi.json`` lists the values). Each is a ``StrEnum``:
@@ -65,3 +65,47 @@ class JobKind(StrEnum):
     DELIVER_EXTRACT = "deliver_extract"
     MAINTAIN_EXTRACTS = "maintain_extracts"
     SEND_REMINDERS = "send_reminders"
+
+
+class DeliveryStatus(StrEnum):
+    """One revision of an extract sent to its body's channel: pending until a channel takes it
+    (retried with backoff, ``last_error`` kept), then ``delivered`` (a file written), ``sent``
+    (MESH took it; followed until ``acknowledged``, the body downloaded it) or ``failed`` (not
+    retried: a wrong setting, a file gone, or MESH gave up on the message)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    ACKNOWLEDGED = "acknowledged"
+    FAILED = "failed"
+
+
+# A delivery in one of these states is never attempted again (a channel took it, or it failed).
+SETTLED = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.ACKNOWLEDGED,
+    DeliveryStatus.FAILED,
+)
+
+
+class NotificationStatus(StrEnum):
+    """A day's reminder or summary: ``sending`` (claimed by a process, written before it is
+    sent), then ``sent``, or ``failed`` (tried again on the next pass), or ``cancelled`` (a
+    later pass found nothing left to say)."""
+
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# Notifications the daily pass (re)sends, or cancels when there is nothing left to say.
+UNSENT = (NotificationStatus.FAILED, NotificationStatus.SENDING)
+
+
+class NotificationKind(StrEnum):
+    """What a notification is: a trust's deadline reminder or a body's daily summary."""
+
+    TRUST_REMINDER = "trust_reminder"
+    BODY_SUMMARY = "body_summary"

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session
 
@@ -288,9 +287,9 @@ def reject(
     submission.error_count = max(error_count, len(errors))
     submission.validated_at = utcnow()
     if errors:
-        session.execute(
-            insert(SubmissionError),
-            [
+        submission_repo.insert_errors(
+            session=session,
+            rows=[
                 {
                     "submission_id": submission.id,
                     "seq": n,

@@ -35,7 +35,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import AskStatus, SubmissionStatus
+from services.catalogue.states import AskStatus, NotificationKind, SubmissionStatus
 
 CHART_MONTHS = 36  # the longest chart: three years up to the latest month held
 RECENT_SUBMISSIONS = 12
@@ -105,7 +105,7 @@ def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[d
         caller_code=viewer,
         org_code=code,
         day=None,
-        kind=reminders.TRUST_REMINDER,
+        kind=NotificationKind.TRUST_REMINDER,
         limit=RECENT_REMINDERS,
         offset=0,
     )
@@ -121,7 +121,7 @@ def visible_trusts(*, session: Session, kind: str, org_code: str) -> list[Organi
         return sorted(trusts, key=lambda o: o.name)
     if kind == "oversight_body":
         named: set[str] = set()
-        for request in request_repo.active_of_body(session=session, body_code=org_code):
+        for request in request_repo.active(session=session, body_code=org_code):
             named.update(request.org_codes)
         return sorted((o for o in trusts if o.code in named), key=lambda o: o.name)
     return []
@@ -150,9 +150,7 @@ def build(
         raise Forbidden("A trust sees its own page only.")
     if kind == "oversight_body":
         requests = [
-            r
-            for r in request_repo.active_of_body(session=session, body_code=viewer)
-            if code in r.org_codes
+            r for r in request_repo.active(session=session, body_code=viewer) if code in r.org_codes
         ]
         if not requests:
             raise Forbidden(f"None of {viewer}'s active requests names {code}.")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
-from sqlalchemy import select
-
 from services.catalogue import audit, extracts, store
 from services.catalogue.channels import (
     ChannelMisconfigured,
@@ -15,8 +13,11 @@ from services.catalogue.channels import (
     delivery_local_id,
 )
 from services.catalogue.jobs import JobContext
-from services.catalogue.models import Extract, ExtractDelivery, Organisation, utcnow
+from services.catalogue.models import utcnow
+from services.catalogue.repositories import extracts as extract_repo
+from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.states import SETTLED, DeliveryStatus
 
 log = logging.getLogger(__name__)
 # Backoff between delivery attempts: 1, 2, 4, ... minutes, at most an hour.
@@ -53,12 +54,12 @@ def deliver_extract(context: JobContext) -> None:
     """Deliver one extract revision; never twice (the channel checks the revision's local id)."""
     assert context.subject_id is not None
     with context.session() as session:
-        delivery = session.get(ExtractDelivery, context.subject_id)
-        if delivery is None or delivery.status in ("sent", "delivered", "acknowledged", "failed"):
+        delivery = extract_repo.delivery(session=session, delivery_id=context.subject_id)
+        if delivery is None or delivery.status in SETTLED:
             return
-        extract = session.get(Extract, delivery.extract_id)
+        extract = extract_repo.get(session=session, extract_id=delivery.extract_id)
         assert extract is not None
-        body = session.get(Organisation, extract.body_code)
+        body = org_repo.get(session=session, code=extract.body_code)
         settings = context.settings
         source = store.absolute(settings, extract.path)
         filename = extracts.delivery_filename(extract)
@@ -80,7 +81,7 @@ def deliver_extract(context: JobContext) -> None:
         _record_failure(context, retry=True, error=str(error))
         raise  # the queue retries with backoff; the sweep picks it up if the message is lost
     with context.session() as session:
-        delivery = session.get(ExtractDelivery, context.subject_id)
+        delivery = extract_repo.delivery(session=session, delivery_id=context.subject_id)
         assert delivery is not None
         delivery.status = sent.status
         delivery.message_id = sent.message_id
@@ -103,8 +104,9 @@ def deliver_extract(context: JobContext) -> None:
 
 
 def _record_failure(context: JobContext, *, retry: bool, error: str) -> None:
+    assert context.subject_id is not None
     with context.session() as session:
-        delivery = session.get(ExtractDelivery, context.subject_id)
+        delivery = extract_repo.delivery(session=session, delivery_id=context.subject_id)
         assert delivery is not None
         delivery.attempts += 1
         delivery.last_error = error
@@ -113,7 +115,7 @@ def _record_failure(context: JobContext, *, retry: bool, error: str) -> None:
             wait = min(timedelta(minutes=2 ** min(delivery.attempts - 1, 6)), MAX_BACKOFF)
             delivery.next_attempt_at = utcnow() + wait
         else:
-            delivery.status = "failed"
+            delivery.status = DeliveryStatus.FAILED
         # The error names folders, hosts or MESH's answer: for operators (never the body), and
         # never a row value (extracts are delivered whole, not read).
         log.warning(
@@ -137,12 +139,10 @@ def maintain_extracts(context: JobContext) -> None:
     with context.session() as session:
         for request in request_repo.active(session=session):
             extracts.enqueue_refresh(session=session, request_id=request.id)
-        tracked = session.scalars(
-            select(ExtractDelivery).where(ExtractDelivery.status == "sent")
-        ).all()
+        tracked = extract_repo.deliveries_with_status(session=session, status=DeliveryStatus.SENT)
         for delivery in tracked:
-            extract = session.get(Extract, delivery.extract_id)
-            body = session.get(Organisation, extract.body_code) if extract else None
+            extract = extract_repo.get(session=session, extract_id=delivery.extract_id)
+            body = org_repo.get(session=session, code=extract.body_code) if extract else None
             if extract is None or delivery.message_id is None:
                 continue
             try:

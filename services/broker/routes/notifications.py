@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from services.broker.dependencies import SessionDep, require
 from services.catalogue import auth, reminders
+from services.catalogue.states import NotificationKind
 
 router = APIRouter(tags=["notifications"])
 
 ReaderDep = Annotated[
     auth.Principal, Depends(require("trust", "oversight_body", "auditor", "steward"))
 ]
-Kind = Literal["trust_reminder", "body_summary"]
 
 
 @router.get(
@@ -27,7 +27,7 @@ def list_notifications(
     caller: ReaderDep,
     org_code: str | None = None,
     day: date | None = None,
-    kind: Kind | None = None,
+    kind: NotificationKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[dict[str, Any]]:

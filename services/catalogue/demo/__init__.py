@@ -21,10 +21,12 @@ from services.catalogue import auth, coverage_index, data_requests, store, submi
 from services.catalogue.coverage_index import CoverageIndex
 from services.catalogue.models import Organisation
 from services.catalogue.regions import REGIONS
+from services.catalogue.repositories import extracts as extract_repo
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
+from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import UNDECIDED, RequestStatus, SubmissionStatus
+from services.catalogue.states import UNDECIDED, DeliveryStatus, RequestStatus
 
 DATA_DIR = Path(__file__).parent
 AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
@@ -341,16 +343,8 @@ def _register_requests(session: Session) -> list[str]:
 
 def returns_summary(*, session: Session) -> str:
     """What happened to the demo's returns, in a few lines."""
-    from sqlalchemy import Integer, func, select
-
-    from services.catalogue.models import Submission
-
-    counts = dict(
-        session.execute(select(Submission.status, func.count()).group_by(Submission.status)).all()
-    )
-    rejected = session.scalars(
-        select(Submission).where(Submission.status == SubmissionStatus.REJECTED).limit(1)
-    ).first()
+    counts = submission_repo.counts_by_status(session=session)
+    rejected = submission_repo.first_rejected(session=session)
     lines = [
         f"Real A&E returns sent through the validator: {counts.get('accepted', 0)} accepted, "
         f"{counts.get('rejected', 0)} rejected."
@@ -361,15 +355,9 @@ def returns_summary(*, session: Session) -> str:
             f"{rejected.period}: see GET /v1/submissions/{rejected.id}/errors "
             f"(with {rejected.org_code}'s token)"
         )
-    from services.catalogue.models import Extract, ExtractDelivery
-
-    built = session.execute(
-        select(Extract.body_code, func.count(), func.sum(Extract.complete.cast(Integer)))
-        .group_by(Extract.body_code)
-        .order_by(Extract.body_code)
-    ).all()
-    delivered = session.scalar(
-        select(func.count()).where(ExtractDelivery.status.in_(("delivered", "acknowledged")))
+    built = extract_repo.built_per_body(session=session)
+    delivered = extract_repo.count_deliveries(
+        session=session, statuses=(DeliveryStatus.DELIVERED, DeliveryStatus.ACKNOWLEDGED)
     )
     if built:
         shown = "; ".join(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from services.catalogue.models import Dataset, DatasetItem, DatasetVersion, Item
+from services.catalogue.models import Dataset, DatasetItem, DatasetVersion, Derivation, Item
 
 
 def items(*, session: Session) -> Sequence[Item]:
@@ -61,3 +61,9 @@ def carried_items(*, session: Session, code: str) -> list[str]:
     """The item codes a dataset carries."""
     query = select(DatasetItem.item_code).where(DatasetItem.dataset_code == code)
     return sorted(session.scalars(query).all())
+
+
+def clear_item_links(*, session: Session) -> None:
+    """Delete every (dataset, item) link and every derivation (publishing writes them anew)."""
+    session.execute(delete(DatasetItem))
+    session.execute(delete(Derivation))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+
+from sqlalchemy import Integer, Row, func, select
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Extract, ExtractDelivery
@@ -31,3 +33,44 @@ def with_deliveries(
         )
         deliveries.update({d.extract_id: d for d in session.scalars(chunk)})
     return [(e, deliveries.get(e.id)) for e in rows]
+
+
+def latest(*, session: Session, request_id: str, period: str, group_key: str) -> Extract | None:
+    """The latest revision of one extract (request, period, group), if any."""
+    query = (
+        select(Extract)
+        .where(
+            Extract.request_id == request_id,
+            Extract.period == period,
+            Extract.group_key == group_key,
+        )
+        .order_by(Extract.revision.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def delivery(*, session: Session, delivery_id: str) -> ExtractDelivery | None:
+    """One delivery."""
+    return session.get(ExtractDelivery, delivery_id)
+
+
+def deliveries_with_status(*, session: Session, status: str) -> Sequence[ExtractDelivery]:
+    """Every delivery in this status."""
+    query = select(ExtractDelivery).where(ExtractDelivery.status == status)
+    return session.scalars(query).all()
+
+
+def built_per_body(*, session: Session) -> Sequence[Row[str, int, int | None]]:
+    """(body, extracts, complete ones) for every body with an extract, by body."""
+    query = (
+        select(Extract.body_code, func.count(), func.sum(Extract.complete.cast(Integer)))
+        .group_by(Extract.body_code)
+        .order_by(Extract.body_code)
+    )
+    return session.execute(query).all()
+
+
+def count_deliveries(*, session: Session, statuses: Sequence[str]) -> int | None:
+    """How many deliveries are in one of these statuses."""
+    return session.scalar(select(func.count()).where(ExtractDelivery.status.in_(statuses)))

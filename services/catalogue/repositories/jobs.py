@@ -200,3 +200,11 @@ def pending_work(*, session: Session) -> list[str]:
         .order_by(Job.created_at)
     )
     return list(session.scalars(query))
+
+
+def first_waiting(*, session: Session, kind: JobKind, subject_id: str) -> str | None:
+    """A job of this kind about this subject not yet started (pending or sent), if any."""
+    query = select(Job.id).where(
+        Job.kind == kind, Job.subject_id == subject_id, Job.status.in_(WAITING)
+    )
+    return session.scalars(query).first()

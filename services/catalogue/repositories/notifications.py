@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, AskLink, DataRequest, Notification, Organisation
-from services.catalogue.states import AskStatus, RequestStatus
+from services.catalogue.states import AskStatus, NotificationStatus, RequestStatus
 
 
 def due_asks(*, session: Session, until: date) -> list[tuple[Ask, list[str]]]:
@@ -59,11 +59,12 @@ def claim(*, session: Session, notification_id: str, now: datetime, stale_before
         .where(
             Notification.id == notification_id,
             or_(
-                Notification.status == "failed",
-                (Notification.status == "sending") & (Notification.updated_at < stale_before),
+                Notification.status == NotificationStatus.FAILED,
+                (Notification.status == NotificationStatus.SENDING)
+                & (Notification.updated_at < stale_before),
             ),
         )
-        .values(status="sending", updated_at=now)
+        .values(status=NotificationStatus.SENDING, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return getattr(result, "rowcount", 0) == 1
@@ -89,3 +90,8 @@ def listing(
     if kind is not None:
         query = query.where(Notification.kind == kind)
     return session.scalars(query.limit(limit).offset(offset)).all()
+
+
+def get(*, session: Session, notification_id: str) -> Notification | None:
+    """One notification."""
+    return session.get(Notification, notification_id)

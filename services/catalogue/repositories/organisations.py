@@ -33,3 +33,9 @@ def existing_codes(*, session: Session, codes: Sequence[str]) -> set[str]:
         return set()
     query = select(Organisation.code).where(Organisation.code.in_(codes))
     return set(session.scalars(query).all())
+
+
+def regions(*, session: Session, codes: Sequence[str]) -> dict[str, str | None]:
+    """The region of each of these organisations, by code."""
+    query = select(Organisation.code, Organisation.region).where(Organisation.code.in_(codes))
+    return {code: region for code, region in session.execute(query)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, AskLink, DataRequest
@@ -35,11 +35,6 @@ def active(*, session: Session, body_code: str | None = None) -> Sequence[DataRe
     if body_code is not None:
         query = query.where(DataRequest.body_code == body_code)
     return session.scalars(query).all()
-
-
-def active_of_body(*, session: Session, body_code: str) -> Sequence[DataRequest]:
-    """The body's active requests, oldest first."""
-    return active(session=session, body_code=body_code)
 
 
 def active_links_with_asks(*, session: Session) -> list[tuple[AskLink, Ask, str]]:
@@ -156,3 +151,20 @@ def insert_asks(
     session.flush()
     if links:
         session.execute(insert(AskLink), list(links))
+
+
+def get_locked(*, session: Session, request_id: str) -> DataRequest | None:
+    """One request, its row locked to the commit (PostgreSQL)."""
+    return session.get(DataRequest, request_id, with_for_update=True)
+
+
+def ask(*, session: Session, ask_id: str) -> Ask | None:
+    """One ask."""
+    return session.get(Ask, ask_id)
+
+
+def serialise_registrations(*, session: Session, key: int) -> None:
+    """Hold the transaction-scoped advisory lock ``key`` (PostgreSQL) to the commit, so
+    registrations and withdrawals run one at a time; SQLite serialises writers itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Ask, Job, Submission, SubmissionError
@@ -197,3 +198,40 @@ def first_accepted_received(*, session: Session) -> dict[tuple[str, str, str], d
         .group_by(Submission.org_code, Submission.dataset_code, Submission.period)
     )
     return {(org, dataset, period): received for org, dataset, period, received in rows}
+
+
+def accepted_current(
+    *,
+    session: Session,
+    dataset_codes: Iterable[str],
+    periods: Sequence[str],
+    org_codes: Sequence[str] | None,
+) -> Iterator[Submission]:
+    """Accepted, not superseded submissions of these datasets and periods (and trusts, unless
+    ``org_codes`` is None), streamed."""
+    query = select(Submission).where(
+        Submission.status == SubmissionStatus.ACCEPTED,
+        Submission.superseded_by_id.is_(None),
+        Submission.dataset_code.in_(dataset_codes),
+        Submission.period.in_(periods),
+    )
+    if org_codes is not None:
+        query = query.where(Submission.org_code.in_(org_codes))
+    return iter(session.scalars(query))
+
+
+def insert_errors(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """A rejected submission's errors, in bulk."""
+    session.execute(insert(SubmissionError), list(rows))
+
+
+def counts_by_status(*, session: Session) -> dict[str, int]:
+    """How many submissions there are in each status."""
+    query = select(Submission.status, func.count()).group_by(Submission.status)
+    return dict(session.execute(query).all())
+
+
+def first_rejected(*, session: Session) -> Submission | None:
+    """A rejected submission, if any."""
+    query = select(Submission).where(Submission.status == SubmissionStatus.REJECTED).limit(1)
+    return session.scalars(query).first()
