@@ -17,7 +17,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPOSITORIES = "services/catalogue/repositories/"
 
 # Modules (or folders, ending in "/") that may run SQL outside the repositories, and why.
