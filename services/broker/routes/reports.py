@@ -6,12 +6,21 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from services.broker.dependencies import RuntimeDep, SessionDep, require
+from services.broker.responses import (
+    AuditCheck,
+    AuditEventOut,
+    AuditHeadOut,
+    BurdenParameters,
+    BurdenReport,
+    Completeness,
+    LedgerEntry,
+)
 from services.catalogue import audit, auth, burden_report
 from services.catalogue.errors import Invalid
 from services.catalogue.models import AuditEvent
@@ -70,7 +79,8 @@ def _csv(rows: Iterable[Iterable[object]], filename: str) -> Response:
     "/v1/reports/burden",
     summary="Burden requested, imposed and avoided (JSON, or ?format=csv)",
     dependencies=[Depends(only("month_from", "month_to", "format"))],
-    responses={200: {"content": {"text/csv": {}}}},
+    response_model=BurdenReport,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def burden(
     session: SessionDep,
@@ -79,7 +89,7 @@ def burden(
     month_from: Month = None,
     month_to: Month = None,
     format: Literal["json", "csv"] = "json",
-) -> Response:
+) -> BurdenReport | Response:
     """Totals and breakdowns by body, trust, dataset and month."""
     window = window_of(month_from, month_to)
     rate = runtime.settings.hourly_rate_gbp
@@ -87,35 +97,38 @@ def burden(
     if format == "csv":
         return _csv(burden_report.as_csv_rows(report), "burden-report.csv")
     report["parameters"] = burden_parameters(rate)
-    return JSONResponse(report)
+    return BurdenReport.model_validate(report)
 
 
-def burden_parameters(rate: float) -> dict[str, Any]:
+def burden_parameters(rate: float) -> BurdenParameters:
     """The burden model's parameters, with their sources (for the report's reader)."""
     import schemas
 
-    return {
-        "hourly_rate_gbp": rate,
-        "hourly_rate_source": (
-            "NHS Agenda for Change 2025/26 Band 6 entry point (38,682 GBP a year, 37.5 hours a"
-            " week) plus 30% employer on-costs; set DRB_HOURLY_RATE_GBP to change it"
-        ),
-        "datasets": {
-            code: {
-                "base_minutes": d.burden.base_minutes,
-                "minutes_per_item": d.burden.minutes_per_item,
-                "source": d.burden.source,
-            }
-            for code, d in schemas.DATASETS.items()
-        },
-    }
+    return BurdenParameters.model_validate(
+        {
+            "hourly_rate_gbp": rate,
+            "hourly_rate_source": (
+                "NHS Agenda for Change 2025/26 Band 6 entry point (38,682 GBP a year, 37.5 hours a"
+                " week) plus 30% employer on-costs; set DRB_HOURLY_RATE_GBP to change it"
+            ),
+            "datasets": {
+                code: {
+                    "base_minutes": d.burden.base_minutes,
+                    "minutes_per_item": d.burden.minutes_per_item,
+                    "source": d.burden.source,
+                }
+                for code, d in schemas.DATASETS.items()
+            },
+        }
+    )
 
 
 @router.get(
     "/v1/reports/burden/ledger",
     summary="Every requested and imposed return behind the burden figures",
     dependencies=[Depends(only("month_from", "month_to", "format", "request_id"))],
-    responses={200: {"content": {"text/csv": {}}}},
+    response_model=list[LedgerEntry],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def burden_ledger(
     session: SessionDep,
@@ -124,7 +137,7 @@ def burden_ledger(
     month_to: Month = None,
     request_id: str | None = None,
     format: Literal["json", "csv"] = "json",
-) -> Response:
+) -> list[LedgerEntry] | Response:
     """One row per counterfactual return and per share of an ask, traceable to its request."""
     window = window_of(month_from, month_to)
     rows = [
@@ -159,7 +172,7 @@ def burden_ledger(
     ]
     if format == "csv":
         return _csv([columns, *([d[c] for c in columns] for d in as_dicts)], "burden-ledger.csv")
-    return JSONResponse(as_dicts)
+    return [LedgerEntry.model_validate(d) for d in as_dicts]
 
 
 @router.get(
@@ -169,10 +182,12 @@ def burden_ledger(
 )
 def completeness(
     session: SessionDep, _auditor: AuditorDep, month_from: Month = None, month_to: Month = None
-) -> dict[str, Any]:
+) -> Completeness:
     """The reporting-rate view: how complete and how timely the returns are."""
     window = window_of(month_from, month_to)
-    return burden_report.completeness(session=session, window=window, today=date.today())
+    return Completeness.model_validate(
+        burden_report.completeness(session=session, window=window, today=date.today())
+    )
 
 
 @router.get(
@@ -185,7 +200,7 @@ def audit_events(
     _auditor: AuditorDep,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> list[dict[str, Any]]:
+) -> list[AuditEventOut]:
     """Every state change and data access since a timestamp (a value that cannot be read is
     shown as stored: ``verify`` names such an event)."""
     where = []
@@ -196,13 +211,17 @@ def audit_events(
                 [{"field": "since", "message": "needs a UTC offset"}],
             )
         where.append(AuditEvent.at > since)
-    return [e.as_dict() for e in audit.stored_events(session=session, where=where, limit=limit)]
+    return [
+        AuditEventOut.model_validate(e.as_dict())
+        for e in audit.stored_events(session=session, where=where, limit=limit)
+    ]
 
 
 @router.get(
     "/v1/audit-events/verify",
     summary="Check the audit log's hash chain, its head and an optional anchor",
     dependencies=[Depends(only("anchor_id", "anchor_hash"))],
+    response_model_exclude_unset=True,
 )
 def verify_audit(
     session: SessionDep,
@@ -214,7 +233,7 @@ def verify_audit(
         str | None,
         Query(pattern="^[0-9a-f]{64}$", description="The last_hash of the same head."),
     ] = None,
-) -> dict[str, Any]:
+) -> AuditCheck:
     """``{valid, events, first_bad_event, first_invalid_id}``; never an error for what is found.
 
     ``first_bad_event`` is ``{id, at?, action?, reason}``: the first event that does not match
@@ -235,19 +254,23 @@ def verify_audit(
     if anchor_id is not None and anchor_hash is not None:
         anchor = audit.Anchor(id=anchor_id, hash=anchor_hash)
     check = audit.verify(session=session, anchor=anchor)
-    return {
-        "valid": check.valid,
-        "events": check.events,
-        "first_bad_event": None if check.first_bad is None else check.first_bad.as_dict(),
-        "first_invalid_id": check.first_bad_id,
-    }
+    return AuditCheck.model_validate(
+        {
+            "valid": check.valid,
+            "events": check.events,
+            "first_bad_event": None if check.first_bad is None else check.first_bad.as_dict(),
+            "first_invalid_id": check.first_bad_id,
+        }
+    )
 
 
 @router.get(
     "/v1/audit-events/head",
     summary="The audit chain's head, signed, to keep outside the database",
 )
-def audit_head(session: SessionDep, runtime: RuntimeDep, _auditor: AuditorDep) -> dict[str, Any]:
+def audit_head(session: SessionDep, runtime: RuntimeDep, _auditor: AuditorDep) -> AuditHeadOut:
     """``{events, last_id, last_hash, at, signature}``: export it daily (or sign it with
     DRB_AUDIT_SIGNING_KEY) and verify against it later with ``?anchor_id=&anchor_hash=``."""
-    return audit.current_head(session=session, key=audit.signing_key(runtime.settings))
+    return AuditHeadOut.model_validate(
+        audit.current_head(session=session, key=audit.signing_key(runtime.settings))
+    )

@@ -474,7 +474,7 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
             ],
             "parameters": parameters,
             "datasets": [
-                (code, dataset_names[code], spec) for code, spec in parameters["datasets"].items()
+                (code, dataset_names[code], spec) for code, spec in parameters.datasets.items()
             ],
             "csv_href": "/reports/burden.csv" + (f"?{query}" if query else ""),
             "format": view.FORMATS,
