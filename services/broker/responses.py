@@ -9,11 +9,14 @@ that a body leaves out when it has nothing to say (a delivery's ``message``, a b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.catalogue import audit
+from services.catalogue.burden_report import BREAKDOWNS, FIGURES, LedgerRow, Report
 from services.catalogue.models import Organisation
 from services.catalogue.regions import REGIONS
 
@@ -451,7 +454,11 @@ class BurdenParameters(Out):
     datasets: dict[str, DatasetBurden]
 
 
-class BurdenReport(Out):
+# The key of each breakdown's rows.
+BREAKDOWN_KEYS = {"body": "body", "trust": "org_code", "dataset": "dataset", "month": "period"}
+
+
+class BurdenBreakdowns(Out):
     """Burden requested, imposed and avoided: totals and breakdowns."""
 
     totals: CostedFigures
@@ -459,6 +466,32 @@ class BurdenReport(Out):
     by_trust: list[TrustFigures]
     by_dataset: list[DatasetFigures]
     by_month: list[MonthFigures]
+
+    @classmethod
+    def of(cls, report: Report, hourly_rate: float) -> Self:
+        """The report's figures at ``hourly_rate``, each breakdown sorted by its key."""
+        shown: dict[str, Any] = {"totals": report.totals.figures(hourly_rate)}
+        for name, attribute in BREAKDOWNS.items():
+            shown[attribute] = [
+                {BREAKDOWN_KEYS[name]: key, **tally.figures(hourly_rate)}
+                for key, tally in sorted(report.by[name].items())
+            ]
+        return cls.model_validate(shown)
+
+    def csv_rows(self) -> Iterator[list[object]]:
+        """Rows of the CSV of API.md: breakdown, key, then the seven figures."""
+        yield ["breakdown", "key", *FIGURES]
+        totals = self.totals.model_dump()
+        yield ["totals", "", *(totals[f] for f in FIGURES)]
+        for name, attribute in BREAKDOWNS.items():
+            for row in getattr(self, attribute):
+                shown = row.model_dump()
+                yield [name, shown[BREAKDOWN_KEYS[name]], *(shown[f] for f in FIGURES)]
+
+
+class BurdenReport(BurdenBreakdowns):
+    """The burden reduction report, with the burden model's parameters."""
+
     parameters: BurdenParameters
 
 
@@ -474,6 +507,21 @@ class LedgerEntry(Out):
     returns: int
     hours: float
     ask_id: str | None
+
+    @classmethod
+    def of(cls, row: LedgerRow) -> LedgerEntry:
+        """The row, its minutes as hours (to 4 places)."""
+        return cls(
+            request_id=row.request_id,
+            body=row.body,
+            entry=row.entry,
+            dataset=row.dataset,
+            org_code=row.org_code,
+            period=row.period,
+            returns=row.returns,
+            hours=round(row.minutes / 60, 4),
+            ask_id=row.ask_id,
+        )
 
 
 class CompletenessCounts(Out):
@@ -521,15 +569,43 @@ class AuditEventOut(Out):
     prev_hash: str | None
     hash: str | None
 
+    @classmethod
+    def of(cls, event: audit.StoredEvent) -> AuditEventOut:
+        """The event as stored (a time as ISO 8601, an unreadable value as its stored text)."""
+        values = event.values
+        at = values["at"]
+        return cls(
+            id=event.id,
+            at=at.isoformat() if isinstance(at, datetime) else at,
+            actor=values["actor"],
+            action=values["action"],
+            subject_type=values["subject_type"],
+            subject_id=values["subject_id"],
+            detail=values["detail"],
+            prev_hash=values["prev_hash"],
+            hash=values["hash"],
+        )
+
 
 class BadEventOut(Out):
-    """Where the chain first stops telling the truth, and why."""
+    """Where the chain first stops telling the truth, and why (``at``, ``action`` and
+    ``after_id`` only when known)."""
 
     id: int | None
     at: Timestamp | None = None
     action: str | None = None
     after_id: int | None = Field(default=None, description="A truncated chain's last event.")
     reason: str
+
+    @classmethod
+    def of(cls, bad: audit.BadEvent) -> BadEventOut:
+        """Left unset (and so out of the body) what is not known."""
+        known = {
+            name: value
+            for name, value in (("at", bad.at), ("action", bad.action), ("after_id", bad.after_id))
+            if value is not None
+        }
+        return cls(id=bad.id, reason=bad.reason, **known)
 
 
 class AuditCheck(Out):
@@ -539,6 +615,16 @@ class AuditCheck(Out):
     events: int
     first_bad_event: BadEventOut | None
     first_invalid_id: int | None
+
+    @classmethod
+    def of(cls, check: audit.ChainCheck) -> AuditCheck:
+        """The check's verdict."""
+        return cls(
+            valid=check.valid,
+            events=check.events,
+            first_bad_event=None if check.first_bad is None else BadEventOut.of(check.first_bad),
+            first_invalid_id=check.first_bad_id,
+        )
 
 
 class AuditHeadOut(Out):

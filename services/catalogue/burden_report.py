@@ -133,17 +133,6 @@ class Report:
                 tally.returns_imposed += row.returns
                 tally.minutes_imposed += row.minutes
 
-    def as_dict(self, hourly_rate: float) -> dict[str, Any]:
-        """The JSON shape of API.md."""
-        body: dict[str, Any] = {"totals": self.totals.figures(hourly_rate)}
-        key_names = {"body": "body", "trust": "org_code", "dataset": "dataset", "month": "period"}
-        for name, attribute in BREAKDOWNS.items():
-            body[attribute] = [
-                {key_names[name]: key, **tally.figures(hourly_rate)}
-                for key, tally in sorted(self.by[name].items())
-            ]
-        return body
-
 
 def build(*, session: Session, window: Window) -> Report:
     """The report over a window of months."""
@@ -151,16 +140,6 @@ def build(*, session: Session, window: Window) -> Report:
     for row in ledger(session=session, window=window):
         report.add(row)
     return report
-
-
-def as_csv_rows(report: dict[str, Any]) -> Iterator[list[object]]:
-    """Rows of the CSV of API.md: breakdown, key, then the seven figures."""
-    yield ["breakdown", "key", *FIGURES]
-    yield ["totals", "", *(report["totals"][f] for f in FIGURES)]
-    for name, attribute in BREAKDOWNS.items():
-        key = {"body": "body", "trust": "org_code", "dataset": "dataset", "month": "period"}[name]
-        for row in report[attribute]:
-            yield [name, row[key], *(row[f] for f in FIGURES)]
 
 
 def completeness(

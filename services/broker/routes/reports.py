@@ -16,6 +16,7 @@ from services.broker.responses import (
     AuditCheck,
     AuditEventOut,
     AuditHeadOut,
+    BurdenBreakdowns,
     BurdenParameters,
     BurdenReport,
     Completeness,
@@ -93,11 +94,10 @@ def burden(
     """Totals and breakdowns by body, trust, dataset and month."""
     window = window_of(month_from, month_to)
     rate = runtime.settings.hourly_rate_gbp
-    report = burden_report.build(session=session, window=window).as_dict(rate)
+    report = BurdenBreakdowns.of(burden_report.build(session=session, window=window), rate)
     if format == "csv":
-        return _csv(burden_report.as_csv_rows(report), "burden-report.csv")
-    report["parameters"] = burden_parameters(rate)
-    return BurdenReport.model_validate(report)
+        return _csv(report.csv_rows(), "burden-report.csv")
+    return BurdenReport(**dict(report), parameters=burden_parameters(rate))
 
 
 def burden_parameters(rate: float) -> BurdenParameters:
@@ -145,34 +145,12 @@ def burden_ledger(
         for row in burden_report.ledger(session=session, window=window)
         if request_id is None or row.request_id == request_id
     ]
-    columns = (
-        "request_id",
-        "body",
-        "entry",
-        "dataset",
-        "org_code",
-        "period",
-        "returns",
-        "hours",
-        "ask_id",
-    )
-    as_dicts = [
-        {
-            "request_id": r.request_id,
-            "body": r.body,
-            "entry": r.entry,
-            "dataset": r.dataset,
-            "org_code": r.org_code,
-            "period": r.period,
-            "returns": r.returns,
-            "hours": round(r.minutes / 60, 4),
-            "ask_id": r.ask_id,
-        }
-        for r in rows
-    ]
+    entries = [LedgerEntry.of(row) for row in rows]
     if format == "csv":
-        return _csv([columns, *([d[c] for c in columns] for d in as_dicts)], "burden-ledger.csv")
-    return [LedgerEntry.model_validate(d) for d in as_dicts]
+        columns = tuple(LedgerEntry.model_fields)
+        table = [columns, *([getattr(e, c) for c in columns] for e in entries)]
+        return _csv(table, "burden-ledger.csv")
+    return entries
 
 
 @router.get(
@@ -212,8 +190,7 @@ def audit_events(
             )
         where.append(AuditEvent.at > since)
     return [
-        AuditEventOut.model_validate(e.as_dict())
-        for e in audit.stored_events(session=session, where=where, limit=limit)
+        AuditEventOut.of(e) for e in audit.stored_events(session=session, where=where, limit=limit)
     ]
 
 
@@ -253,15 +230,7 @@ def verify_audit(
     anchor = None
     if anchor_id is not None and anchor_hash is not None:
         anchor = audit.Anchor(id=anchor_id, hash=anchor_hash)
-    check = audit.verify(session=session, anchor=anchor)
-    return AuditCheck.model_validate(
-        {
-            "valid": check.valid,
-            "events": check.events,
-            "first_bad_event": None if check.first_bad is None else check.first_bad.as_dict(),
-            "first_invalid_id": check.first_bad_id,
-        }
-    )
+    return AuditCheck.of(audit.verify(session=session, anchor=anchor))
 
 
 @router.get(

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.broker.dependencies import RuntimeDep, SessionDep
+from services.broker.responses import BurdenBreakdowns
 from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web import spc_view
@@ -421,7 +422,7 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
     viewer, window = checked
     form = _form(request)
     rate = runtime.settings.hourly_rate_gbp
-    report = burden_report.build(session=db, window=window).as_dict(rate)
+    report = BurdenBreakdowns.of(burden_report.build(session=db, window=window), rate).model_dump()
     completeness = burden_report.completeness(session=db, window=window, today=date.today())
     names = {o.code: o.name for o in org_repo.list_all(session=db)}
     parameters = burden_parameters(rate)
@@ -490,11 +491,11 @@ def burden_csv(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respons
     if isinstance(checked, Response):
         return checked
     _viewer_of_csv, window = checked
-    report = burden_report.build(session=db, window=window).as_dict(
-        runtime.settings.hourly_rate_gbp
+    report = BurdenBreakdowns.of(
+        burden_report.build(session=db, window=window), runtime.settings.hourly_rate_gbp
     )
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(burden_report.as_csv_rows(report))
+    csv.writer(out, lineterminator="\r\n").writerows(report.csv_rows())
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
