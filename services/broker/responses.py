@@ -9,15 +9,16 @@ that a body leaves out when it has nothing to say (a delivery's ``message``, a b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.catalogue import audit
+from services.catalogue import audit, extracts
 from services.catalogue.burden_report import BREAKDOWNS, FIGURES, LedgerRow, Report
-from services.catalogue.models import Organisation
+from services.catalogue.models import DataRequest, Extract, ExtractDelivery, Organisation
 from services.catalogue.regions import REGIONS
 
 Timestamp = str  # ISO 8601 with an offset, as datetime.isoformat() writes it
@@ -265,6 +266,39 @@ class RequestOut(Out):
     burden: BurdenFigures
     asks: AskCounts | None = Field(default=None, description="Only for one request.")
 
+    @classmethod
+    def of(
+        cls,
+        request: DataRequest,
+        *,
+        burden: Mapping[str, object],
+        asks: Mapping[str, int] | None = None,
+    ) -> Self:
+        """The request as registered, with its burden (and, given them, its asks)."""
+        shown: dict[str, object] = {
+            "id": request.id,
+            "body": request.body_code,
+            "status": request.status,
+            "title": request.title,
+            "purpose": request.purpose,
+            "legal_basis": request.legal_basis,
+            "items": request.items,
+            "organisations": request.population,
+            "org_count": len(request.org_codes),
+            "period_start": request.period_start,
+            "period_end": request.period_end,
+            "period_type": request.period_type,
+            "org_level": request.org_level,
+            "due_days": request.due_days,
+            "created_at": request.created_at.isoformat(),
+            "withdrawn_at": request.withdrawn_at.isoformat() if request.withdrawn_at else None,
+            "coverage": request.coverage,
+            "burden": burden,
+        }
+        if asks is not None:
+            shown["asks"] = asks
+        return cls.model_validate(shown)
+
 
 class RequestRegistered(RequestOut):
     """A request just registered, with the asks it made or joined."""
@@ -355,6 +389,23 @@ class DeliveryShown(Out):
     )
     message: str | None = Field(default=None, description="When retrying or failed.")
 
+    @classmethod
+    def of(cls, delivery: ExtractDelivery) -> DeliveryShown:
+        """The channel, a plain status and the message id, with no server path (a file is
+        named by its file name alone) and no raw error; ``updated_at`` once it went, and a
+        plain ``message`` while it is retried or once it failed."""
+        message_id = delivery.message_id
+        if message_id is not None and delivery.channel == "files":
+            message_id = message_id.rstrip("/").rsplit("/", 1)[-1]
+        shown = cls(channel=delivery.channel, status=delivery.status, message_id=message_id)
+        if delivery.status in ("sent", "delivered", "acknowledged"):
+            shown.updated_at = delivery.updated_at.isoformat()
+        if delivery.status == "pending" and delivery.last_error is not None:
+            shown.message = extracts.DELIVERY_RETRYING
+        elif delivery.status == "failed":
+            shown.message = extracts.DELIVERY_FAILED
+        return shown
+
 
 class ExtractOut(Out):
     """One revision of an extract."""
@@ -371,6 +422,24 @@ class ExtractOut(Out):
     sha256: str
     created_at: Timestamp
     delivery: DeliveryShown | None
+
+    @classmethod
+    def of(cls, extract: Extract, delivery: ExtractDelivery | None) -> ExtractOut:
+        """The revision, what it holds and how it was delivered."""
+        return cls(
+            id=extract.id,
+            request_id=extract.request_id,
+            period=extract.period,
+            key=extract.manifest.get("key", []),
+            items=extract.items,
+            revision=extract.revision,
+            complete=extract.complete,
+            missing=extract.manifest.get("missing", []),
+            rows=extract.rows,
+            sha256=extract.sha256,
+            created_at=extract.created_at.isoformat(),
+            delivery=None if delivery is None else DeliveryShown.of(delivery),
+        )
 
 
 class ExtractManifest(BaseModel):
@@ -511,17 +580,9 @@ class LedgerEntry(Out):
     @classmethod
     def of(cls, row: LedgerRow) -> LedgerEntry:
         """The row, its minutes as hours (to 4 places)."""
-        return cls(
-            request_id=row.request_id,
-            body=row.body,
-            entry=row.entry,
-            dataset=row.dataset,
-            org_code=row.org_code,
-            period=row.period,
-            returns=row.returns,
-            hours=round(row.minutes / 60, 4),
-            ask_id=row.ask_id,
-        )
+        values = dataclasses.asdict(row)
+        minutes = values.pop("minutes")
+        return cls.model_validate({**values, "hours": round(minutes / 60, 4)})
 
 
 class CompletenessCounts(Out):

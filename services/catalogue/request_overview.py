@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from services.catalogue import asks, data_requests, extracts
 from services.catalogue.errors import Forbidden, NotFound
-from services.catalogue.models import DataRequest
+from services.catalogue.models import DataRequest, Extract, ExtractDelivery
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus
 
@@ -46,30 +45,30 @@ class PeriodProgress:
 
 @dataclass(frozen=True)
 class Summary:
-    """One request as its list shows it: the API's shape, and its money."""
+    """One request as its list shows it: the request, its burden and asks now, and its money."""
 
-    request: dict[str, Any]
+    request: DataRequest
+    burden: dict[str, object]
+    asks: dict[str, int]
     cost_avoided_gbp: float
     cost_imposed_gbp: float
 
 
 @dataclass(frozen=True)
 class RequestOverview(Summary):
-    """One request in full: its summary, its periods and its extracts (newest first)."""
+    """One request in full: its summary, its periods and its extracts (newest first), each
+    with its delivery."""
 
     periods: list[PeriodProgress]
-    extracts: list[dict[str, Any]]
+    extracts: list[tuple[Extract, ExtractDelivery | None]]
 
 
 def _summary(session: Session, request: DataRequest, *, hourly_rate: float, today: date) -> Summary:
     burden = data_requests.burden_now(session=session, request=request)
-    shown = data_requests.as_dict(
-        request,
+    return Summary(
+        request=request,
         burden=burden,
         asks=data_requests.ask_counts(session=session, request_id=request.id, today=today),
-    )
-    return Summary(
-        request=shown,
         cost_avoided_gbp=cost_gbp(burden["hours_avoided"], hourly_rate),
         cost_imposed_gbp=cost_gbp(burden["hours_imposed"], hourly_rate),
     )
@@ -126,6 +125,8 @@ def build(
     summary = _summary(session, request, hourly_rate=hourly_rate, today=today)
     return RequestOverview(
         request=summary.request,
+        burden=summary.burden,
+        asks=summary.asks,
         cost_avoided_gbp=summary.cost_avoided_gbp,
         cost_imposed_gbp=summary.cost_imposed_gbp,
         periods=periods_of(session=session, request_id=request.id, today=today),

@@ -29,10 +29,10 @@ def list_extracts(
 ) -> list[ExtractOut]:
     """Newest first, with how each revision was delivered: the channel and a plain status,
     never where on the server it went nor the raw error of a failed attempt."""
-    shown = extracts.visible(
+    found = extracts.visible(
         session=session, org_code=caller.org_code, kind=caller.kind, request_id=request_id
     )
-    return [ExtractOut.model_validate(extract) for extract in shown]
+    return [ExtractOut.of(extract, delivery) for extract, delivery in found]
 
 
 @router.get("/v1/extracts/{extract_id}/manifest", summary="What an extract holds and where from")
@@ -41,7 +41,7 @@ def extract_manifest(extract_id: str, session: SessionDep, caller: ReaderDep) ->
     extract = extracts.readable(
         session=session, extract_id=extract_id, org_code=caller.org_code, kind=caller.kind
     )
-    return ExtractManifest.model_validate(extracts.manifest(extract))
+    return ExtractManifest.model_validate(extract.manifest)
 
 
 def parquet_file(runtime: RuntimeDep, extract: Extract) -> FileResponse:

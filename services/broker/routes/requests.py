@@ -125,10 +125,12 @@ def register_request(
         )
         # The 201's model does not fit a dry run: its own body, answered as it is.
         return JSONResponse(dry.model_dump(mode="json"), status_code=status.HTTP_200_OK)
-    body_out = data_requests.as_dict(outcome.request, burden=burden)
-    body_out["asks"] = {"created": outcome.asks_created, "joined": outcome.asks_joined}
     response.headers["Location"] = f"/v1/requests/{outcome.request.id}"
-    return RequestRegistered.model_validate(body_out)
+    return RequestRegistered.of(
+        outcome.request,
+        burden=burden,
+        asks={"created": outcome.asks_created, "joined": outcome.asks_joined},
+    )
 
 
 @router.get(
@@ -142,9 +144,7 @@ def list_requests(
     """A body's own, every request for an auditor, those that include the trust for a trust."""
     rows = data_requests.visible(session=session, org_code=caller.org_code, kind=caller.kind)
     return [
-        RequestOut.model_validate(
-            data_requests.as_dict(r, burden=data_requests.burden_now(session=session, request=r))
-        )
+        RequestOut.of(r, burden=data_requests.burden_now(session=session, request=r))
         for r in rows
         if status_filter is None or r.status == status_filter
     ]
@@ -161,14 +161,10 @@ def _readable(session: SessionDep, request_id: str, caller: auth.Principal) -> A
 
 def _with_asks(session: SessionDep, request: DataRequest) -> RequestOut:
     """One request with its burden now and how its asks stand."""
-    return RequestOut.model_validate(
-        data_requests.as_dict(
-            request,
-            burden=data_requests.burden_now(session=session, request=request),
-            asks=data_requests.ask_counts(
-                session=session, request_id=request.id, today=date.today()
-            ),
-        )
+    return RequestOut.of(
+        request,
+        burden=data_requests.burden_now(session=session, request=request),
+        asks=data_requests.ask_counts(session=session, request_id=request.id, today=date.today()),
     )
 
 
