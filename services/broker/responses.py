@@ -16,9 +16,15 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.catalogue import audit, extracts
+from services.catalogue import asks, audit, extracts, submission_warnings, submissions
 from services.catalogue.burden_report import BREAKDOWNS, FIGURES, LedgerRow, Report
-from services.catalogue.models import DataRequest, Extract, ExtractDelivery, Organisation
+from services.catalogue.models import (
+    DataRequest,
+    Extract,
+    ExtractDelivery,
+    Organisation,
+    Submission,
+)
 from services.catalogue.regions import REGIONS
 
 Timestamp = str  # ISO 8601 with an offset, as datetime.isoformat() writes it
@@ -335,6 +341,22 @@ class AskOut(Out):
     items: list[str]
     created_at: Timestamp
 
+    @classmethod
+    def of(cls, shown: asks.Shown) -> AskOut:
+        """The ask as API.md shows it."""
+        ask = shown.ask
+        return cls(
+            id=ask.id,
+            org_code=ask.org_code,
+            dataset=ask.dataset_code,
+            period=ask.period,
+            due_date=ask.due_date.isoformat(),
+            status=shown.status,
+            requested_by=shown.requested_by,
+            items=sorted(ask.items),
+            created_at=ask.created_at.isoformat(),
+        )
+
 
 class SubmissionOut(Out):
     """A return sent, and what the validator made of it."""
@@ -361,6 +383,36 @@ class SubmissionOut(Out):
         description="Values far outside the trust's own history: {item, period, org_code, value,"
         " mean, upl, lpl, message}; an auditor's name the item and month only."
     )
+
+    @classmethod
+    def of(cls, submission: Submission, *, with_values: bool = True) -> SubmissionOut:
+        """The submission; without ``with_values`` (auditors) its warnings name the item and
+        month only. ``status_detail`` says why a ``validating`` submission waits when it is the
+        broker's doing (the store could not be written); otherwise null."""
+        warnings = list(submission.warnings or [])
+        if not with_values:
+            warnings = [submission_warnings.message_without_values(w) for w in warnings]
+        return cls(
+            id=submission.id,
+            org_code=submission.org_code,
+            dataset=submission.dataset_code,
+            dataset_version=submission.dataset_version,
+            period=submission.period,
+            status=submission.status,
+            status_detail=submissions.status_detail(submission),
+            rows=submission.rows,
+            error_count=submission.error_count,
+            revision=submission.revision,
+            supersedes=submission.supersedes_id,
+            superseded_by=submission.superseded_by_id,
+            filename=submission.filename,
+            format=submission.format,
+            size_bytes=submission.size_bytes,
+            sha256=submission.sha256,
+            received_at=submission.received_at.isoformat(),
+            validated_at=(submission.validated_at.isoformat() if submission.validated_at else None),
+            warnings=warnings,
+        )
 
 
 class SubmissionErrorOut(Out):

@@ -124,11 +124,7 @@ def build(
         raise Forbidden(f"This request is {request.body_code}'s, not {org_code}'s.")
     summary = _summary(session, request, hourly_rate=hourly_rate, today=today)
     return RequestOverview(
-        request=summary.request,
-        burden=summary.burden,
-        asks=summary.asks,
-        cost_avoided_gbp=summary.cost_avoided_gbp,
-        cost_imposed_gbp=summary.cost_imposed_gbp,
+        **vars(summary),
         periods=periods_of(session=session, request_id=request.id, today=today),
         extracts=extracts.visible(
             session=session, org_code=org_code, kind=kind, request_id=request.id

@@ -50,6 +50,6 @@ def list_asks(
         limit=limit,
         offset=offset,
     )
-    shown = [AskOut.model_validate(asks.as_dict(ask, links, today=today)) for ask, links in rows]
+    shown = [AskOut.of(asks.shown(ask, links, today=today)) for ask, links in rows]
     # Outstanding and overdue share a stored status; the due date tells them apart.
     return [a for a in shown if status is None or a.status == status]

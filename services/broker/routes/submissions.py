@@ -119,7 +119,7 @@ def _record(
             upload=upload,
             idempotency_key=idempotency_key,
         )
-        body = SubmissionOut.model_validate(submissions.as_dict(submission))
+        body = SubmissionOut.of(submission)
     return body, created
 
 
@@ -158,10 +158,7 @@ def list_submissions(
         limit=limit,
         offset=offset,
     )
-    return [
-        SubmissionOut.model_validate(submissions.as_dict(row, with_values=caller.kind == "trust"))
-        for row in rows
-    ]
+    return [SubmissionOut.of(row, with_values=caller.kind == "trust") for row in rows]
 
 
 @router.get("/v1/submissions/{submission_id}", summary="One submission and its status")
@@ -170,9 +167,7 @@ def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -
     own history of the item (``[{item, period, org_code, value, mean, upl, lpl, message}]``;
     an auditor sees which item and month, never the figures)."""
     submission = _readable(session, submission_id, caller)
-    return SubmissionOut.model_validate(
-        submissions.as_dict(submission, with_values=caller.kind == "trust")
-    )
+    return SubmissionOut.of(submission, with_values=caller.kind == "trust")
 
 
 @router.get(
@@ -208,4 +203,4 @@ def submission_errors(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return [SubmissionErrorOut.model_validate(error) for error in errors]
+    return [SubmissionErrorOut.model_validate(error, from_attributes=True) for error in errors]

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.broker.dependencies import RuntimeDep, SessionDep
-from services.broker.responses import BurdenBreakdowns
+from services.broker.responses import AskOut, BurdenBreakdowns, SubmissionOut
 from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web import spc_view
@@ -591,11 +591,20 @@ def trust_page(code: str, request: Request, db: SessionDep, runtime: RuntimeDep)
         return _problem_page(request, 403, title, refused.detail, viewer=viewer)
     names = {o.code: o.name for o in org_repo.list_all(session=db, kind="oversight_body")}
     charts = [spc_view.view(chart) for chart in overview.charts]
+    with_values = overview.viewer_kind == "trust"  # auditors see no figures
     return _page(
         request,
         "trust.html",
         {
             "overview": overview,
+            "asks": [AskOut.of(ask).model_dump() for ask in overview.asks],
+            "submissions": [
+                {
+                    **SubmissionOut.of(sent.submission, with_values=with_values).model_dump(),
+                    "errors": sent.errors,
+                }
+                for sent in overview.submissions or []
+            ],
             "charts": charts,
             "target_fields": [TARGET_PREFIX + c.item for c in charts if c.takes_target],
             "errors": errors,
