@@ -124,7 +124,7 @@ def get_dataset(
     "/v1/datasets/{code}/template.csv",
     summary="The header row of the return, as CSV",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Response:
     """A CSV with the dataset's columns in order, ready to fill in."""

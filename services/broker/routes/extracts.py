@@ -58,7 +58,7 @@ def parquet_file(runtime: RuntimeDep, extract: Extract) -> FileResponse:
     "/v1/extracts/{extract_id}/download",
     summary="The extract as Parquet (the owning body only)",
     response_class=FileResponse,
-    responses={200: {"content": {PARQUET: {}}}},
+    responses={200: {"content": {PARQUET: {"schema": {"type": "string", "format": "binary"}}}}},
 )
 def download_extract(
     extract_id: str, session: SessionDep, runtime: RuntimeDep, caller: BodyDep
