@@ -17,7 +17,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.catalogue import asks, audit, extracts, submission_warnings, submissions
-from services.catalogue.burden_report import BREAKDOWNS, FIGURES, LedgerRow, Report
+from services.catalogue.burden_report import BREAKDOWNS, FIGURES, Completion, LedgerRow, Report
 from services.catalogue.models import (
     DataRequest,
     Extract,
@@ -662,6 +662,23 @@ class Completeness(Out):
 
     by_trust: list[TrustCompleteness]
     by_dataset: list[DatasetCompleteness]
+
+    @classmethod
+    def of(cls, per: Mapping[str, Mapping[str, Completion]]) -> Completeness:
+        """Each trust's and each dataset's counts and rates, by code."""
+
+        def rows(name: str, key_name: str) -> list[dict[str, object]]:
+            return [
+                {
+                    key_name: key,
+                    **CompletenessCounts.model_validate(counts, from_attributes=True).model_dump(),
+                }
+                for key, counts in sorted(per[name].items())
+            ]
+
+        return cls.model_validate(
+            {"by_trust": rows("trust", "org_code"), "by_dataset": rows("dataset", "dataset")}
+        )
 
 
 # ---------------------------------------------------------------------------------------------

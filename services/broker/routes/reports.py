@@ -163,7 +163,7 @@ def completeness(
 ) -> Completeness:
     """The reporting-rate view: how complete and how timely the returns are."""
     window = window_of(month_from, month_to)
-    return Completeness.model_validate(
+    return Completeness.of(
         burden_report.completeness(session=session, window=window, today=date.today())
     )
 

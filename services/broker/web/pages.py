@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.broker.dependencies import RuntimeDep, SessionDep
-from services.broker.responses import AskOut, BurdenBreakdowns, SubmissionOut
+from services.broker.responses import AskOut, BurdenBreakdowns, Completeness, SubmissionOut
 from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web import spc_view
@@ -423,7 +423,9 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
     form = _form(request)
     rate = runtime.settings.hourly_rate_gbp
     report = BurdenBreakdowns.of(burden_report.build(session=db, window=window), rate).model_dump()
-    completeness = burden_report.completeness(session=db, window=window, today=date.today())
+    completeness = Completeness.of(
+        burden_report.completeness(session=db, window=window, today=date.today())
+    ).model_dump()
     names = {o.code: o.name for o in org_repo.list_all(session=db)}
     parameters = burden_parameters(rate)
     dataset_names = {code: d.title for code, d in schemas.DATASETS.items()}
