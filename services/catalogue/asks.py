@@ -62,21 +62,22 @@ def attribute(ask: Ask, links: Sequence[AskLink], *, cost: ReturnCost) -> None:
     ask.updated_at = utcnow()
 
 
-def as_dict(ask: Ask, links: list[tuple[str, bool, list[str]]], *, today: date) -> dict[str, Any]:
-    """The JSON shape of API.md for one ask."""
-    active = [(body, items) for body, is_active, items in links if is_active]
-    shown = active or [(body, items) for body, _active, items in links]
-    return {
-        "id": ask.id,
-        "org_code": ask.org_code,
-        "dataset": ask.dataset_code,
-        "period": ask.period,
-        "due_date": ask.due_date.isoformat(),
-        "status": shown_status(ask, today=today),
-        "requested_by": sorted({body for body, _items in shown}),
-        "items": sorted(ask.items),
-        "created_at": ask.created_at.isoformat(),
-    }
+@dataclass(frozen=True)
+class Shown:
+    """An ask as its readers see it: its status today (an outstanding ask past its due date is
+    overdue) and the bodies asking for it (those still asking; once none is, every one that
+    did)."""
+
+    ask: Ask
+    status: str
+    requested_by: list[str]
+
+
+def shown(ask: Ask, links: list[tuple[str, bool, list[str]]], *, today: date) -> Shown:
+    """The ask with its ``links`` (body, active, items) as its readers see it."""
+    active = [body for body, is_active, _items in links if is_active]
+    bodies = active or [body for body, _active, _items in links]
+    return Shown(ask=ask, status=shown_status(ask, today=today), requested_by=sorted(set(bodies)))
 
 
 @dataclass(frozen=True)

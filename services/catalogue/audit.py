@@ -135,16 +135,6 @@ class StoredEvent:
     values: dict[str, Any]
     unreadable: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """The event as the API lists it (an unreadable value as stored)."""
-        at = self.values["at"]
-        return {
-            "id": self.id,
-            "at": at.isoformat() if isinstance(at, datetime) else at,
-            **{name: self.values[name] for name in _HASHED if name != "at"},
-            "hash": self.values["hash"],
-        }
-
 
 def stored_events(
     *,
@@ -224,18 +214,6 @@ class BadEvent:
     action: str | None = None
     # For a chain that stops early: the last event still there.
     after_id: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """``{id, at?, action?, reason}`` (and ``after_id`` for a truncated chain)."""
-        shown: dict[str, Any] = {"id": self.id}
-        if self.at is not None:
-            shown["at"] = self.at
-        if self.action is not None:
-            shown["action"] = self.action
-        if self.after_id is not None:
-            shown["after_id"] = self.after_id
-        shown["reason"] = self.reason
-        return shown
 
 
 @dataclass(frozen=True)

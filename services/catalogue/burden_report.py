@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -133,17 +132,6 @@ class Report:
                 tally.returns_imposed += row.returns
                 tally.minutes_imposed += row.minutes
 
-    def as_dict(self, hourly_rate: float) -> dict[str, Any]:
-        """The JSON shape of API.md."""
-        body: dict[str, Any] = {"totals": self.totals.figures(hourly_rate)}
-        key_names = {"body": "body", "trust": "org_code", "dataset": "dataset", "month": "period"}
-        for name, attribute in BREAKDOWNS.items():
-            body[attribute] = [
-                {key_names[name]: key, **tally.figures(hourly_rate)}
-                for key, tally in sorted(self.by[name].items())
-            ]
-        return body
-
 
 def build(*, session: Session, window: Window) -> Report:
     """The report over a window of months."""
@@ -153,57 +141,54 @@ def build(*, session: Session, window: Window) -> Report:
     return report
 
 
-def as_csv_rows(report: dict[str, Any]) -> Iterator[list[object]]:
-    """Rows of the CSV of API.md: breakdown, key, then the seven figures."""
-    yield ["breakdown", "key", *FIGURES]
-    yield ["totals", "", *(report["totals"][f] for f in FIGURES)]
-    for name, attribute in BREAKDOWNS.items():
-        key = {"body": "body", "trust": "org_code", "dataset": "dataset", "month": "period"}[name]
-        for row in report[attribute]:
-            yield [name, row[key], *(row[f] for f in FIGURES)]
+@dataclass
+class Completion:
+    """How complete and how timely one trust's (or one dataset's) returns are."""
+
+    asks: int = 0
+    due: int = 0
+    returned: int = 0
+    on_time: int = 0
+    late: int = 0
+    outstanding: int = 0
+    overdue: int = 0
+
+    def add(self, *, due: bool, returned: bool, on_time: bool) -> None:
+        """Count one ask in."""
+        self.asks += 1
+        self.due += due
+        self.returned += returned
+        self.on_time += on_time
+        self.late += returned and not on_time
+        self.outstanding += not returned
+        self.overdue += due and not returned
+
+    @property
+    def reporting_rate(self) -> float | None:
+        """Returned, as a share of the asks (to 4 places); None without asks."""
+        return round(self.returned / self.asks, 4) if self.asks else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """On time, as a share of the asks due (to 4 places); None with none due."""
+        return round(self.on_time / self.due, 4) if self.due else None
 
 
 def completeness(
     *, session: Session, window: Window, today: date
-) -> dict[str, list[dict[str, Any]]]:
-    """Asks due, returned, on time, late and outstanding, per trust and per dataset."""
+) -> dict[str, dict[str, Completion]]:
+    """Asks due, returned, on time, late and outstanding, per trust and per dataset (``"trust"``
+    and ``"dataset"``, each by its code)."""
     first_accepted = submission_repo.first_accepted_received(session=session)
-    per: dict[str, dict[str, dict[str, int]]] = {"trust": {}, "dataset": {}}
+    per: dict[str, dict[str, Completion]] = {"trust": {}, "dataset": {}}
     for ask in request_repo.asks_not_cancelled(session=session):
         if not window.holds(parse_month(ask.period)):
             continue
         received = first_accepted.get((ask.org_code, ask.dataset_code, ask.period))
-        due = ask.due_date <= today
         returned = ask.status == AskStatus.ACCEPTED and received is not None
         on_time = returned and received is not None and received.date() <= ask.due_date
         for name, key in (("trust", ask.org_code), ("dataset", ask.dataset_code)):
-            counts = per[name].setdefault(
-                key,
-                dict.fromkeys(
-                    ("asks", "due", "returned", "on_time", "late", "outstanding", "overdue"), 0
-                ),
+            per[name].setdefault(key, Completion()).add(
+                due=ask.due_date <= today, returned=returned, on_time=on_time
             )
-            counts["asks"] += 1
-            counts["due"] += due
-            counts["returned"] += returned
-            counts["on_time"] += on_time
-            counts["late"] += returned and not on_time
-            counts["outstanding"] += not returned
-            counts["overdue"] += due and not returned
-    result: dict[str, list[dict[str, Any]]] = {}
-    for name, key_name in (("trust", "org_code"), ("dataset", "dataset")):
-        rows = []
-        for key, counts in sorted(per[name].items()):
-            due_count = counts["due"]
-            rows.append(
-                {
-                    key_name: key,
-                    **counts,
-                    "reporting_rate": round(counts["returned"] / counts["asks"], 4)
-                    if counts["asks"]
-                    else None,
-                    "on_time_rate": round(counts["on_time"] / due_count, 4) if due_count else None,
-                }
-            )
-        result[f"by_{name}"] = rows
-    return result
+    return per

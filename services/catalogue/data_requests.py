@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -388,33 +387,6 @@ def burden_now(*, session: Session, request: DataRequest) -> dict[str, float | i
         returns_imposed=sum(1 for link in active if link.imposer),
         minutes_imposed=sum(link.minutes_imposed for link in active),
     ).figures()
-
-
-def as_dict(
-    request: DataRequest, *, burden: Mapping[str, object], asks: dict[str, int] | None = None
-) -> dict[str, Any]:
-    """The JSON shape of a registered request."""
-    return {
-        "id": request.id,
-        "body": request.body_code,
-        "status": request.status,
-        "title": request.title,
-        "purpose": request.purpose,
-        "legal_basis": request.legal_basis,
-        "items": request.items,
-        "organisations": request.population,
-        "org_count": len(request.org_codes),
-        "period_start": request.period_start,
-        "period_end": request.period_end,
-        "period_type": request.period_type,
-        "org_level": request.org_level,
-        "due_days": request.due_days,
-        "created_at": request.created_at.isoformat(),
-        "withdrawn_at": request.withdrawn_at.isoformat() if request.withdrawn_at else None,
-        "coverage": request.coverage,
-        "burden": burden,
-        **({"asks": asks} if asks is not None else {}),
-    }
 
 
 def ask_counts(*, session: Session, request_id: str, today: date) -> dict[str, int]:

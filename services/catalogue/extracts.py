@@ -349,57 +349,13 @@ DELIVERY_FAILED = (
 )
 
 
-def delivery_as_dict(delivery: ExtractDelivery) -> dict[str, Any]:
-    """A delivery as its body sees it: the channel, a plain status and the message id, with no
-    server path (a file is named by its file name alone) and no raw error."""
-    retrying = delivery.status == "pending" and delivery.last_error is not None
-    shown: dict[str, Any] = {
-        "channel": delivery.channel,
-        # pending (and retrying, with a message) | sent | delivered | acknowledged | failed
-        "status": delivery.status,
-        "message_id": delivery.message_id,
-    }
-    if delivery.message_id is not None and delivery.channel == "files":
-        shown["message_id"] = delivery.message_id.rstrip("/").rsplit("/", 1)[-1]
-    if delivery.status in ("sent", "delivered", "acknowledged"):
-        shown["updated_at"] = delivery.updated_at.isoformat()
-    if retrying:
-        shown["message"] = DELIVERY_RETRYING
-    elif delivery.status == "failed":
-        shown["message"] = DELIVERY_FAILED
-    return shown
-
-
-def as_dict(extract: Extract, delivery: ExtractDelivery | None) -> dict[str, Any]:
-    """The JSON shape of API.md."""
-    return {
-        "id": extract.id,
-        "request_id": extract.request_id,
-        "period": extract.period,
-        "key": extract.manifest.get("key", []),
-        "items": extract.items,
-        "revision": extract.revision,
-        "complete": extract.complete,
-        "missing": extract.manifest.get("missing", []),
-        "rows": extract.rows,
-        "sha256": extract.sha256,
-        "created_at": extract.created_at.isoformat(),
-        "delivery": None if delivery is None else delivery_as_dict(delivery),
-    }
-
-
-def manifest(extract: Extract) -> dict[str, Any]:
-    """The manifest of API.md."""
-    return dict(extract.manifest)
-
-
 def visible(
     *, session: Session, org_code: str, kind: str, request_id: str | None = None
-) -> list[dict[str, Any]]:
-    """The extracts a caller may list, newest first: a body its own, an auditor every one."""
+) -> list[tuple[Extract, ExtractDelivery | None]]:
+    """The extracts a caller may list, newest first, each with its delivery: a body its own,
+    an auditor every one."""
     body = org_code if kind == "oversight_body" else None
-    found = extract_repo.with_deliveries(session=session, body_code=body, request_id=request_id)
-    return [as_dict(extract, delivery) for extract, delivery in found]
+    return extract_repo.with_deliveries(session=session, body_code=body, request_id=request_id)
 
 
 def readable(*, session: Session, extract_id: str, org_code: str, kind: str) -> Extract:

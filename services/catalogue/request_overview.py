@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from services.catalogue import asks, data_requests, extracts
 from services.catalogue.errors import Forbidden, NotFound
-from services.catalogue.models import DataRequest
+from services.catalogue.models import DataRequest, Extract, ExtractDelivery
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus
 
@@ -46,38 +45,37 @@ class PeriodProgress:
 
 @dataclass(frozen=True)
 class Summary:
-    """One request as its list shows it: the API's shape, and its money."""
+    """One request as its list shows it: the request, its burden and asks now, and its money."""
 
-    request: dict[str, Any]
+    request: DataRequest
+    burden: dict[str, float | int]
+    asks: dict[str, int]
     cost_avoided_gbp: float
     cost_imposed_gbp: float
 
 
 @dataclass(frozen=True)
 class RequestOverview(Summary):
-    """One request in full: its summary, its periods and its extracts (newest first)."""
+    """One request in full: its summary, its periods and its extracts (newest first), each
+    with its delivery."""
 
     periods: list[PeriodProgress]
-    extracts: list[dict[str, Any]]
+    extracts: list[tuple[Extract, ExtractDelivery | None]]
 
 
 def _summary(session: Session, request: DataRequest, *, hourly_rate: float, today: date) -> Summary:
     burden = data_requests.burden_now(session=session, request=request)
-    shown = data_requests.as_dict(
-        request,
+    return Summary(
+        request=request,
         burden=burden,
         asks=data_requests.ask_counts(session=session, request_id=request.id, today=today),
-    )
-    return Summary(
-        request=shown,
         cost_avoided_gbp=cost_gbp(burden["hours_avoided"], hourly_rate),
         cost_imposed_gbp=cost_gbp(burden["hours_imposed"], hourly_rate),
     )
 
 
-def cost_gbp(hours: object, hourly_rate: float) -> float:
+def cost_gbp(hours: float, hourly_rate: float) -> float:
     """Hours of staff time in pounds at the report's hourly rate (as the burden report)."""
-    assert isinstance(hours, int | float)
     return round(hours * hourly_rate, 2)
 
 
@@ -125,9 +123,7 @@ def build(
         raise Forbidden(f"This request is {request.body_code}'s, not {org_code}'s.")
     summary = _summary(session, request, hourly_rate=hourly_rate, today=today)
     return RequestOverview(
-        request=summary.request,
-        cost_avoided_gbp=summary.cost_avoided_gbp,
-        cost_imposed_gbp=summary.cost_imposed_gbp,
+        **vars(summary),
         periods=periods_of(session=session, request_id=request.id, today=today),
         extracts=extracts.visible(
             session=session, org_code=org_code, kind=kind, request_id=request.id

@@ -383,76 +383,40 @@ def status_detail(submission: Submission) -> str | None:
     return error[len(prefix) :].partition("\n")[0]
 
 
-def as_dict(submission: Submission, *, with_values: bool = True) -> dict[str, Any]:
-    """The JSON shape of API.md, plus what a data manager wants to see.
+@dataclass(frozen=True)
+class ShownError:
+    """One error as its reader may see it: with the value for the trust that sent the file;
+    for an auditor, no value and a message worded from the check and the column alone."""
 
-    ``status_detail`` says why a ``validating`` submission waits when it is the broker's doing
-    (the store could not be written); otherwise null. ``warnings`` lists values far outside the
-    trust's own history (submission_warnings); without ``with_values`` (auditors) they name the
-    item and month only.
-    """
-    warnings = list(submission.warnings or [])
-    if not with_values:
-        warnings = [submission_warnings.message_without_values(w) for w in warnings]
-    return {
-        "id": submission.id,
-        "org_code": submission.org_code,
-        "dataset": submission.dataset_code,
-        "dataset_version": submission.dataset_version,
-        "period": submission.period,
-        "status": submission.status,
-        "status_detail": status_detail(submission),
-        "rows": submission.rows,
-        "error_count": submission.error_count,
-        "revision": submission.revision,
-        "supersedes": submission.supersedes_id,
-        "superseded_by": submission.superseded_by_id,
-        "filename": submission.filename,
-        "format": submission.format,
-        "size_bytes": submission.size_bytes,
-        "sha256": submission.sha256,
-        "received_at": submission.received_at.isoformat(),
-        "validated_at": submission.validated_at.isoformat() if submission.validated_at else None,
-        "warnings": warnings,
-    }
+    row: int | None
+    column: str | None
+    check: str
+    value: str | None
+    message: str
 
 
-def error_dict(
+def shown_error(
     error: SubmissionError, *, with_value: bool, dataset: schemas.Dataset | None = None
-) -> dict[str, Any]:
-    """One error as the API shows it.
+) -> ShownError:
+    """One error as its reader may see it.
 
     With ``with_value`` (the trust that sent the file) exactly as the validator worded it;
     without (auditors), no value and a message worded again from the check and the column of
     ``dataset``, the submission's dataset, so that it holds nothing of the file.
     """
     if with_value:
-        return {
-            "row": error.row,
-            "column": error.column,
-            "check": error.check,
-            "value": error.value,
-            "message": error.message,
-        }
+        return ShownError(error.row, error.column, error.check, error.value, error.message)
     shown = auditor_messages.value_free(
         dataset=dataset, row=error.row, column=error.column, check=error.check
     )
-    return {
-        "row": error.row,
-        "column": shown.column,
-        "check": error.check,
-        "value": None,
-        "message": shown.message,
-    }
+    return ShownError(error.row, shown.column, error.check, None, shown.message)
 
 
-def shown_errors(
-    *, session: Session, submission: Submission, with_value: bool
-) -> list[dict[str, Any]]:
-    """The submission's errors as the API shows them (see ``error_dict``), in order."""
+def shown_errors(*, session: Session, submission: Submission, with_value: bool) -> list[ShownError]:
+    """The submission's errors as its reader may see them (see ``shown_error``), in order."""
     dataset = schemas.DATASETS.get(submission.dataset_code)
     return [
-        error_dict(error, with_value=with_value, dataset=dataset)
+        shown_error(error, with_value=with_value, dataset=dataset)
         for error in submission_repo.errors(session=session, submission_id=submission.id)
     ]
 
@@ -462,12 +426,12 @@ def _safe_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def errors_csv(errors: Iterable[dict[str, Any]]) -> str:
+def errors_csv(errors: Iterable[ShownError]) -> str:
     """Errors as CSV that is safe to open in a spreadsheet (no cell runs as a formula)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     columns = ("row", "column", "check", "value", "message")
     writer.writerow(columns)
     for error in errors:
-        writer.writerow([_safe_cell(error.get(c)) for c in columns])
+        writer.writerow([_safe_cell(getattr(error, c)) for c in columns])
     return out.getvalue()

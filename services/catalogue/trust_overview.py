@@ -28,14 +28,16 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.catalogue import asks, audit, indicators, reminders, spc, submissions
+from services.catalogue.asks import Shown as ShownAsk
 from services.catalogue.errors import Forbidden, NotFound
-from services.catalogue.models import DataRequest, Organisation
+from services.catalogue.models import DataRequest, Organisation, Submission
 from services.catalogue.periods import month_label, parse, parse_month
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
 from services.catalogue.states import AskStatus, NotificationKind, SubmissionStatus
+from services.catalogue.submissions import ShownError
 
 CHART_MONTHS = 36  # the longest chart: three years up to the latest month held
 RECENT_SUBMISSIONS = 12
@@ -76,12 +78,20 @@ class NotCharted:
     reason: str
 
 
+@dataclass(frozen=True)
+class RecentReturn:
+    """A return sent, with the first errors of a rejected one as the viewer may see them."""
+
+    submission: Submission
+    errors: list[ShownError]
+
+
 @dataclass
 class Overview:
     organisation: Organisation
     viewer_kind: str
-    asks: list[dict[str, Any]] = field(default_factory=list)
-    submissions: list[dict[str, Any]] | None = None  # None: not the viewer's to see
+    asks: list[ShownAsk] = field(default_factory=list)
+    submissions: list[RecentReturn] | None = None  # None: not the viewer's to see
     submission_counts: dict[str, int] = field(default_factory=dict)
     charts: list[IndicatorChart] = field(default_factory=list)
     not_charted: list[NotCharted] = field(default_factory=list)
@@ -89,11 +99,11 @@ class Overview:
 
     @property
     def overdue(self) -> int:
-        return sum(1 for ask in self.asks if ask["status"] == AskStatus.OVERDUE)
+        return sum(1 for ask in self.asks if ask.status == AskStatus.OVERDUE)
 
     @property
     def outstanding(self) -> int:
-        return sum(1 for ask in self.asks if ask["status"] == AskStatus.OUTSTANDING)
+        return sum(1 for ask in self.asks if ask.status == AskStatus.OUTSTANDING)
 
 
 def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[dict[str, Any]]:
@@ -175,9 +185,7 @@ def build(
     return overview
 
 
-def _open_asks(
-    session: Session, code: str, *, body: str | None, today: date
-) -> list[dict[str, Any]]:
+def _open_asks(session: Session, code: str, *, body: str | None, today: date) -> list[ShownAsk]:
     """Outstanding and overdue asks of the trust (a body: those its requests need), by due date."""
     rows = request_repo.asks_with_bodies(
         session=session,
@@ -189,8 +197,8 @@ def _open_asks(
         limit=10_000,
         offset=0,
     )
-    shown = [asks.as_dict(ask, links, today=today) for ask, links in rows]
-    return sorted(shown, key=lambda a: (a["due_date"], a["period"], a["dataset"]))
+    shown = [asks.shown(ask, links, today=today) for ask, links in rows]
+    return sorted(shown, key=lambda a: (a.ask.due_date, a.ask.period, a.ask.dataset_code))
 
 
 def _add_submissions(
@@ -208,15 +216,13 @@ def _add_submissions(
         limit=RECENT_SUBMISSIONS,
         offset=0,
     )
-    shown: list[dict[str, Any]] = []
+    shown: list[RecentReturn] = []
     for submission in recent:
-        entry = submissions.as_dict(submission, with_values=with_values)
-        entry["errors"] = []
+        errors: list[ShownError] = []
         if submission.status == SubmissionStatus.REJECTED:
             errors = submissions.shown_errors(
                 session=session, submission=submission, with_value=with_values
-            )
-            entry["errors"] = errors[:ERRORS_SHOWN]
+            )[:ERRORS_SHOWN]
             # Errors quote the file's cells: reading them on a page is traced as over the API.
             audit.record(
                 session=session,
@@ -227,10 +233,10 @@ def _add_submissions(
                 detail={
                     "with_values": with_values,
                     "format": "page",
-                    "errors": len(entry["errors"]),
+                    "errors": len(errors),
                 },
             )
-        shown.append(entry)
+        shown.append(RecentReturn(submission=submission, errors=errors))
     overview.submissions = shown
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from services.broker.dependencies import SessionDep, require
+from services.broker.responses import AskOut
 from services.catalogue import asks, auth
 from services.catalogue.errors import Forbidden
 from services.catalogue.repositories import requests as request_repo
@@ -28,7 +29,7 @@ def list_asks(
     org_code: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> list[dict[str, Any]]:
+) -> list[AskOut]:
     """A trust sees its own asks; an auditor every trust's (``org_code`` to filter);
     a body the asks its requests need."""
     today = date.today()
@@ -49,6 +50,6 @@ def list_asks(
         limit=limit,
         offset=offset,
     )
-    shown = [asks.as_dict(ask, links, today=today) for ask, links in rows]
+    shown = [AskOut.of(asks.shown(ask, links, today=today)) for ask, links in rows]
     # Outstanding and overdue share a stored status; the due date tells them apart.
-    return [a for a in shown if status is None or a["status"] == status]
+    return [a for a in shown if status is None or a.status == status]

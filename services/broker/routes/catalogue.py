@@ -2,46 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 
 import schemas
 from schemas.compile import publication
 from schemas.model import Dataset
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
+from services.broker.responses import (
+    DatasetDefinition,
+    DatasetSummary,
+    ItemMatch,
+    ItemOut,
+    TableSchema,
+)
 from services.catalogue.errors import Invalid, NotFound
 from services.catalogue.repositories import catalogue as catalogue_repo
 
 router = APIRouter(tags=["catalogue"])
 
 
-class ItemOut(BaseModel):
-    """One item: a measure with one meaning."""
+class SchemaJSONResponse(JSONResponse):
+    """JSON served as a JSON Schema document (a Frictionless Table Schema)."""
 
-    code: str
-    name: str
-    definition: str
-    unit: str
-    value_type: str
-    aggregation: str
-    org_aggregation: str
-    disaggregation: list[str]
-    primary_dataset: str
-    datasets: list[str]
-    derivable_from: list[str]
-
-
-class DatasetSummary(BaseModel):
-    """A dataset in the list."""
-
-    code: str
-    version: int
-    title: str
-    period_type: str
-    items: list[str]
+    media_type = "application/schema+json"
 
 
 @router.get("/v1/items", summary="Every item in the catalogue")
@@ -68,15 +54,6 @@ def list_items(session: SessionDep, _caller: PrincipalDep) -> list[ItemOut]:
         )
         for item in catalogue_repo.items(session=session)
     ]
-
-
-class ItemMatch(BaseModel):
-    """An item ranked by how closely it matches a search."""
-
-    code: str
-    name: str
-    score: float
-    matched: str
 
 
 @router.get("/v1/items/search", summary="Items ranked by similarity of name and definition")
@@ -121,27 +98,34 @@ def _current(session: SessionDep, code: str) -> Dataset:
     return schemas.DATASETS[code]
 
 
-@router.get("/v1/datasets/{code}", summary="A dataset's full definition")
+@router.get(
+    "/v1/datasets/{code}",
+    summary="A dataset's full definition",
+    response_model_exclude_unset=True,
+)
 def get_dataset(
     code: str, session: SessionDep, _caller: PrincipalDep, version: int | None = None
-) -> dict[str, Any]:
+) -> DatasetDefinition:
     """Columns, checks, key, items and burden parameters; ``?version=N`` for an older one."""
     current = _current(session, code)
     wanted = current.version if version is None else version
     published = catalogue_repo.version(session=session, code=code, version=wanted)
     if published is None:
         raise NotFound(f"Dataset {code!r} has no version {wanted}.")
-    body = dict(published.definition)
-    body["published_at"] = published.published_at.isoformat()
-    body["versions"] = [v.version for v in catalogue_repo.versions(session=session, code=code)]
-    return body
+    return DatasetDefinition.model_validate(
+        {
+            **published.definition,
+            "published_at": published.published_at.isoformat(),
+            "versions": [v.version for v in catalogue_repo.versions(session=session, code=code)],
+        }
+    )
 
 
 @router.get(
     "/v1/datasets/{code}/template.csv",
     summary="The header row of the return, as CSV",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Response:
     """A CSV with the dataset's columns in order, ready to fill in."""
@@ -156,8 +140,8 @@ def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Respo
 @router.get(
     "/v1/datasets/{code}/table-schema.json",
     summary="The definition as a Frictionless Table Schema",
+    response_class=SchemaJSONResponse,
 )
-def table_schema(code: str, session: SessionDep, _caller: PrincipalDep) -> JSONResponse:
+def table_schema(code: str, session: SessionDep, _caller: PrincipalDep) -> TableSchema:
     """Frictionless Table Schema, for tools that validate files before sending them."""
-    dataset = _current(session, code)
-    return JSONResponse(publication.table_schema(dataset), media_type="application/schema+json")
+    return TableSchema.model_validate(publication.table_schema(_current(session, code)))

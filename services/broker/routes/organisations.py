@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, StewardDep
+from services.broker.responses import DeliverySet, OrganisationOut, TokenInfo, TokenIssued
 from services.catalogue import auth, organisations
 from services.catalogue.errors import NotFound
-from services.catalogue.models import Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import tokens as token_repo
@@ -38,29 +37,6 @@ class OrganisationIn(BaseModel):
     )
 
 
-class OrganisationOut(BaseModel):
-    """An organisation as the API shows it."""
-
-    code: str
-    name: str
-    kind: str
-    region: str | None
-    region_name: str | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, organisation: Organisation) -> OrganisationOut:
-        """Build from a model row."""
-        return cls(
-            code=organisation.code,
-            name=organisation.name,
-            kind=organisation.kind,
-            region=organisation.region,
-            region_name=REGIONS.get(organisation.region or ""),
-            created_at=organisation.created_at,
-        )
-
-
 class TokenIn(BaseModel):
     """Options for a new token."""
 
@@ -74,28 +50,6 @@ class TokenIn(BaseModel):
         description="Days until the token is refused; unset: DRB_TOKEN_TTL_DAYS (90).",
         examples=[30],
     )
-
-
-class TokenIssued(BaseModel):
-    """A new token: shown once, stored only as a hash."""
-
-    id: str
-    token: str
-    org_code: str
-    label: str | None
-    created_at: datetime
-    expires_at: datetime | None
-
-
-class TokenInfo(BaseModel):
-    """A token's metadata (never the token)."""
-
-    id: str
-    org_code: str
-    label: str | None
-    created_at: datetime
-    revoked_at: datetime | None
-    expires_at: datetime | None = Field(description="Null only for the DRB_ADMIN_TOKEN.")
 
 
 @router.post(
@@ -177,14 +131,7 @@ def list_tokens(code: str, session: SessionDep, _steward: StewardDep) -> list[To
     if org_repo.get(session=session, code=code) is None:
         raise NotFound(f"No organisation has the code {code!r}.")
     return [
-        TokenInfo(
-            id=t.id,
-            org_code=t.org_code,
-            label=t.label,
-            created_at=t.created_at,
-            revoked_at=t.revoked_at,
-            expires_at=t.expires_at,
-        )
+        TokenInfo.model_validate(t, from_attributes=True)
         for t in token_repo.list_for(session=session, org_code=code)
     ]
 
@@ -220,7 +167,7 @@ class DeliveryIn(BaseModel):
 )
 def set_delivery(
     code: str, body: DeliveryIn, session: SessionDep, steward: StewardDep
-) -> dict[str, object]:
+) -> DeliverySet:
     """files (a folder or S3 URI), mesh (a MESH mailbox), email (an address: notifications
     only) or api (download and read over the API only). A body's extracts and daily summary go
     there; a trust's deadline reminders."""
@@ -228,4 +175,4 @@ def set_delivery(
     organisation = organisations.set_delivery(
         session=session, code=code, delivery=delivery, actor=steward.org_code
     )
-    return {"code": organisation.code, "delivery": organisation.delivery}
+    return DeliverySet(code=organisation.code, delivery=organisation.delivery)

@@ -6,12 +6,22 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from services.broker.dependencies import RuntimeDep, SessionDep, require
+from services.broker.responses import (
+    AuditCheck,
+    AuditEventOut,
+    AuditHeadOut,
+    BurdenBreakdowns,
+    BurdenParameters,
+    BurdenReport,
+    Completeness,
+    LedgerEntry,
+)
 from services.catalogue import audit, auth, burden_report
 from services.catalogue.errors import Invalid
 from services.catalogue.periods import PeriodError, parse_month
@@ -69,7 +79,8 @@ def _csv(rows: Iterable[Iterable[object]], filename: str) -> Response:
     "/v1/reports/burden",
     summary="Burden requested, imposed and avoided (JSON, or ?format=csv)",
     dependencies=[Depends(only("month_from", "month_to", "format"))],
-    responses={200: {"content": {"text/csv": {}}}},
+    response_model=BurdenReport,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def burden(
     session: SessionDep,
@@ -78,43 +89,45 @@ def burden(
     month_from: Month = None,
     month_to: Month = None,
     format: Literal["json", "csv"] = "json",
-) -> Response:
+) -> BurdenReport | Response:
     """Totals and breakdowns by body, trust, dataset and month."""
     window = window_of(month_from, month_to)
     rate = runtime.settings.hourly_rate_gbp
-    report = burden_report.build(session=session, window=window).as_dict(rate)
+    report = BurdenBreakdowns.of(burden_report.build(session=session, window=window), rate)
     if format == "csv":
-        return _csv(burden_report.as_csv_rows(report), "burden-report.csv")
-    report["parameters"] = burden_parameters(rate)
-    return JSONResponse(report)
+        return _csv(report.csv_rows(), "burden-report.csv")
+    return BurdenReport(**dict(report), parameters=burden_parameters(rate))
 
 
-def burden_parameters(rate: float) -> dict[str, Any]:
+def burden_parameters(rate: float) -> BurdenParameters:
     """The burden model's parameters, with their sources (for the report's reader)."""
     import schemas
 
-    return {
-        "hourly_rate_gbp": rate,
-        "hourly_rate_source": (
-            "NHS Agenda for Change 2025/26 Band 6 entry point (38,682 GBP a year, 37.5 hours a"
-            " week) plus 30% employer on-costs; set DRB_HOURLY_RATE_GBP to change it"
-        ),
-        "datasets": {
-            code: {
-                "base_minutes": d.burden.base_minutes,
-                "minutes_per_item": d.burden.minutes_per_item,
-                "source": d.burden.source,
-            }
-            for code, d in schemas.DATASETS.items()
-        },
-    }
+    return BurdenParameters.model_validate(
+        {
+            "hourly_rate_gbp": rate,
+            "hourly_rate_source": (
+                "NHS Agenda for Change 2025/26 Band 6 entry point (38,682 GBP a year, 37.5 hours a"
+                " week) plus 30% employer on-costs; set DRB_HOURLY_RATE_GBP to change it"
+            ),
+            "datasets": {
+                code: {
+                    "base_minutes": d.burden.base_minutes,
+                    "minutes_per_item": d.burden.minutes_per_item,
+                    "source": d.burden.source,
+                }
+                for code, d in schemas.DATASETS.items()
+            },
+        }
+    )
 
 
 @router.get(
     "/v1/reports/burden/ledger",
     summary="Every requested and imposed return behind the burden figures",
     dependencies=[Depends(only("month_from", "month_to", "format", "request_id"))],
-    responses={200: {"content": {"text/csv": {}}}},
+    response_model=list[LedgerEntry],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def burden_ledger(
     session: SessionDep,
@@ -123,7 +136,7 @@ def burden_ledger(
     month_to: Month = None,
     request_id: str | None = None,
     format: Literal["json", "csv"] = "json",
-) -> Response:
+) -> list[LedgerEntry] | Response:
     """One row per counterfactual return and per share of an ask, traceable to its request."""
     window = window_of(month_from, month_to)
     rows = [
@@ -131,34 +144,12 @@ def burden_ledger(
         for row in burden_report.ledger(session=session, window=window)
         if request_id is None or row.request_id == request_id
     ]
-    columns = (
-        "request_id",
-        "body",
-        "entry",
-        "dataset",
-        "org_code",
-        "period",
-        "returns",
-        "hours",
-        "ask_id",
-    )
-    as_dicts = [
-        {
-            "request_id": r.request_id,
-            "body": r.body,
-            "entry": r.entry,
-            "dataset": r.dataset,
-            "org_code": r.org_code,
-            "period": r.period,
-            "returns": r.returns,
-            "hours": round(r.minutes / 60, 4),
-            "ask_id": r.ask_id,
-        }
-        for r in rows
-    ]
+    entries = [LedgerEntry.of(row) for row in rows]
     if format == "csv":
-        return _csv([columns, *([d[c] for c in columns] for d in as_dicts)], "burden-ledger.csv")
-    return JSONResponse(as_dicts)
+        columns = tuple(LedgerEntry.model_fields)
+        table = [columns, *([getattr(e, c) for c in columns] for e in entries)]
+        return _csv(table, "burden-ledger.csv")
+    return entries
 
 
 @router.get(
@@ -168,10 +159,12 @@ def burden_ledger(
 )
 def completeness(
     session: SessionDep, _auditor: AuditorDep, month_from: Month = None, month_to: Month = None
-) -> dict[str, Any]:
+) -> Completeness:
     """The reporting-rate view: how complete and how timely the returns are."""
     window = window_of(month_from, month_to)
-    return burden_report.completeness(session=session, window=window, today=date.today())
+    return Completeness.of(
+        burden_report.completeness(session=session, window=window, today=date.today())
+    )
 
 
 @router.get(
@@ -184,7 +177,7 @@ def audit_events(
     _auditor: AuditorDep,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> list[dict[str, Any]]:
+) -> list[AuditEventOut]:
     """Every state change and data access since a timestamp (a value that cannot be read is
     shown as stored: ``verify`` names such an event)."""
     if since is not None and since.tzinfo is None:
@@ -192,13 +185,16 @@ def audit_events(
             "Give `since` with a UTC offset, e.g. 2026-01-01T00:00:00Z.",
             [{"field": "since", "message": "needs a UTC offset"}],
         )
-    return [e.as_dict() for e in audit.stored_events(session=session, since=since, limit=limit)]
+    return [
+        AuditEventOut.of(e) for e in audit.stored_events(session=session, since=since, limit=limit)
+    ]
 
 
 @router.get(
     "/v1/audit-events/verify",
     summary="Check the audit log's hash chain, its head and an optional anchor",
     dependencies=[Depends(only("anchor_id", "anchor_hash"))],
+    response_model_exclude_unset=True,
 )
 def verify_audit(
     session: SessionDep,
@@ -210,7 +206,7 @@ def verify_audit(
         str | None,
         Query(pattern="^[0-9a-f]{64}$", description="The last_hash of the same head."),
     ] = None,
-) -> dict[str, Any]:
+) -> AuditCheck:
     """``{valid, events, first_bad_event, first_invalid_id}``; never an error for what is found.
 
     ``first_bad_event`` is ``{id, at?, action?, reason}``: the first event that does not match
@@ -230,20 +226,16 @@ def verify_audit(
     anchor = None
     if anchor_id is not None and anchor_hash is not None:
         anchor = audit.Anchor(id=anchor_id, hash=anchor_hash)
-    check = audit.verify(session=session, anchor=anchor)
-    return {
-        "valid": check.valid,
-        "events": check.events,
-        "first_bad_event": None if check.first_bad is None else check.first_bad.as_dict(),
-        "first_invalid_id": check.first_bad_id,
-    }
+    return AuditCheck.of(audit.verify(session=session, anchor=anchor))
 
 
 @router.get(
     "/v1/audit-events/head",
     summary="The audit chain's head, signed, to keep outside the database",
 )
-def audit_head(session: SessionDep, runtime: RuntimeDep, _auditor: AuditorDep) -> dict[str, Any]:
+def audit_head(session: SessionDep, runtime: RuntimeDep, _auditor: AuditorDep) -> AuditHeadOut:
     """``{events, last_id, last_hash, at, signature}``: export it daily (or sign it with
     DRB_AUDIT_SIGNING_KEY) and verify against it later with ``?anchor_id=&anchor_hash=``."""
-    return audit.current_head(session=session, key=audit.signing_key(runtime.settings))
+    return AuditHeadOut.model_validate(
+        audit.current_head(session=session, key=audit.signing_key(runtime.settings))
+    )

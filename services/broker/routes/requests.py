@@ -6,11 +6,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, require
+from services.broker.responses import RequestDryRun, RequestOut, RequestRegistered
 from services.catalogue import auth, data_requests
 from services.catalogue.errors import Forbidden, NotFound
+from services.catalogue.models import DataRequest
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import RequestStatus
 
@@ -87,8 +90,9 @@ class RequestIn(BaseModel):
 @router.post(
     "/v1/requests",
     status_code=status.HTTP_201_CREATED,
+    response_model=RequestRegistered,
     summary="Register a data request, or check it with ?dry_run=true",
-    responses={200: {"description": "A dry run: nothing registered."}},
+    responses={200: {"model": RequestDryRun, "description": "A dry run: nothing registered."}},
 )
 def register_request(
     body: RequestIn,
@@ -97,7 +101,7 @@ def register_request(
     caller: BodyDep,
     response: Response,
     dry_run: bool = False,
-) -> dict[str, Any]:
+) -> RequestRegistered | JSONResponse:
     """Coverage per item and in total, the burden, and (unless a dry run) the new asks."""
     outcome = data_requests.register(
         session=session,
@@ -109,31 +113,38 @@ def register_request(
     coverage = outcome.check.coverage_dict()
     burden = outcome.check.burden.figures()
     if outcome.request is None:
-        response.status_code = status.HTTP_200_OK
-        return {
-            "id": None,
-            "status": "dry_run",
-            "org_count": len(outcome.org_codes),
-            "coverage": coverage,
-            "burden": burden,
-            "asks": {"would_create": outcome.check.burden.returns_imposed},
-        }
-    body_out = data_requests.as_dict(outcome.request, burden=burden)
-    body_out["asks"] = {"created": outcome.asks_created, "joined": outcome.asks_joined}
+        dry = RequestDryRun.model_validate(
+            {
+                "id": None,
+                "status": "dry_run",
+                "org_count": len(outcome.org_codes),
+                "coverage": coverage,
+                "burden": burden,
+                "asks": {"would_create": outcome.check.burden.returns_imposed},
+            }
+        )
+        # The 201's model does not fit a dry run: its own body, answered as it is.
+        return JSONResponse(dry.model_dump(mode="json"), status_code=status.HTTP_200_OK)
     response.headers["Location"] = f"/v1/requests/{outcome.request.id}"
-    return body_out
+    return RequestRegistered.of(
+        outcome.request,
+        burden=burden,
+        asks={"created": outcome.asks_created, "joined": outcome.asks_joined},
+    )
 
 
-@router.get("/v1/requests", summary="Requests the caller may read")
+@router.get(
+    "/v1/requests", summary="Requests the caller may read", response_model_exclude_unset=True
+)
 def list_requests(
     session: SessionDep,
     caller: ReaderDep,
     status_filter: Annotated[RequestStatus | None, Query(alias="status")] = None,
-) -> list[dict[str, Any]]:
+) -> list[RequestOut]:
     """A body's own, every request for an auditor, those that include the trust for a trust."""
     rows = data_requests.visible(session=session, org_code=caller.org_code, kind=caller.kind)
     return [
-        data_requests.as_dict(r, burden=data_requests.burden_now(session=session, request=r))
+        RequestOut.of(r, burden=data_requests.burden_now(session=session, request=r))
         for r in rows
         if status_filter is None or r.status == status_filter
     ]
@@ -148,28 +159,29 @@ def _readable(session: SessionDep, request_id: str, caller: auth.Principal) -> A
     return request
 
 
-@router.get("/v1/requests/{request_id}", summary="One request, with its asks by status")
-def get_request(request_id: str, session: SessionDep, caller: ReaderDep) -> dict[str, Any]:
-    """The request as registered, its burden now and how its asks stand."""
-    request = _readable(session, request_id, caller)
-    return data_requests.as_dict(
+def _with_asks(session: SessionDep, request: DataRequest) -> RequestOut:
+    """One request with its burden now and how its asks stand."""
+    return RequestOut.of(
         request,
         burden=data_requests.burden_now(session=session, request=request),
         asks=data_requests.ask_counts(session=session, request_id=request.id, today=date.today()),
     )
 
 
+@router.get("/v1/requests/{request_id}", summary="One request, with its asks by status")
+def get_request(request_id: str, session: SessionDep, caller: ReaderDep) -> RequestOut:
+    """The request as registered, its burden now and how its asks stand."""
+    request = _readable(session, request_id, caller)
+    return _with_asks(session, request)
+
+
 @router.post("/v1/requests/{request_id}/withdraw", summary="Withdraw a request (its body)")
-def withdraw_request(request_id: str, session: SessionDep, caller: BodyDep) -> dict[str, Any]:
+def withdraw_request(request_id: str, session: SessionDep, caller: BodyDep) -> RequestOut:
     """Withdraw; asks that no other active request needs are cancelled, the rest kept."""
     request = data_requests.withdraw(
         session=session, request_id=request_id, body_code=caller.org_code
     )
-    return data_requests.as_dict(
-        request,
-        burden=data_requests.burden_now(session=session, request=request),
-        asks=data_requests.ask_counts(session=session, request_id=request.id, today=date.today()),
-    )
+    return _with_asks(session, request)
 
 
 _ = PrincipalDep  # every route here authenticates through ReaderDep or BodyDep

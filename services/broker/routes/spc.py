@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
+from services.broker.responses import IndicatorChart, SpcChart, SpcPointOut
 from services.broker.routes.reports import only
 from services.catalogue import indicators, spc
 from services.catalogue.db import session_scope
@@ -57,7 +58,7 @@ class SpcRequest(SpcOptions):
 
 
 @router.post("/v1/spc", summary="An SPC chart (XmR, Making Data Count) of the points sent")
-def spc_chart(body: SpcRequest, _caller: PrincipalDep) -> dict[str, Any]:
+def spc_chart(body: SpcRequest, _caller: PrincipalDep) -> SpcChart:
     """Process limits, special cause rules, point types and the icons (any role)."""
     errors: list[dict[str, object]] = []
     periods: list[str] = []
@@ -118,7 +119,7 @@ def indicator_chart(
     screen_outliers: bool = True,
     fix_after_n_points: Annotated[int | None, Query(ge=2)] = None,
     rebase: Annotated[list[str] | None, Query(description="Months where new limits start.")] = None,
-) -> dict[str, Any]:
+) -> IndicatorChart:
     """The same chart for data held. Trusts: their own. Oversight bodies: only the cells their
     active requests cover (those items, organisations, months, and grain: a region-level
     request gives its trusts of a region together, a national one all its trusts together,
@@ -188,17 +189,17 @@ def indicator_chart(
         period_start=first,
         period_end=last,
     )
-    return {
-        "item": item,
-        "org_code": org_code,
-        "org_level": scope.org_level,
-        **charted,
-        "missing": series.missing,
-        "sources": series.sources,
-    }
+    return IndicatorChart(
+        item=item,
+        org_code=org_code,
+        org_level=scope.org_level,
+        **charted.model_dump(),
+        missing=series.missing,
+        sources=series.sources,
+    )
 
 
-def _chart(points: list[spc.Point], options: SpcOptions) -> dict[str, Any]:
+def _chart(points: list[spc.Point], options: SpcOptions) -> SpcChart:
     """The chart, after checking the options against the points (422 naming the field)."""
     errors: list[dict[str, object]] = []
     periods = sorted(p.period for p in points)
@@ -223,12 +224,12 @@ def _chart(points: list[spc.Point], options: SpcOptions) -> dict[str, Any]:
         fix_after_n_points=options.fix_after_n_points,
         rebase=[periods[i] for i in bounds[1:-1]],
     )
-    return {
-        "points": [vars(point) for point in chart.points],
-        "variation_icon": chart.variation_icon,
-        "assurance_icon": chart.assurance_icon,
-        "short_series_warning": chart.short_series_warning,
-    }
+    return SpcChart(
+        points=[SpcPointOut.model_validate(point, from_attributes=True) for point in chart.points],
+        variation_icon=chart.variation_icon,
+        assurance_icon=chart.assurance_icon,
+        short_series_warning=chart.short_series_warning,
+    )
 
 
 def _month(value: str, field: str, errors: list[dict[str, object]]) -> str | None:

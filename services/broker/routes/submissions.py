@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
 
 from services.broker.dependencies import RuntimeDep, SessionDep, require
 from services.broker.problems import Problem
+from services.broker.responses import SubmissionErrorOut, SubmissionOut
 from services.broker.uploads import receive_form
 from services.catalogue import audit, auth, store, submissions
 from services.catalogue.db import session_scope
@@ -51,17 +51,21 @@ ReaderDep = Annotated[auth.Principal, Depends(require("trust", "auditor"))]
         }
     },
     responses={
-        200: {"description": "The same file was sent before: the first submission."},
+        200: {
+            "model": SubmissionOut,
+            "description": "The same file was sent before: the first submission.",
+        },
         409: {"description": "The Idempotency-Key was used for other bytes."},
         413: {"description": "Larger than DRB_MAX_UPLOAD_BYTES."},
     },
 )
 async def submit(
     request: Request,
+    response: Response,
     runtime: RuntimeDep,
     caller: TrustDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
-) -> JSONResponse:
+) -> SubmissionOut:
     """Stream the file to disk (hashed as it arrives), record it, and queue its validation."""
     settings = runtime.settings
     form = await receive_form(
@@ -92,11 +96,9 @@ async def submit(
     finally:
         if upload is not None:
             upload.path.unlink(missing_ok=True)  # moved into place when recorded
-    return JSONResponse(
-        submission,
-        status_code=202 if created else 200,
-        headers={"Location": f"/v1/submissions/{submission['id']}"},
-    )
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = f"/v1/submissions/{submission.id}"
+    return submission
 
 
 def _record(
@@ -106,7 +108,7 @@ def _record(
     period: str,
     upload: submissions.Upload,
     idempotency_key: str | None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[SubmissionOut, bool]:
     with session_scope(runtime.factory, relay=runtime.relay) as session:
         submission, created = submissions.receive(
             session=session,
@@ -117,7 +119,7 @@ def _record(
             upload=upload,
             idempotency_key=idempotency_key,
         )
-        body = submissions.as_dict(submission)
+        body = SubmissionOut.of(submission)
     return body, created
 
 
@@ -141,7 +143,7 @@ def list_submissions(
     org_code: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> list[dict[str, Any]]:
+) -> list[SubmissionOut]:
     """Newest first."""
     if caller.kind == "trust":
         if org_code not in (None, caller.org_code):
@@ -156,29 +158,30 @@ def list_submissions(
         limit=limit,
         offset=offset,
     )
-    return [submissions.as_dict(row, with_values=caller.kind == "trust") for row in rows]
+    return [SubmissionOut.of(row, with_values=caller.kind == "trust") for row in rows]
 
 
 @router.get("/v1/submissions/{submission_id}", summary="One submission and its status")
-def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -> dict[str, Any]:
+def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -> SubmissionOut:
     """Status, rows read, error count, revision, and warnings: values far outside the trust's
     own history of the item (``[{item, period, org_code, value, mean, upl, lpl, message}]``;
     an auditor sees which item and month, never the figures)."""
     submission = _readable(session, submission_id, caller)
-    return submissions.as_dict(submission, with_values=caller.kind == "trust")
+    return SubmissionOut.of(submission, with_values=caller.kind == "trust")
 
 
 @router.get(
     "/v1/submissions/{submission_id}/errors",
     summary="Row-level errors of a submission (JSON, or ?format=csv)",
-    responses={200: {"content": {"text/csv": {}}}},
+    response_model=list[SubmissionErrorOut],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def submission_errors(
     submission_id: str,
     session: SessionDep,
     caller: ReaderDep,
     format: Literal["json", "csv"] = "json",
-) -> Response:
+) -> list[SubmissionErrorOut] | Response:
     """``[{row, column, check, value, message}]``; auditors see no row values, in neither
     ``value`` nor ``message`` (worded from the check and the column alone)."""
     submission = _readable(session, submission_id, caller)
@@ -200,4 +203,4 @@ def submission_errors(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return JSONResponse(errors)
+    return [SubmissionErrorOut.model_validate(error, from_attributes=True) for error in errors]

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.broker.dependencies import RuntimeDep, SessionDep
+from services.broker.responses import AskOut, BurdenBreakdowns, Completeness, SubmissionOut
 from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web import spc_view
@@ -421,8 +422,10 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
     viewer, window = checked
     form = _form(request)
     rate = runtime.settings.hourly_rate_gbp
-    report = burden_report.build(session=db, window=window).as_dict(rate)
-    completeness = burden_report.completeness(session=db, window=window, today=date.today())
+    report = BurdenBreakdowns.of(burden_report.build(session=db, window=window), rate).model_dump()
+    completeness = Completeness.of(
+        burden_report.completeness(session=db, window=window, today=date.today())
+    ).model_dump()
     names = {o.code: o.name for o in org_repo.list_all(session=db)}
     parameters = burden_parameters(rate)
     dataset_names = {code: d.title for code, d in schemas.DATASETS.items()}
@@ -474,7 +477,7 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
             ],
             "parameters": parameters,
             "datasets": [
-                (code, dataset_names[code], spec) for code, spec in parameters["datasets"].items()
+                (code, dataset_names[code], spec) for code, spec in parameters.datasets.items()
             ],
             "csv_href": "/reports/burden.csv" + (f"?{query}" if query else ""),
             "format": view.FORMATS,
@@ -490,11 +493,11 @@ def burden_csv(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respons
     if isinstance(checked, Response):
         return checked
     _viewer_of_csv, window = checked
-    report = burden_report.build(session=db, window=window).as_dict(
-        runtime.settings.hourly_rate_gbp
+    report = BurdenBreakdowns.of(
+        burden_report.build(session=db, window=window), runtime.settings.hourly_rate_gbp
     )
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(burden_report.as_csv_rows(report))
+    csv.writer(out, lineterminator="\r\n").writerows(report.csv_rows())
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -590,11 +593,20 @@ def trust_page(code: str, request: Request, db: SessionDep, runtime: RuntimeDep)
         return _problem_page(request, 403, title, refused.detail, viewer=viewer)
     names = {o.code: o.name for o in org_repo.list_all(session=db, kind="oversight_body")}
     charts = [spc_view.view(chart) for chart in overview.charts]
+    with_values = overview.viewer_kind == "trust"  # auditors see no figures
     return _page(
         request,
         "trust.html",
         {
             "overview": overview,
+            "asks": [AskOut.of(ask).model_dump() for ask in overview.asks],
+            "submissions": [
+                {
+                    **SubmissionOut.of(sent.submission, with_values=with_values).model_dump(),
+                    "errors": sent.errors,
+                }
+                for sent in overview.submissions or []
+            ],
             "charts": charts,
             "target_fields": [TARGET_PREFIX + c.item for c in charts if c.takes_target],
             "errors": errors,

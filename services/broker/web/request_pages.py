@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.broker.dependencies import RuntimeDep, SessionDep
+from services.broker.responses import ExtractOut, RequestOut
 from services.broker.routes.extracts import parquet_file
 from services.broker.web import report_view as view
 from services.broker.web.pages import (
@@ -334,6 +335,17 @@ def _dry_run(
     }, []
 
 
+def shown_summary(summary: request_overview.Summary) -> dict[str, Any]:
+    """A request as its pages show it: as ``GET /v1/requests/{id}`` shows it, and its money."""
+    return {
+        "request": RequestOut.of(
+            summary.request, burden=summary.burden, asks=summary.asks
+        ).model_dump(),
+        "cost_avoided_gbp": summary.cost_avoided_gbp,
+        "cost_imposed_gbp": summary.cost_imposed_gbp,
+    }
+
+
 @router.get("/requests")
 def requests_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Response:
     """The requests the viewer may see, newest first."""
@@ -350,7 +362,11 @@ def requests_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Resp
     return _page(
         request,
         "requests.html",
-        {"summaries": found, "format": view.FORMATS, "created": request.query_params.get("new")},
+        {
+            "summaries": [shown_summary(summary) for summary in found],
+            "format": view.FORMATS,
+            "created": request.query_params.get("new"),
+        },
         viewer=viewer,
     )
 
@@ -468,7 +484,14 @@ def request_page(
         request,
         "request.html",
         {
-            "overview": overview,
+            "overview": {
+                **shown_summary(overview),
+                "periods": overview.periods,
+                "extracts": [
+                    ExtractOut.of(extract, delivery).model_dump(exclude_unset=True)
+                    for extract, delivery in overview.extracts
+                ],
+            },
             "registered": request.query_params.get("registered") == "1",
             "item_names": ITEM_NAMES,
             "format": view.FORMATS,
