@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.catalogue.burden import ReturnCost
 from services.catalogue.models import Ask, AskLink, new_id, utcnow
-from services.catalogue.repositories import requests as request_repo
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.states import AskStatus
 
 # What the API shows; `overdue` is an outstanding ask past its due date.
@@ -104,7 +104,7 @@ def impose(
     An ask cancelled earlier and needed again is reopened, never duplicated. Inserted in bulk: a
     request may ask for hundreds of thousands of returns. The number of asks imposed.
     """
-    existing = request_repo.asks_by_key(
+    existing = ask_repo.by_key(
         session=session, dataset_code=dataset, keys=[(w.org_code, w.period) for w in wanted]
     )
     new_rows: list[dict[str, Any]] = []
@@ -148,7 +148,7 @@ def impose(
                 "linked_at": now,
             }
         )
-    request_repo.insert_asks(session=session, asks=new_rows, links=link_rows)
+    ask_repo.insert_many(session=session, asks=new_rows, links=link_rows)
     return len(link_rows)
 
 
@@ -164,10 +164,10 @@ def join(
 ) -> int:
     """Link the request to open asks that deliver (``collects``) or let it derive (``derives``)
     what it wants, and share each ask's burden again. The number of asks joined."""
-    existing = request_repo.asks_by_key(
+    existing = ask_repo.by_key(
         session=session, dataset_code=dataset, keys=[(w.org_code, w.period) for w in wanted]
     )
-    links = request_repo.links_of_asks(session=session, ask_ids=[a.id for a in existing.values()])
+    links = ask_repo.links_of(session=session, ask_ids=[a.id for a in existing.values()])
     joined = 0
     for want in wanted:
         ask = existing.get((want.org_code, want.period))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 import schemas
 from services.catalogue.burden import ReturnCost, Tally
 from services.catalogue.periods import month_label, parse_month, periods_between
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.states import AskStatus
@@ -90,7 +91,7 @@ def ledger(*, session: Session, window: Window) -> Iterator[LedgerRow]:
                         1,
                         minutes,
                     )
-    for link, ask, body in request_repo.active_links_with_asks(session=session):
+    for link, ask, body in ask_repo.active_links(session=session):
         if not window.holds(parse_month(ask.period)):
             continue
         if link.imposer or link.minutes_imposed:
@@ -181,7 +182,7 @@ def completeness(
     and ``"dataset"``, each by its code)."""
     first_accepted = submission_repo.first_accepted_received(session=session)
     per: dict[str, dict[str, Completion]] = {"trust": {}, "dataset": {}}
-    for ask in request_repo.asks_not_cancelled(session=session):
+    for ask in ask_repo.not_cancelled(session=session):
         if not window.holds(parse_month(ask.period)):
             continue
         received = first_accepted.get((ask.org_code, ask.dataset_code, ask.period))

@@ -24,6 +24,7 @@ from services.catalogue.periods import (
     periods_between,
 )
 from services.catalogue.regions import REGIONS
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus, RequestStatus
@@ -323,16 +324,16 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
         return request
     if request.status != RequestStatus.ACTIVE:
         raise Conflict(f"The request is {request.status}; only an active one can be withdrawn.")
-    own = request_repo.links_of_request(session=session, request_id=request_id)
+    own = ask_repo.links_of_request(session=session, request_id=request_id)
     ask_ids = [link.ask_id for link in own if link.active]
-    all_links = request_repo.links_of_asks(session=session, ask_ids=ask_ids)
+    all_links = ask_repo.links_of(session=session, ask_ids=ask_ids)
     touched: set[str] = set()
     cancelled = 0
     for ask_id, links in all_links.items():
         for link in links:
             if link.request_id == request_id:
                 link.active = False
-        ask = request_repo.ask(session=session, ask_id=ask_id)
+        ask = ask_repo.get(session=session, ask_id=ask_id)
         assert ask is not None
         dataset = catalogue_repo.dataset(session=session, code=ask.dataset_code)
         assert dataset is not None
@@ -379,7 +380,7 @@ def visible(*, session: Session, org_code: str, kind: str) -> list[DataRequest]:
 
 def burden_now(*, session: Session, request: DataRequest) -> dict[str, float | int]:
     """The request's burden figures as they stand (asks may have passed to it since)."""
-    links = request_repo.links_of_request(session=session, request_id=request.id)
+    links = ask_repo.links_of_request(session=session, request_id=request.id)
     active = [link for link in links if link.active]
     return Tally(
         returns_requested=request.returns_requested,
@@ -392,6 +393,6 @@ def burden_now(*, session: Session, request: DataRequest) -> dict[str, float | i
 def ask_counts(*, session: Session, request_id: str, today: date) -> dict[str, int]:
     """How many of the request's asks are in each status now."""
     counts: dict[str, int] = dict.fromkeys(asks.ASK_STATUSES, 0)
-    for ask in request_repo.asks_of_request(session=session, request_id=request_id):
+    for ask in ask_repo.of_request(session=session, request_id=request_id):
         counts[asks.shown_status(ask, today=today)] += 1
     return counts

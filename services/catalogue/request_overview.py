@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from services.catalogue import asks, data_requests, extracts
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest, Extract, ExtractDelivery
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus
 
@@ -97,7 +98,7 @@ def periods_of(*, session: Session, request_id: str, today: date) -> list[Period
     date."""
     counts: dict[str, dict[str, int]] = {}
     due: dict[str, date] = {}
-    for ask in request_repo.asks_of_request(session=session, request_id=request_id):
+    for ask in ask_repo.of_request(session=session, request_id=request_id):
         per = counts.setdefault(ask.period, dict.fromkeys(asks.ASK_STATUSES, 0))
         per[asks.shown_status(ask, today=today)] += 1
         due[ask.period] = min(due.get(ask.period, ask.due_date), ask.due_date)

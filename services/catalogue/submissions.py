@@ -27,6 +27,7 @@ from services.catalogue import (
 from services.catalogue.errors import Conflict, Invalid
 from services.catalogue.models import Submission, SubmissionError, new_id, utcnow
 from services.catalogue.periods import PeriodError, parse_month
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
@@ -129,7 +130,7 @@ def receive(
     # No file without its row: if the transaction fails (the database went away before the
     # commit), the client sends it again and the bytes are recorded then.
     db.on_rollback(session, lambda: placed.unlink(missing_ok=True))
-    submission_repo.set_ask_status(
+    ask_repo.set_status(
         session=session,
         org_code=org_code,
         dataset_code=dataset_code,
@@ -207,7 +208,7 @@ def accept(
         org_code=submission.org_code,
         month=parse_month(submission.period),
     )
-    submission_repo.set_ask_status(
+    ask_repo.set_status(
         session=session,
         org_code=submission.org_code,
         dataset_code=submission.dataset_code,
@@ -311,7 +312,7 @@ def reject(
         )
         == 0
     ):
-        submission_repo.set_ask_status(
+        ask_repo.set_status(
             session=session,
             org_code=submission.org_code,
             dataset_code=submission.dataset_code,

@@ -32,6 +32,7 @@ from services.catalogue.asks import Shown as ShownAsk
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest, Organisation, Submission
 from services.catalogue.periods import month_label, parse, parse_month
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
@@ -187,7 +188,7 @@ def build(
 
 def _open_asks(session: Session, code: str, *, body: str | None, today: date) -> list[ShownAsk]:
     """Outstanding and overdue asks of the trust (a body: those its requests need), by due date."""
-    rows = request_repo.asks_with_bodies(
+    rows = ask_repo.with_bodies(
         session=session,
         org_code=code,
         dataset_code=None,

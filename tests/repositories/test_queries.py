@@ -3,18 +3,25 @@ transaction that is rolled back (tests/databases.py), so no test pays for a migr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from services.catalogue.db import session_scope
-from services.catalogue.models import DataRequest, Job, Organisation, Submission
+from services.catalogue.models import Ask, DataRequest, Job, Organisation, Submission
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import jobs as job_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
-from services.catalogue.states import JobKind, JobStatus, RequestStatus, SubmissionStatus
+from services.catalogue.states import (
+    AskStatus,
+    JobKind,
+    JobStatus,
+    RequestStatus,
+    SubmissionStatus,
+)
 from tests.databases import rolled_back
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -81,6 +88,50 @@ def test_active_requests_leave_withdrawn_ones_out_oldest_first(db_session: Sessi
     assert [r.id for r in request_repo.active(session=db_session)] == [older.id, newer.id]
     assert [r.id for r in request_repo.active(session=db_session, body_code="CQC")] == [newer.id]
     assert request_repo.active(session=db_session, body_code="UKHSA") == []
+
+
+# -- asks ------------------------------------------------------------------------------------
+
+
+def ask(org: str, period: str, status: str = AskStatus.OUTSTANDING) -> Ask:
+    return Ask(
+        dataset_code="ae_monthly",
+        org_code=org,
+        period=period,
+        due_date=date(2025, 6, 1),
+        status=status,
+    )
+
+
+def test_asks_by_key_finds_each_key_past_the_batch_of_500(db_session: Session) -> None:
+    organisations(db_session, "RJ1", "R1K")
+    periods = [f"{2000 + n // 12}-{n % 12 + 1:02d}" for n in range(300)]
+    db_session.add_all([ask(org, period) for org in ("RJ1", "R1K") for period in periods])
+    db_session.flush()
+    keys = [(org, period) for org in ("RJ1", "R1K", "RXX") for period in periods]
+
+    found = ask_repo.by_key(session=db_session, dataset_code="ae_monthly", keys=keys)
+    assert len(found) == 600
+    assert all(found[key].org_code == key[0] and found[key].period == key[1] for key in found)
+    assert not ask_repo.by_key(session=db_session, dataset_code="rtt_monthly", keys=keys)
+
+
+def test_set_status_moves_only_an_ask_in_the_old_status(db_session: Session) -> None:
+    organisations(db_session, "RJ1")
+    outstanding, cancelled = ask("RJ1", "2025-01"), ask("RJ1", "2025-02", AskStatus.CANCELLED)
+    db_session.add_all([outstanding, cancelled])
+    db_session.flush()
+    for period in ("2025-01", "2025-02"):
+        ask_repo.set_status(
+            session=db_session,
+            org_code="RJ1",
+            dataset_code="ae_monthly",
+            period=period,
+            old=AskStatus.OUTSTANDING,
+            new=AskStatus.ACCEPTED,
+        )
+    db_session.expire_all()
+    assert (outstanding.status, cancelled.status) == (AskStatus.ACCEPTED, AskStatus.CANCELLED)
 
 
 # -- jobs --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from services.broker.dependencies import SessionDep, require
 from services.broker.responses import AskOut
 from services.catalogue import asks, auth
 from services.catalogue.errors import Forbidden
-from services.catalogue.repositories import requests as request_repo
+from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.states import AskStatus
 
 router = APIRouter(tags=["asks"])
@@ -40,7 +40,7 @@ def list_asks(
         org_code = caller.org_code
     elif caller.kind == "oversight_body":
         body_code = caller.org_code
-    rows = request_repo.asks_with_bodies(
+    rows = ask_repo.with_bodies(
         session=session,
         org_code=org_code,
         dataset_code=dataset,

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from services.catalogue.models import Ask, Job, Submission, SubmissionError
+from services.catalogue.models import Job, Submission, SubmissionError
 from services.catalogue.states import UNDECIDED, WAITING, JobStatus, SubmissionStatus
 
 
@@ -123,22 +123,6 @@ def errors(*, session: Session, submission_id: str) -> Sequence[SubmissionError]
         .order_by(SubmissionError.seq)
     )
     return session.scalars(query).all()
-
-
-def set_ask_status(
-    *, session: Session, org_code: str, dataset_code: str, period: str, old: str, new: str
-) -> None:
-    """Move the ask of one return from ``old`` to ``new`` status, if it is in ``old``."""
-    session.execute(
-        update(Ask)
-        .where(
-            Ask.org_code == org_code,
-            Ask.dataset_code == dataset_code,
-            Ask.period == period,
-            Ask.status == old,
-        )
-        .values(status=new)
-    )
 
 
 def unfinished_job_error(*, session: Session, kind: str, submission_id: str) -> str | None:
