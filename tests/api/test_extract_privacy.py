@@ -16,8 +16,7 @@ from services.catalogue import extracts, jobs, store
 from services.catalogue.models import Extract, ExtractDelivery, Job
 from services.catalogue.runtime import Runtime
 from services.validator import handlers
-from tests.api.test_extracts import MONTH, ask_for
-from tests.api.test_submissions import ae_csv
+from tests.api_calls import MONTH, ae_csv, ask_for
 
 Headers = dict[str, str]
 

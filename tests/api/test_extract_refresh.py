@@ -24,8 +24,7 @@ from services.catalogue.models import DataRequest, Job
 from services.catalogue.runtime import Runtime
 from services.catalogue.states import JobKind
 from tests.api.test_extract_privacy import run_pending
-from tests.api.test_extracts import MONTH, ask_for
-from tests.api.test_submissions import ae_csv
+from tests.api_calls import MONTH, ae_csv, ask_for
 
 Headers = dict[str, str]
 

@@ -18,12 +18,8 @@ from services.catalogue import extracts
 from services.catalogue.db import session_scope
 from services.catalogue.runtime import Runtime
 from services.validator import worker
-from tests.schema_samples import ae_monthly_sample, ecds_attendance_sample
-
-Headers = dict[str, str]
-# Periods whose due date has not passed: their extracts wait until every trust has sent.
-YEAR = date.today().year + 1
-MONTH = f"{YEAR}-01"
+from tests.api_calls import MONTH, YEAR, Headers, ask_for, send_accepted, send_ae
+from tests.schema_samples import ecds_attendance_sample
 
 
 @pytest.fixture
@@ -36,54 +32,6 @@ def orgs(make_org: Callable[..., Headers]) -> dict[str, Headers]:
         "NHSE": make_org("NHSE", "oversight_body"),
         "NAO": make_org("NAO", "auditor"),
     }
-
-
-def ask_for(client: TestClient, body: Headers, **overrides: object) -> str:
-    request: dict[str, object] = {
-        "title": "t",
-        "purpose": "p",
-        "legal_basis": "l",
-        "items": ["ae_attendances", "ae_breaches"],
-        "organisations": ["RJ1", "R0A"],
-        "period_start": MONTH,
-        "period_end": MONTH,
-        "due_days": 20,
-    }
-    request.update(overrides)
-    response = client.post("/v1/requests", json=request, headers=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def send_ae(
-    client: TestClient, trust: Headers, org_code: str, period: str, attendances: int = 9120
-) -> str:
-    frame = ae_monthly_sample(org_code=org_code, period=period).with_columns(
-        pl.when(pl.col("department_type") == "1")
-        .then(pl.lit(attendances))
-        .otherwise(pl.col("attendances"))
-        .alias("attendances")
-    )
-    return _send(client, trust, frame.write_csv().encode(), "ae_monthly", period)
-
-
-def _send(client: TestClient, trust: Headers, content: bytes, dataset: str, period: str) -> str:
-    response = client.post(
-        "/v1/submissions",
-        headers=trust,
-        data={"dataset": dataset, "period": period},
-        files={"file": ("r.csv", content, "text/csv")},
-    )
-    assert response.status_code == 202, response.text
-    submission_id = str(response.json()["id"])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = client.get(f"/v1/submissions/{submission_id}", headers=trust).json()["status"]
-        if status in ("accepted", "rejected"):
-            assert status == "accepted"
-            return submission_id
-        time.sleep(0.05)
-    raise AssertionError("not validated in time")
 
 
 def extracts_of(client: TestClient, body: Headers, count: int) -> list[dict[str, object]]:
@@ -214,7 +162,7 @@ def test_quarters_and_regions_are_rolled_up_and_ecds_is_derived(
             send_ae(client, orgs[org], org, month, attendances=3000)
     # R1K's March comes as patient-level ECDS: the A&E counts are derived from it.
     ecds = ecds_attendance_sample(org_code="R1K", period=f"{YEAR}-03")
-    _send(client, orgs["R1K"], ecds.write_csv().encode(), "ecds_attendance", f"{YEAR}-03")
+    send_accepted(client, orgs["R1K"], ecds.write_csv().encode(), "ecds_attendance", f"{YEAR}-03")
     send_ae(client, orgs["RJ1"], "RJ1", f"{YEAR}-03", attendances=3000)
     [extract] = extracts_of(client, orgs["NHSE"], 1)
     table = pq.read_table(

@@ -20,7 +20,7 @@ from services.catalogue.models import Job
 from services.catalogue.runtime import Runtime
 from services.validator import submissions as validation_job
 from services.validator import worker
-from tests.api.test_submissions import ae_csv, send, settled
+from tests.api_calls import ae_csv, send, settled
 
 Headers = dict[str, str]
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_extracts import send_ae
+from tests.api_calls import send_ae
 from tests.conftest import module_broker, organisations
 
 Headers = dict[str, str]

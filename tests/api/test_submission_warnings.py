@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.validator import worker
-from tests.api.test_extracts import send_ae
+from tests.api_calls import send_ae
 
 Headers = dict[str, str]
 

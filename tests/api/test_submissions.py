@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -18,19 +16,7 @@ from services.catalogue import jobs, store, submissions
 from services.catalogue.models import Ask, Job, Submission
 from services.catalogue.runtime import Runtime
 from services.validator import handlers, worker
-from tests.schema_samples import ae_monthly_sample
-
-Headers = dict[str, str]
-
-
-def ae_csv(org_code: str = "RJ1", period: str = "2025-01", attendances: int = 9120) -> bytes:
-    frame = ae_monthly_sample(org_code=org_code, period=period).with_columns(
-        pl.when(pl.col("department_type") == "1")
-        .then(pl.lit(attendances))
-        .otherwise(pl.col("attendances"))
-        .alias("attendances")
-    )
-    return frame.write_csv().encode()
+from tests.api_calls import Headers, ae_csv, send, settled
 
 
 @pytest.fixture
@@ -41,37 +27,6 @@ def orgs(make_org: Callable[..., Headers]) -> dict[str, Headers]:
         "CQC": make_org("CQC", "oversight_body"),
         "NAO": make_org("NAO", "auditor"),
     }
-
-
-def send(
-    client: TestClient,
-    headers: Headers,
-    content: bytes,
-    *,
-    filename: str = "return.csv",
-    dataset: str = "ae_monthly",
-    period: str = "2025-01",
-    key: str | None = None,
-) -> object:
-    extra = {"Idempotency-Key": key} if key else {}
-    return client.post(
-        "/v1/submissions",
-        headers={**headers, **extra},
-        files={"file": (filename, content, "application/octet-stream")},
-        data={"dataset": dataset, "period": period},
-    )
-
-
-def settled(client: TestClient, headers: Headers, submission_id: str) -> dict[str, object]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        body: dict[str, object] = client.get(
-            f"/v1/submissions/{submission_id}", headers=headers
-        ).json()
-        if body["status"] in ("accepted", "rejected"):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"submission {submission_id} was not validated in time")
 
 
 def test_an_accepted_return_is_held_and_fulfils_its_ask(

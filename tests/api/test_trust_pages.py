@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from services.catalogue import reminders
-from tests.api.test_extracts import send_ae
+from tests.api_calls import send_ae
 from tests.conftest import ADMIN_TOKEN, bearer, module_broker, organisations
 
 Headers = dict[str, str]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.test_submissions import ae_csv
+from tests.api_calls import ae_csv
 from tests.faults.conftest import DedicatedPostgres, DrbProcesses
 from tests.faults.returns import trust_token
 

@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 
 from services.catalogue.models import AuditEvent, Submission
-from tests.api.test_submissions import ae_csv
+from tests.api_calls import ae_csv
 from tests.faults.conftest import DedicatedPostgres, DrbProcesses, healthy, wait_for
 from tests.faults.returns import trust_token
 

@@ -20,7 +20,7 @@ from services.catalogue.models import AuditEvent, Job, Submission
 from services.catalogue.runtime import Runtime
 from services.catalogue.settings import Settings
 from services.validator import worker
-from tests.api.test_submissions import ae_csv, send
+from tests.api_calls import ae_csv, send
 from tests.conftest import settings_for
 from tests.tmpfs import fill, mounted_tmpfs
 

@@ -17,7 +17,7 @@ from services.catalogue.channels import delivery_local_id
 from services.catalogue.models import ExtractDelivery, Job
 from services.catalogue.runtime import Runtime
 from services.validator import handlers
-from tests.api.test_extracts import MONTH, ask_for
+from tests.api_calls import MONTH, ask_for
 from tests.integration.test_mesh import BROKER, CQC, PASSWORD, SHARED_KEY
 from tests.integration.test_mesh import client as mesh_client
 from tests.processes import free_port
