@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from services.broker.app import create_app
-from services.catalogue import logs
+from services.catalogue import jobs, logs
+from services.catalogue.models import Job
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
-from services.validator import worker
+from services.catalogue.states import WAITING
+from services.validator import handlers, worker
 
 pytest_plugins = ["tests.service_urls", "tests.databases"]
 
@@ -47,16 +50,10 @@ def module_broker(request: pytest.FixtureRequest, root: Path) -> Iterator[TestCl
     module's tests, on SQLite or PostgreSQL as ``request.param`` says: its client, empty but for
     the steward."""
     # tests.databases is a plugin this conftest names: imported here, after pytest rewrote it.
-    from tests.databases import fresh_postgres
+    from tests.databases import migrated_copy
 
     with ExitStack() as stack:
-        if request.param == "postgres":
-            template = request.getfixturevalue("migrated_postgres")
-            postgres_url = request.getfixturevalue("postgres_url")
-            url = stack.enter_context(fresh_postgres(postgres_url, template=template))
-        else:
-            url = f"sqlite:///{root / 'broker.sqlite3'}"
-            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), root / "broker.sqlite3")
+        url = stack.enter_context(migrated_copy(request, request.param, root))
         settings = settings_for(root, url)
         runtime = boot(settings)
         stack.callback(runtime.close)
@@ -128,6 +125,29 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
     """An HTTP client for the app; server errors become responses, as for a real client."""
     with TestClient(create_app(runtime), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def run_pending(runtime: Runtime, kind: str) -> list[str]:
+    """Run every pending or sent job of a kind by hand (no worker): each one's outcome, or the
+    name of the exception it raised (a delivery that may work later raises, for the queue)."""
+    with runtime.factory() as session:
+        ids = session.scalars(select(Job.id).where(Job.kind == kind, Job.status.in_(WAITING)))
+        waiting = list(ids)
+    outcomes = []
+    for job_id in waiting:
+        try:
+            outcomes.append(
+                jobs.run(
+                    factory=runtime.factory,
+                    job_id=job_id,
+                    handlers=handlers.HANDLERS,
+                    stale_after=timedelta(seconds=0),
+                    settings=runtime.settings,
+                )
+            )
+        except Exception as error:
+            outcomes.append(type(error).__name__)
+    return outcomes
 
 
 def bearer(token: str) -> dict[str, str]:

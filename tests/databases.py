@@ -101,17 +101,25 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=BACKENDS)
-def catalogue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated catalogue database of this test's own, on SQLite and on PostgreSQL."""
-    if request.param == "postgres":
+@contextmanager
+def migrated_copy(request: pytest.FixtureRequest, backend: str, directory: Path) -> Iterator[str]:
+    """A copy of the run's migrated database on ``backend`` (a SQLite file in ``directory``):
+    its URL; a PostgreSQL copy is dropped afterwards."""
+    if backend == "postgres":
         template: str = request.getfixturevalue("migrated_postgres")
         with fresh_postgres(request.getfixturevalue("postgres_url"), template=template) as url:
             yield url
         return
-    path = tmp_path / "broker.sqlite3"
+    path = directory / "broker.sqlite3"
     shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
     yield f"sqlite:///{path}"
+
+
+@pytest.fixture(params=BACKENDS)
+def catalogue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated catalogue database of this test's own, on SQLite and on PostgreSQL."""
+    with migrated_copy(request, request.param, tmp_path) as url:
+        yield url
 
 
 def _savepoints_on_sqlite(engine: Engine) -> None:

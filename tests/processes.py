@@ -8,8 +8,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 DRB = str(Path(sys.executable).with_name("drb"))
 
@@ -71,3 +74,25 @@ def wait_until(
         time.sleep(0.1)
     output = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
     raise AssertionError(f"gave up waiting for {what}\n{output}")
+
+
+def healthy(base: str) -> bool:
+    """Whether the `drb serve` at ``base`` answers its health check."""
+    try:
+        return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`drb serve` on a free port, once it answers: its address and process. Stopped (SIGTERM)
+    afterwards; its exit code is then the process's ``returncode``."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_drb("serve", "--port", str(port), env=env, log=log)
+    try:
+        wait_until(lambda: healthy(base), timeout=60, what="drb serve", log=log, process=server)
+        yield base, server
+    finally:
+        stop(server)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from services.catalogue import extracts, jobs, store
-from services.catalogue.models import Extract, ExtractDelivery, Job
+from services.catalogue import extracts, store
+from services.catalogue.models import Extract, ExtractDelivery
 from services.catalogue.runtime import Runtime
-from services.validator import handlers
 from tests.api_calls import MONTH, ae_csv, ask_for
+from tests.conftest import run_pending
 
 Headers = dict[str, str]
 
@@ -28,29 +27,6 @@ def orgs(make_org: Callable[..., Headers]) -> dict[str, Headers]:
         "CQC": make_org("CQC", "oversight_body"),
         "NAO": make_org("NAO", "auditor"),
     }
-
-
-def run_pending(runtime: Runtime, kind: str) -> list[str]:
-    """Run every pending or sent job of a kind by hand (no worker); the outcomes."""
-    with runtime.factory() as session:
-        ids = session.scalars(
-            select(Job.id).where(Job.kind == kind, Job.status.in_(("pending", "sent")))
-        ).all()
-    outcomes = []
-    for job_id in ids:
-        try:
-            outcomes.append(
-                jobs.run(
-                    factory=runtime.factory,
-                    job_id=job_id,
-                    handlers=handlers.HANDLERS,
-                    stale_after=timedelta(seconds=0),
-                    settings=runtime.settings,
-                )
-            )
-        except Exception as error:  # a delivery that may work later raises, for the queue
-            outcomes.append(type(error).__name__)
-    return outcomes
 
 
 def extract_built(client: TestClient, orgs: dict[str, Headers], runtime: Runtime) -> None:

@@ -23,8 +23,8 @@ from services.catalogue.db import session_scope
 from services.catalogue.models import DataRequest, Job
 from services.catalogue.runtime import Runtime
 from services.catalogue.states import JobKind
-from tests.api.test_extract_privacy import run_pending
 from tests.api_calls import MONTH, ae_csv, ask_for
+from tests.conftest import run_pending
 
 Headers = dict[str, str]
 

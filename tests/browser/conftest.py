@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
-from tests.processes import drb_env, free_port, run_drb, start_drb, stop, wait_until
+from tests.processes import drb_env, run_drb, serving
 from tests.service_urls import require_services
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,22 +100,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         done = run_drb(command, env=env, timeout=600)
         assert done.returncode == 0, f"drb {command} failed:\n{done.stderr[-3000:]}"
     tokens = json.loads((root / "var" / "demo-tokens.json").read_text())
-    port = free_port()
-    log = root / "serve.log"
-    server = start_drb("serve", "--port", str(port), env=env, log=log)
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=60, what="drb serve to answer", log=log, process=server)
+    with serving(env, root / "serve.log") as (base, _server):
         yield Demo(base, tokens)
-    finally:
-        stop(server)
 
 
 @pytest.fixture(scope="session")

@@ -8,29 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import drb_env, free_port, run_drb, start_drb, stop, wait_until
+from tests.processes import drb_env, run_drb, serving
 
 ADMIN = "drb_e2e-admin-token-0123456789abcdef"
-
-
-def healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def serve_and_check(env: dict[str, str], tmp_path: Path, mode: str) -> None:
     migrated = run_drb("migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
     log = tmp_path / "serve.log"
-    server = start_drb("serve", "--port", str(port), env=env, log=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: healthy(base), timeout=60, what="drb serve to answer", log=log, process=server
-        )
+    with serving(env, log) as (base, server):
         assert httpx.get(f"{base}/v1/health").json() == {
             "status": "ok",
             "database": "ok",
@@ -44,10 +31,8 @@ def serve_and_check(env: dict[str, str], tmp_path: Path, mode: str) -> None:
         assert datasets.status_code == 200
         assert len(datasets.json()) == 4
         assert httpx.get(f"{base}/v1/datasets").status_code == 401
-    finally:
-        code = stop(server)
     # uvicorn shuts down gracefully, then re-raises SIGTERM as the conventional exit status.
-    assert code in (0, -signal.SIGTERM), log.read_text()[-2000:]
+    assert server.returncode in (0, -signal.SIGTERM), log.read_text()[-2000:]
     assert "Application shutdown complete" in log.read_text()
 
 

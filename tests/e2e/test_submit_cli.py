@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import drb_env, free_port, run_drb, start_drb, stop, wait_until
+from tests.processes import drb_env, run_drb, serving, wait_until
 from tests.schema_samples import ae_monthly_sample
 
 ADMIN = "drb_e2e-admin-token-0123456789abcdef"
@@ -20,12 +20,8 @@ def _served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """A real `drb serve` with the trust RJ1: (its address, RJ1's token, its log)."""
     env = drb_env(data_dir=str(tmp_path / "var"), admin_token=ADMIN)
     assert run_drb("migrate", env=env).returncode == 0
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    server = start_drb("serve", "--port", str(port), env=env, log=log)
-    try:
-        wait_until(lambda: _healthy(base), timeout=60, what="drb serve", log=log, process=server)
+    with serving(env, log) as (base, server):
         admin = {"Authorization": f"Bearer {ADMIN}"}
         httpx.post(
             f"{base}/v1/organisations",
@@ -34,9 +30,7 @@ def _served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         )
         token = httpx.post(f"{base}/v1/organisations/RJ1/tokens", headers=admin).json()["token"]
         yield base, token, log
-    finally:
-        code = stop(server)
-    assert code in (0, -signal.SIGTERM)
+    assert server.returncode in (0, -signal.SIGTERM)
 
 
 def test_submit_accepted_then_rejected(tmp_path: Path) -> None:
@@ -72,13 +66,6 @@ def test_submit_accepted_then_rejected(tmp_path: Path) -> None:
         )
         assert no_token.returncode == 1
         assert "DRB_TOKEN" in no_token.stderr
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_submit_shows_a_warning_for_a_value_far_outside_the_history(tmp_path: Path) -> None:

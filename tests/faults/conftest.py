@@ -20,12 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
 from tests.databases import migrate_database
-from tests.processes import drb_env, free_port, start_drb, stop, wait_until
+from tests.processes import drb_env, free_port, healthy, start_drb, stop, wait_until
 from tests.service_urls import _unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,13 +235,6 @@ class DrbProcesses:
         for process in reversed(self.started):
             with contextlib.suppress(Exception):
                 stop(process, timeout=15)
-
-
-def healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture

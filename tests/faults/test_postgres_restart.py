@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, func, select, text
 
 from services.catalogue.models import AuditEvent, Submission
 from tests.api_calls import ae_csv
-from tests.faults.conftest import DedicatedPostgres, DrbProcesses, healthy, wait_for
+from tests.faults.conftest import DedicatedPostgres, DrbProcesses, wait_for
 from tests.faults.returns import trust_token
+from tests.processes import healthy
 
 PERIODS = [f"2024-{month:02d}" for month in range(1, 13)]
 

@@ -4,7 +4,6 @@ tracked to acknowledged once the body downloads it (real mesh-sandbox)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -14,39 +13,16 @@ from sqlalchemy import select
 
 from services.catalogue import jobs
 from services.catalogue.channels import delivery_local_id
-from services.catalogue.models import ExtractDelivery, Job
+from services.catalogue.models import ExtractDelivery
 from services.catalogue.runtime import Runtime
-from services.validator import handlers
 from tests.api_calls import MONTH, ask_for
+from tests.conftest import run_pending
 from tests.integration.test_mesh import BROKER, CQC, PASSWORD, SHARED_KEY
 from tests.integration.test_mesh import client as mesh_client
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
 Headers = dict[str, str]
-
-
-def run_pending(runtime: Runtime, kind: str) -> list[str]:
-    """Run every pending or sent job of a kind by hand; the statuses afterwards."""
-    with runtime.factory() as session:
-        ids = session.scalars(
-            select(Job.id).where(Job.kind == kind, Job.status.in_(("pending", "sent")))
-        ).all()
-    results = []
-    for job_id in ids:
-        try:
-            results.append(
-                jobs.run(
-                    factory=runtime.factory,
-                    job_id=job_id,
-                    handlers=handlers.HANDLERS,
-                    stale_after=timedelta(seconds=0),
-                    settings=runtime.settings,
-                )
-            )
-        except Exception as error:  # a failed delivery raises so that the queue retries it
-            results.append(type(error).__name__)
-    return results
 
 
 def delivery(runtime: Runtime) -> ExtractDelivery:

@@ -18,18 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from services.catalogue import logs
 from services.catalogue.db import build_engine
-from tests.processes import DRB, drb_env, free_port, run_drb, stop, wait_until
+from tests.processes import DRB, drb_env, free_port, healthy, run_drb, stop, wait_until
 
 ADMIN = "drb_log-test-admin-token-0123456789abcdef"
 # Values no log line may hold: they are a return's cells.
 ATTENDANCES, BREACHES, BAD_PERIOD = "987654", "987655", "2097-03"
-
-
-def healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def rejected_return() -> bytes:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from services.broker.app import create_app
 from services.catalogue.runtime import Runtime
 from services.catalogue.settings import Settings
-from tests.processes import drb_env, free_port, run_drb, start_drb, stop, wait_until
+from tests.processes import drb_env, run_drb, serving
 
 Headers = dict[str, str]
 PROXY = ("10.0.0.5", 40000)
@@ -174,20 +174,6 @@ def test_drb_serve_does_not_believe_local_proxy_headers_unless_told(tmp_path: Pa
     env = drb_env(data_dir=str(tmp_path / "var"))
     migrated = run_drb("migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
-    log = tmp_path / "serve.log"
-    server = start_drb("serve", "--port", str(port), env=env, log=log)
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=60, what="drb serve to answer", log=log, process=server)
+    with serving(env, tmp_path / "serve.log") as (base, _server):
         forwarded = httpx.get(f"{base}/v1/health", headers=HTTPS)
         assert "strict-transport-security" not in forwarded.headers
-    finally:
-        stop(server)
