@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalogue import store
-from services.catalogue.db import UnitOfWork, note_new_job, session_scope
+from services.catalogue.db import Relay, UnitOfWork, note_new_job, session_scope
 from services.catalogue.models import Job, utcnow
 from services.catalogue.repositories import jobs as job_repo
 from services.catalogue.settings import Settings
@@ -112,15 +112,13 @@ class JobContext:
     subject_id: str | None
     factory: sessionmaker[Session]
     settings: Settings
-    send: Send | None = None
+    # The process's relay, so that a handler's new jobs are recorded against the queue they
+    # were sent to, as the API's are; without one they are left pending for the sweep.
+    relay: Relay | None = None
 
     def session(self) -> UnitOfWork:
         """A unit of work whose new jobs are sent as soon as it commits."""
-        return UnitOfWork(self.factory, relay=self._relay if self.send is not None else None)
-
-    def _relay(self, job_ids: list[str]) -> None:
-        assert self.send is not None
-        relay(factory=self.factory, job_ids=job_ids, send=self.send)
+        return UnitOfWork(self.factory, relay=self.relay)
 
 
 Handler = Callable[[JobContext], None]
@@ -276,11 +274,19 @@ def sweep(
                 if on_give_up is not None:
                     on_give_up(session, job)
                 continue
+            why = _why_sent_again(job, queue_id)
             # Marked before it is sent, and only if no worker has moved it on meanwhile.
             if job_repo.mark_sent(
                 session=session, job_id=job.id, when=now, only_if=job.status, sent_to=queue_id
             ):
                 to_send.append(job.id)
+                log.info(
+                    "sending job %s (%s) again: %s",
+                    job.id,
+                    job.kind,
+                    why,
+                    extra={"job_id": job.id, "job_kind": job.kind, "subject_id": job.subject_id},
+                )
     for index, job_id in enumerate(to_send):
         try:
             send(job_id)
@@ -299,6 +305,20 @@ def sweep(
     return len(to_send)
 
 
+def _why_sent_again(job: Job, queue_id: str | None) -> str:
+    """Why the sweep sends this job (for the log: an operator sees what was lost, and how)."""
+    if job.status == JobStatus.PENDING:
+        return "never relayed after its commit"
+    if job.status == JobStatus.RUNNING:
+        return f"its worker ({job.claimed_by}) stopped renewing its lease"
+    if queue_id is not None and job.sent_to is None:
+        return "sent with no queue recorded"
+    if queue_id is not None and job.sent_to != queue_id:
+        return f"sent to a queue no longer answering ({job.sent_to})"
+    when = f" at {job.sent_at:%Y-%m-%d %H:%M:%S}" if job.sent_at is not None else ""
+    return f"sent{when} and never claimed"
+
+
 def run(
     *,
     factory: sessionmaker[Session],
@@ -306,7 +326,7 @@ def run(
     handlers: dict[str, Handler],
     stale_after: timedelta,
     settings: Settings,
-    send: Send | None = None,
+    relay: Relay | None = None,
     leases: Leases | None = None,
 ) -> str:
     """Run one job if no live worker holds it; returns the job's status afterwards.
@@ -338,7 +358,7 @@ def run(
     try:
         if handler is None:
             raise LookupError(f"no handler for job kind {kind!r}")
-        handler(JobContext(subject_id=subject_id, factory=factory, settings=settings, send=send))
+        handler(JobContext(subject_id=subject_id, factory=factory, settings=settings, relay=relay))
         with session_scope(factory) as session:
             _finish(session, job_id, leases.worker_id, status=JobStatus.DONE, error=None)
     except Exception as error:

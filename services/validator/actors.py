@@ -33,5 +33,5 @@ def run_job(job_id: str) -> None:
         handlers=HANDLERS,
         stale_after=_runtime.stale_after,
         settings=_runtime.settings,
-        send=_runtime.send_job,
+        relay=_runtime.relay,
     )

@@ -414,6 +414,60 @@ def test_the_relay_records_the_queue_and_a_new_queue_gets_the_job_at_once(
     assert sweep("redis:two") == [job_id]
 
 
+def test_a_job_a_handler_adds_is_recorded_against_the_queue_and_not_swept_again(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's handlers relay as the API does: a follow-up job (an extract rebuilt after a
+    validation) names the queue it went to, so the next sweep leaves it alone. Sent with no
+    queue recorded, every sweep until a worker claimed it would send it a second time."""
+    added: list[str] = []
+
+    def adds_a_job(context: jobs.JobContext) -> None:
+        with context.session() as session:
+            added.append(jobs.enqueue(session=session, kind="probe").id)
+
+    parent = enqueue_probe(runtime)
+    sent: list[str] = []
+    runtime.send_job = sent.append  # type: ignore[method-assign]
+    status = jobs.run(
+        factory=runtime.factory,
+        job_id=parent,
+        handlers={"probe": adds_a_job},
+        stale_after=runtime.stale_after,
+        settings=runtime.settings,
+        relay=runtime.relay,
+    )
+    assert status == "done"
+    (child,) = added
+    assert sent == [child]
+    row = job_row(runtime, child)
+    assert (row.status, row.sent_to) == ("sent", runtime.queue_identity())
+    with caplog.at_level("INFO", logger="services.catalogue.jobs"):
+        assert runtime.sweep() == 0
+    assert sent == [child]
+    assert "again" not in caplog.text
+
+
+def test_the_sweep_logs_each_job_it_sends_again_and_why(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost, dead = enqueue_probe(runtime), enqueue_probe(runtime)
+    jobs.relay(factory=runtime.factory, job_ids=[lost], send=lambda _id: None, identify=lambda: "a")
+    assert claim(runtime, dead, "host:9:dead", lease=30)
+    set_job(runtime, dead, heartbeat_at=utcnow() - timedelta(minutes=5))
+    with caplog.at_level("INFO", logger="services.catalogue.jobs"):
+        jobs.sweep(
+            factory=runtime.factory,
+            send=lambda _id: None,
+            stale_after=runtime.stale_after,
+            lease=timedelta(seconds=30),
+            identify=lambda: "b",
+        )
+    lines = {record.job_id: record.getMessage() for record in caplog.records}  # type: ignore[attr-defined]
+    assert "sent to a queue no longer answering (a)" in lines[lost]
+    assert "its worker (host:9:dead) stopped renewing its lease" in lines[dead]
+
+
 def test_the_embedded_queue_has_an_identity_per_broker(runtime: Runtime) -> None:
     from dramatiq.brokers.stub import StubBroker
 
