@@ -1,7 +1,9 @@
-"""Small valid returns for each reference dataset, typed exactly as the schemas expect."""
+"""Small valid returns for each reference dataset, typed exactly as the schemas expect, and the
+ways to make them invalid (a bad value for each kind of check, a break of each kind of rule)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,6 +11,19 @@ from typing import Any
 import polars as pl
 
 from schemas import get_dataset
+from schemas.model import (
+    AllValuesPresent,
+    InRange,
+    InSubmissionPeriod,
+    Length,
+    NotBefore,
+    NotEmpty,
+    NotGreaterThan,
+    OneOf,
+    Pattern,
+    Rule,
+    SubmittedBy,
+)
 
 ORG_CODE = "RJ1"
 PERIOD = "2025-01"
@@ -119,3 +134,66 @@ SAMPLES: Mapping[str, Callable[..., pl.DataFrame]] = {
 def valid_sample(code: str, *, org_code: str = ORG_CODE, period: str = PERIOD) -> pl.DataFrame:
     """A valid return of the dataset for that trust and period."""
     return SAMPLES[code](org_code=org_code, period=period)
+
+
+# ---------------------------------------------------------------------------
+# Samples made invalid: one cell replaced, a rule broken
+# ---------------------------------------------------------------------------
+
+
+def with_value(frame: pl.DataFrame, column: str, row: int, value: Any) -> pl.DataFrame:
+    """The frame with one cell replaced, keeping the column's type."""
+    values = frame[column].to_list()
+    values[row] = value
+    return frame.with_columns(pl.Series(column, values, dtype=frame.schema[column]))
+
+
+# ---------------------------------------------------------------------------
+# Bad values, generated from the check type: a new kind of check fails here until it has one
+# ---------------------------------------------------------------------------
+
+
+def _in_range_bad(check: InRange) -> list[Any]:
+    return [check.min - 1, check.max + 1]
+
+
+def _one_of_bad(check: OneOf) -> list[Any]:
+    return ["".join(check.values) + "x"]
+
+
+def _length_bad(check: Length) -> list[Any]:
+    return ["x" * (check.exact - 1), "x" * (check.exact + 1)]
+
+
+def _pattern_bad(check: Pattern) -> list[Any]:
+    # Near misses of the patterns in use, then anything else.
+    candidates = ["2025-13", "2025-01-02", "2025-1", "rj1", "ABCDEF", "R!1", " RJ1", ""]
+    return [value for value in candidates if not re.fullmatch(check.regex, value)]
+
+
+BAD_VALUES: dict[type[Any], Callable[[Any], list[Any]]] = {
+    InRange: _in_range_bad,
+    OneOf: _one_of_bad,
+    Length: _length_bad,
+    Pattern: _pattern_bad,
+}
+
+
+def break_rule(rule: Rule, frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame made to break the rule, at row 0 where the rule is about a row."""
+    match rule:
+        case NotGreaterThan(column=column, other=other):
+            return with_value(frame, column, 0, frame[other][0] + 1)
+        case NotBefore(column=column, other=other):
+            return with_value(frame, column, 0, frame[other][0] - timedelta(minutes=1))
+        case AllValuesPresent(column=column, values=values):
+            return frame.filter(pl.col(column) != values[-1])
+        case SubmittedBy(column=column):
+            return with_value(frame, column, 0, "RXX")
+        case InSubmissionPeriod(column=column) if frame.schema[column] == pl.String:
+            return with_value(frame, column, 0, "2024-12")
+        case InSubmissionPeriod(column=column):
+            return with_value(frame, column, 0, frame[column][0] - timedelta(days=40))
+        case NotEmpty():
+            return frame.clear()
+    raise AssertionError(f"no way to break {rule!r}: add one to break_rule")

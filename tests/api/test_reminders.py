@@ -29,7 +29,7 @@ from services.catalogue.states import JobKind
 from services.cli import app as drb
 from services.validator import worker
 from services.validator.reminders import send_reminders
-from tests.integration.test_extract_mesh import run_pending
+from tests.conftest import run_pending
 from tests.processes import free_port
 from tests.schema_samples import ae_monthly_sample, beds_monthly_sample
 

@@ -17,8 +17,8 @@ from services.catalogue.models import ExtractDelivery
 from services.catalogue.runtime import Runtime
 from tests.api_calls import MONTH, ask_for
 from tests.conftest import run_pending
-from tests.integration.test_mesh import BROKER, CQC, PASSWORD, SHARED_KEY
-from tests.integration.test_mesh import client as mesh_client
+from tests.mesh_sandbox import BROKER, CQC, PASSWORD, SHARED_KEY
+from tests.mesh_sandbox import client as mesh_client
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration

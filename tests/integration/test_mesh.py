@@ -1,16 +1,13 @@
 """Extracts sent by MESH to a real mesh-sandbox: delivered once per local id, whatever happens.
 
-The sandbox (tests/service_urls.py::mesh_url) holds the broker's mailbox X26DRB001 and the demo
-bodies' (X26CQC001, X26NHSE01, X26UKHSA1), and checks passwords (AUTH_MODE=full).
+The sandbox and its mailboxes: tests/mesh_sandbox.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +26,12 @@ from services.catalogue.channels import (
     delivery_local_id,
 )
 from services.catalogue.settings import Settings
+from tests.mesh_sandbox import BROKER, CQC, NHSE, PASSWORD, SHARED_KEY, client
 from tests.processes import free_port
 from tests.service_urls import require_services
 
 pytestmark = pytest.mark.integration
 
-BROKER = "X26DRB001"
-CQC = "X26CQC001"
-NHSE = "X26NHSE01"
-PASSWORD = "password"
-SHARED_KEY = os.environ.get("DRB_TEST_MESH_SHARED_KEY", "drb-sandbox-key")
 MiB = 1024 * 1024
 
 
@@ -48,13 +41,6 @@ def mesh(mesh_url: str) -> str:
     for mailbox in (BROKER, CQC, NHSE):
         httpx.delete(f"{mesh_url}/admin/reset/{mailbox}", timeout=10).raise_for_status()
     return mesh_url
-
-
-@contextlib.contextmanager
-def client(url: str, mailbox: str, password: str = PASSWORD) -> Iterator[MeshClient]:
-    mesh_client = MeshClient(url, mailbox, password, shared_key=SHARED_KEY.encode(), max_retries=0)
-    with contextlib.closing(mesh_client):
-        yield mesh_client
 
 
 def channel(url: str, recipient: str = CQC, **options: Any) -> MeshChannel:

@@ -4,6 +4,8 @@ once, under the reminders' workflow."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
+from typing import Any
 
 import httpx
 import pytest
@@ -12,14 +14,21 @@ from pydantic import SecretStr
 
 from services.catalogue import reminders
 from services.catalogue.runtime import Runtime
-from tests.api.test_reminders import TODAY, register, run
-from tests.integration.test_mesh import BROKER, PASSWORD, SHARED_KEY
-from tests.integration.test_mesh import client as mesh_client
+from tests.api_calls import ask_for
+from tests.mesh_sandbox import BROKER, PASSWORD, SHARED_KEY
+from tests.mesh_sandbox import client as mesh_client
 
 pytestmark = pytest.mark.integration
 Headers = dict[str, str]
 # The sandbox's mailboxes are the broker's and the demo bodies'; UKHSA's stands in for a trust's.
 TRUST_MAILBOX = "X26UKHSA1"
+# April 2018's A&E return was due on 20 May: two days overdue.
+TODAY = date(2018, 5, 22)
+
+
+def run(runtime: Runtime) -> list[dict[str, Any]]:
+    """Today's reminders pass; the reminders it handled."""
+    return reminders.run_pass(factory=runtime.factory, settings=runtime.settings, today=TODAY)
 
 
 def test_a_reminder_arrives_in_the_trusts_mesh_mailbox_once(
@@ -43,7 +52,14 @@ def test_a_reminder_arrives_in_the_trusts_mesh_mailbox_once(
     settings.mesh_mailbox = BROKER
     settings.mesh_password = SecretStr(PASSWORD)
     settings.mesh_shared_key = SecretStr(SHARED_KEY)
-    register(client, body, items=["ae_attendances"], organisations=["RJ1"])
+    ask_for(
+        client,
+        body,
+        items=["ae_attendances"],
+        organisations=["RJ1"],
+        period_start="2018-04",
+        period_end="2018-04",
+    )
 
     handled = {n["org_code"]: n for n in run(runtime)}
     reminder = handled["RJ1"]

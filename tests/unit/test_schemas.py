@@ -6,7 +6,6 @@ import dataclasses
 import json
 import re
 import typing
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -30,15 +29,21 @@ from schemas.model import (
     InRange,
     InSubmissionPeriod,
     Length,
-    NotBefore,
-    NotEmpty,
     NotGreaterThan,
-    OneOf,
     Pattern,
     Rule,
     SubmittedBy,
 )
-from tests.schema_samples import ORG_CODE, PERIOD, SAMPLES, ecds_attendance_sample, valid_sample
+from tests.schema_samples import (
+    BAD_VALUES,
+    ORG_CODE,
+    PERIOD,
+    SAMPLES,
+    break_rule,
+    ecds_attendance_sample,
+    valid_sample,
+    with_value,
+)
 
 CONTEXT = {"org_code": ORG_CODE, "period": PERIOD}
 
@@ -70,68 +75,10 @@ def failed_rows(dataset: Dataset, frame: pl.DataFrame, column: str, check: str) 
     return set(hits["index"].to_list())
 
 
-def with_value(frame: pl.DataFrame, column: str, row: int, value: Any) -> pl.DataFrame:
-    """The frame with one cell replaced, keeping the column's type."""
-    values = frame[column].to_list()
-    values[row] = value
-    return frame.with_columns(pl.Series(column, values, dtype=frame.schema[column]))
-
-
 def assert_messages_exist(dataset: Dataset, frame: pl.DataFrame, **context: str) -> None:
     """Every failure pandera reports has a plain-English message from the definition."""
     for column, check in failed(dataset, frame, **context):
         assert dataset.describe_check(column=column, check=check), (column, check)
-
-
-# ---------------------------------------------------------------------------
-# Bad values, generated from the check type: a new kind of check fails here until it has one
-# ---------------------------------------------------------------------------
-
-
-def _in_range_bad(check: InRange) -> list[Any]:
-    return [check.min - 1, check.max + 1]
-
-
-def _one_of_bad(check: OneOf) -> list[Any]:
-    return ["".join(check.values) + "x"]
-
-
-def _length_bad(check: Length) -> list[Any]:
-    return ["x" * (check.exact - 1), "x" * (check.exact + 1)]
-
-
-def _pattern_bad(check: Pattern) -> list[Any]:
-    # Near misses of the patterns in use, then anything else.
-    candidates = ["2025-13", "2025-01-02", "2025-1", "rj1", "ABCDEF", "R!1", " RJ1", ""]
-    return [value for value in candidates if not re.fullmatch(check.regex, value)]
-
-
-BAD_VALUES: dict[type[Any], Callable[[Any], list[Any]]] = {
-    InRange: _in_range_bad,
-    OneOf: _one_of_bad,
-    Length: _length_bad,
-    Pattern: _pattern_bad,
-}
-
-
-def break_rule(rule: Rule, frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame made to break the rule, at row 0 where the rule is about a row."""
-    match rule:
-        case NotGreaterThan(column=column, other=other):
-            return with_value(frame, column, 0, frame[other][0] + 1)
-        case NotBefore(column=column, other=other):
-            return with_value(frame, column, 0, frame[other][0] - timedelta(minutes=1))
-        case AllValuesPresent(column=column, values=values):
-            return frame.filter(pl.col(column) != values[-1])
-        case SubmittedBy(column=column):
-            return with_value(frame, column, 0, "RXX")
-        case InSubmissionPeriod(column=column) if frame.schema[column] == pl.String:
-            return with_value(frame, column, 0, "2024-12")
-        case InSubmissionPeriod(column=column):
-            return with_value(frame, column, 0, frame[column][0] - timedelta(days=40))
-        case NotEmpty():
-            return frame.clear()
-    raise AssertionError(f"no way to break {rule!r}: add one to break_rule")
 
 
 def test_every_kind_of_check_has_a_bad_value_generator() -> None:

@@ -23,8 +23,14 @@ from services.validator.validation import (
     _Shortcut,
     validate_file,
 )
-from tests.schema_samples import ORG_CODE, PERIOD, valid_sample
-from tests.unit.test_schemas import BAD_VALUES, break_rule, with_value
+from tests.schema_samples import (
+    BAD_VALUES,
+    ORG_CODE,
+    PERIOD,
+    break_rule,
+    valid_sample,
+    with_value,
+)
 from tests.unit.validator.files import (
     as_text,
     csv_lines,
