@@ -29,6 +29,7 @@ from services.catalogue.states import (
     DeliveryStatus,
     JobStatus,
     NotificationStatus,
+    OrgKind,
     RequestStatus,
     SubmissionStatus,
 )
@@ -42,7 +43,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-ORGANISATION_KINDS = ("trust", "oversight_body", "auditor", "steward")
+# The kinds an organisation may be (``organisations.register`` refuses any other).
+ORGANISATION_KINDS: tuple[OrgKind, ...] = tuple(OrgKind)
 
 
 def utcnow() -> datetime:

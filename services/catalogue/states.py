@@ -1,14 +1,25 @@
-"""The statuses things pass through, and the kinds of job and notification: one enum each.
+"""The statuses things pass through, the kinds of job and notification, and the kinds of
+organisation: one enum each.
 
-Used by the models (defaults), the state changes, the repositories' filters, the job handlers
-and the routes (query parameters, so ``/openapi.json`` lists the values). Each is a ``StrEnum``:
-a member is the text stored and shown (``SubmissionStatus.ACCEPTED == "accepted"``), so the
-database and the JSON bodies are unchanged.
+Used by the models (defaults), the state changes, the repositories' filters, the job handlers,
+the access checks (``OrgKind``: who may see what) and the routes (query parameters and bodies,
+so ``/openapi.json`` lists the values). Each is a ``StrEnum``: a member is the text stored and
+shown (``SubmissionStatus.ACCEPTED == "accepted"``), so the database and the JSON bodies are
+unchanged.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+
+class OrgKind(StrEnum):
+    """Who an organisation is, which decides what its tokens may see (SECURITY.md)."""
+
+    TRUST = "trust"
+    OVERSIGHT_BODY = "oversight_body"
+    AUDITOR = "auditor"
+    STEWARD = "steward"
 
 
 class SubmissionStatus(StrEnum):

@@ -1,4 +1,5 @@
-"""Statuses and job kinds are enums: every kind has its handler, and the API lists the values."""
+"""Statuses, job kinds and organisation kinds are enums: every job kind has its handler, and the
+API lists the values."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from services.catalogue.models import (
     ExtractDelivery,
     Job,
     Notification,
+    Organisation,
     Submission,
 )
 from services.catalogue.runtime import Runtime
@@ -28,6 +30,7 @@ from services.catalogue.states import (
     JobStatus,
     NotificationKind,
     NotificationStatus,
+    OrgKind,
     RequestStatus,
     SubmissionStatus,
 )
@@ -51,6 +54,7 @@ def test_a_member_is_the_text_stored_and_shown() -> None:
     ]
     assert [str(s) for s in NotificationStatus] == ["sending", "sent", "failed", "cancelled"]
     assert [str(k) for k in NotificationKind] == ["trust_reminder", "body_summary"]
+    assert [str(k) for k in OrgKind] == ["trust", "oversight_body", "auditor", "steward"]
 
 
 # Each stored status or kind and its enum.
@@ -63,6 +67,7 @@ COLUMNS: list[tuple[InstrumentedAttribute[str], type[StrEnum]]] = [
     (ExtractDelivery.status, DeliveryStatus),
     (Notification.status, NotificationStatus),
     (Notification.kind, NotificationKind),
+    (Organisation.kind, OrgKind),
 ]
 
 
@@ -102,6 +107,10 @@ def test_the_database_gives_back_the_members_text(
         kind, status = session.execute(select(Notification.kind, Notification.status)).one()
     assert (kind, status) == (NotificationKind.TRUST_REMINDER, NotificationStatus.SENDING)
     assert (type(kind), type(status)) == (str, str)
+    with session_scope(runtime.factory) as session:
+        stored = session.scalars(select(Organisation.kind).where(Organisation.code == "RJ1")).one()
+    assert stored == OrgKind.TRUST
+    assert type(stored) is str
 
 
 def test_the_status_filters_list_their_values_in_openapi(client: TestClient) -> None:
@@ -117,6 +126,10 @@ def test_the_status_filters_list_their_values_in_openapi(client: TestClient) -> 
     assert values("/v1/asks") == [str(s) for s in AskStatus]
     assert values("/v1/requests") == [str(s) for s in RequestStatus]
     assert values("/v1/notifications", "kind") == [str(k) for k in NotificationKind]
+    assert values("/v1/organisations", "kind") == [str(k) for k in OrgKind]
+    body = schema["components"]["schemas"]["OrganisationIn"]["properties"]["kind"]
+    name = body["$ref"].rsplit("/", 1)[1]
+    assert schema["components"]["schemas"][name]["enum"] == [str(k) for k in OrgKind]
 
 
 def test_a_status_outside_the_enum_is_a_422(
@@ -125,3 +138,5 @@ def test_a_status_outside_the_enum_is_a_422(
     trust = make_org("RJ1", "trust", "Y56")
     assert client.get("/v1/submissions?status=approved", headers=trust).status_code == 422
     assert client.get("/v1/submissions?status=accepted", headers=trust).status_code == 200
+    assert client.get("/v1/organisations?kind=hospital", headers=trust).status_code == 422
+    assert client.get("/v1/organisations?kind=trust", headers=trust).status_code == 200

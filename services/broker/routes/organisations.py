@@ -14,10 +14,9 @@ from services.catalogue.errors import NotFound
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import tokens as token_repo
+from services.catalogue.states import OrgKind
 
 router = APIRouter(tags=["organisations"])
-
-Kind = Literal["trust", "oversight_body", "auditor", "steward"]
 
 
 class OrganisationIn(BaseModel):
@@ -31,7 +30,7 @@ class OrganisationIn(BaseModel):
         examples=["RJ1"],
     )
     name: str = Field(min_length=1, max_length=200)
-    kind: Kind
+    kind: OrgKind
     region: str | None = Field(
         default=None, max_length=16, description=f"NHS England region code: {', '.join(REGIONS)}."
     )
@@ -77,7 +76,7 @@ def register_organisation(
 def list_organisations(
     session: SessionDep,
     _caller: PrincipalDep,
-    kind: Kind | None = None,
+    kind: OrgKind | None = None,
     region: str | None = None,
 ) -> list[OrganisationOut]:
     """Every registered organisation, optionally of one kind or region."""
