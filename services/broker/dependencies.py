@@ -17,6 +17,7 @@ from services.broker.problems import Problem
 from services.catalogue import auth
 from services.catalogue.db import SESSION_SLOTS_PER_PROCESS, UnitOfWork
 from services.catalogue.runtime import Runtime
+from services.catalogue.states import OrgKind
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="drb"'}
 
@@ -146,7 +147,7 @@ def get_principal(
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
 
 
-def require(*kinds: str) -> Callable[[auth.Principal], Awaitable[auth.Principal]]:
+def require(*kinds: OrgKind) -> Callable[[auth.Principal], Awaitable[auth.Principal]]:
     """A dependency that lets through only organisations of the given kinds (else 403)."""
     allowed = ", ".join(kinds)
 
@@ -162,4 +163,4 @@ def require(*kinds: str) -> Callable[[auth.Principal], Awaitable[auth.Principal]
     return dependency
 
 
-StewardDep = Annotated[auth.Principal, Depends(require("steward"))]
+StewardDep = Annotated[auth.Principal, Depends(require(OrgKind.STEWARD))]

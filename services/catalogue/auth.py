@@ -15,6 +15,7 @@ from services.catalogue.errors import Invalid, NotFound, ServiceUnavailable
 from services.catalogue.models import Organisation, Token, utcnow
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import tokens as token_repo
+from services.catalogue.states import OrgKind
 
 TOKEN_PREFIX = "drb_"  # noqa: S105 (a prefix, not a secret)
 # The organisation that holds the DRB_ADMIN_TOKEN; created at start-up when the token is set.
@@ -204,7 +205,7 @@ def bootstrap_admin_token(*, session: Session, admin_token: str | None) -> None:
             session=session,
             code=BOOTSTRAP_STEWARD,
             name="Broker stewards (bootstrap)",
-            kind="steward",
+            kind=OrgKind.STEWARD,
             region=None,
             actor=SYSTEM_ACTOR,
         )

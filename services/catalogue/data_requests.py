@@ -27,7 +27,7 @@ from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import requests as request_repo
-from services.catalogue.states import AskStatus, RequestStatus
+from services.catalogue.states import AskStatus, OrgKind, RequestStatus
 
 # Serialises registrations and withdrawals on PostgreSQL, so two requests never ask twice.
 _ADVISORY_LOCK = 727_271
@@ -141,10 +141,10 @@ def _population(
     """The trust codes a population selects (and errors for what is wrong with it)."""
 
     def is_trust(code: str) -> bool:
-        return organisations.kinds[organisations.index[code]] == "trust"
+        return organisations.kinds[organisations.index[code]] == OrgKind.TRUST
 
     if isinstance(selector, dict):
-        if set(selector) == {"kind"} and selector["kind"] == "trust":
+        if set(selector) == {"kind"} and selector["kind"] == OrgKind.TRUST:
             return [c for c in organisations.codes if is_trust(c)]
         if set(selector) == {"region"}:
             region = selector["region"]
@@ -159,7 +159,7 @@ def _population(
             found = [
                 c
                 for n, c in enumerate(organisations.codes)
-                if organisations.kinds[n] == "trust" and organisations.regions[n] == region
+                if organisations.kinds[n] == OrgKind.TRUST and organisations.regions[n] == region
             ]
             if not found:
                 errors.append(
@@ -358,18 +358,18 @@ def withdraw(*, session: Session, request_id: str, body_code: str) -> DataReques
 
 def may_read(request: DataRequest, *, org_code: str, kind: str) -> bool:
     """Bodies read their own requests, auditors all, trusts those whose population holds them."""
-    if kind == "auditor":
+    if kind == OrgKind.AUDITOR:
         return True
-    if kind == "oversight_body":
+    if kind == OrgKind.OVERSIGHT_BODY:
         return request.body_code == org_code
-    if kind == "trust":
+    if kind == OrgKind.TRUST:
         return org_code in request.org_codes
     return False
 
 
 def visible(*, session: Session, org_code: str, kind: str) -> list[DataRequest]:
     """The requests a caller may read, newest first."""
-    if kind == "oversight_body":
+    if kind == OrgKind.OVERSIGHT_BODY:
         return list(request_repo.list_all(session=session, body_code=org_code))
     return [
         r

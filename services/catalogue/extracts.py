@@ -34,7 +34,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import DeliveryStatus, JobKind, RequestStatus
+from services.catalogue.states import DeliveryStatus, JobKind, OrgKind, RequestStatus
 
 
 def groups_of(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -354,7 +354,7 @@ def visible(
 ) -> list[tuple[Extract, ExtractDelivery | None]]:
     """The extracts a caller may list, newest first, each with its delivery: a body its own,
     an auditor every one."""
-    body = org_code if kind == "oversight_body" else None
+    body = org_code if kind == OrgKind.OVERSIGHT_BODY else None
     return extract_repo.with_deliveries(session=session, body_code=body, request_id=request_id)
 
 
@@ -362,7 +362,7 @@ def readable(*, session: Session, extract_id: str, org_code: str, kind: str) -> 
     """An extract its body (or an auditor) may read; another body's is not found, so that its
     existence is not revealed."""
     extract = extract_repo.get(session=session, extract_id=extract_id)
-    if extract is None or (kind == "oversight_body" and extract.body_code != org_code):
+    if extract is None or (kind == OrgKind.OVERSIGHT_BODY and extract.body_code != org_code):
         raise NotFound(f"No extract has the id {extract_id!r}.")
     return extract
 
@@ -370,7 +370,7 @@ def readable(*, session: Session, extract_id: str, org_code: str, kind: str) -> 
 def download(*, session: Session, extract_id: str, org_code: str) -> Extract:
     """The owning body's extract to download; every download is in the audit log."""
     extract = readable(
-        session=session, extract_id=extract_id, org_code=org_code, kind="oversight_body"
+        session=session, extract_id=extract_id, org_code=org_code, kind=OrgKind.OVERSIGHT_BODY
     )
     audit.record(
         session=session,

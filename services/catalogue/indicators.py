@@ -31,6 +31,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as requests_repo
 from services.catalogue.settings import Settings
 from services.catalogue.spc import Point
+from services.catalogue.states import OrgKind
 
 NATIONAL = "national"  # the org_code of the whole nation
 _PERIODICALLY = {"quarter": "quarterly", "year": "yearly"}
@@ -75,13 +76,13 @@ def authorise(
     level = level_of(org_code)
     if level == "trust" and org_repo.get(session=session, code=org_code) is None:
         raise NotFound(f"There is no organisation {org_code!r}.")
-    if kind == "auditor":
+    if kind == OrgKind.AUDITOR:
         return Scope(org_level=level, org_codes=_trusts_of(session, level, org_code))
-    if kind == "trust":
+    if kind == OrgKind.TRUST:
         if level != "trust" or org_code != caller:
             raise Forbidden("A trust sees its own indicators only.")
         return Scope(org_level="trust", org_codes=(org_code,))
-    if kind == "oversight_body":
+    if kind == OrgKind.OVERSIGHT_BODY:
         trusts = _entitled_trusts(
             session=session,
             body=caller,
@@ -127,7 +128,9 @@ def _trusts_of(session: Session, level: str, org_code: str) -> tuple[str, ...]:
     if level == "trust":
         return (org_code,)
     region = org_code if level == "region" else None
-    return tuple(o.code for o in org_repo.list_all(session=session, kind="trust", region=region))
+    return tuple(
+        o.code for o in org_repo.list_all(session=session, kind=OrgKind.TRUST, region=region)
+    )
 
 
 def _entitled_trusts(

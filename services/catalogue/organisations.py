@@ -10,6 +10,7 @@ from services.catalogue.errors import AlreadyExists, Invalid, NotFound
 from services.catalogue.models import ORGANISATION_KINDS, Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
+from services.catalogue.states import OrgKind
 
 
 def register(
@@ -51,7 +52,7 @@ def register(
 
 CHANNELS = ("files", "mesh", "email", "api")
 # Who has a delivery setting: bodies (extracts and their daily summary), trusts (reminders).
-RECEIVERS = ("oversight_body", "trust")
+RECEIVERS = (OrgKind.OVERSIGHT_BODY, OrgKind.TRUST)
 
 
 def set_delivery(

@@ -42,7 +42,7 @@ from services.catalogue.errors import Forbidden
 from services.catalogue.models import Ask, Notification, new_id, utcnow
 from services.catalogue.repositories import notifications as repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import UNSENT, NotificationKind, NotificationStatus
+from services.catalogue.states import UNSENT, NotificationKind, NotificationStatus, OrgKind
 
 log = logging.getLogger(__name__)
 
@@ -469,14 +469,14 @@ def visible(
     """The notifications a caller may read, newest first: a trust's or a body's own; every
     one for auditors and stewards (``org_code`` to filter). Every reading is audited as
     ``notifications.read``, whether by the API or a page."""
-    if caller_kind in ("trust", "oversight_body"):
+    if caller_kind in (OrgKind.TRUST, OrgKind.OVERSIGHT_BODY):
         if org_code not in (None, caller_code):
             raise Forbidden("An organisation sees only the notifications sent to it.")
         org_code = caller_code
     rows = repo.listing(
         session=session, org_code=org_code, day=day, kind=kind, limit=limit, offset=offset
     )
-    shown = [as_dict(row, steward=caller_kind == "steward") for row in rows]
+    shown = [as_dict(row, steward=caller_kind == OrgKind.STEWARD) for row in rows]
     audit.record(
         session=session,
         actor=caller_code,

@@ -20,9 +20,9 @@ from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest, Extract, ExtractDelivery
 from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import requests as request_repo
-from services.catalogue.states import AskStatus
+from services.catalogue.states import AskStatus, OrgKind
 
-VIEWER_KINDS = ("oversight_body", "auditor")
+VIEWER_KINDS = (OrgKind.OVERSIGHT_BODY, OrgKind.AUDITOR)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def summaries(
     """The requests the viewer may see, newest first."""
     if kind not in VIEWER_KINDS:
         raise Forbidden("Request pages are for oversight bodies and auditors.")
-    body = org_code if kind == "oversight_body" else None
+    body = org_code if kind == OrgKind.OVERSIGHT_BODY else None
     return [
         _summary(session, request, hourly_rate=hourly_rate, today=today)
         for request in request_repo.list_all(session=session, body_code=body)
@@ -120,7 +120,7 @@ def build(
     request = request_repo.get(session=session, request_id=request_id)
     if request is None:
         raise NotFound(f"No request has the id {request_id!r}.")
-    if kind == "oversight_body" and request.body_code != org_code:
+    if kind == OrgKind.OVERSIGHT_BODY and request.body_code != org_code:
         raise Forbidden(f"This request is {request.body_code}'s, not {org_code}'s.")
     summary = _summary(session, request, hourly_rate=hourly_rate, today=today)
     return RequestOverview(

@@ -37,14 +37,14 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import AskStatus, NotificationKind, SubmissionStatus
+from services.catalogue.states import AskStatus, NotificationKind, OrgKind, SubmissionStatus
 from services.catalogue.submissions import ShownError
 
 CHART_MONTHS = 36  # the longest chart: three years up to the latest month held
 RECENT_SUBMISSIONS = 12
 RECENT_REMINDERS = 5
 ERRORS_SHOWN = 5  # a rejected return's first errors; the API has all of them
-VIEWER_KINDS = ("trust", "oversight_body", "auditor")
+VIEWER_KINDS = (OrgKind.TRUST, OrgKind.OVERSIGHT_BODY, OrgKind.AUDITOR)
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,13 @@ def _reminders(session: Session, code: str, *, viewer: str, kind: str) -> list[d
 
 def visible_trusts(*, session: Session, kind: str, org_code: str) -> list[Organisation]:
     """The trusts whose page the viewer may open, by name."""
-    if kind == "trust":
+    if kind == OrgKind.TRUST:
         own = org_repo.get(session=session, code=org_code)
         return [own] if own is not None else []
-    trusts = org_repo.list_all(session=session, kind="trust")
-    if kind == "auditor":
+    trusts = org_repo.list_all(session=session, kind=OrgKind.TRUST)
+    if kind == OrgKind.AUDITOR:
         return sorted(trusts, key=lambda o: o.name)
-    if kind == "oversight_body":
+    if kind == OrgKind.OVERSIGHT_BODY:
         named: set[str] = set()
         for request in request_repo.active(session=session, body_code=org_code):
             named.update(request.org_codes)
@@ -154,12 +154,12 @@ def build(
     only that it sees its own page; a body, that none of its active requests names the trust).
     """
     organisation = org_repo.get(session=session, code=code)
-    if organisation is None or organisation.kind != "trust":
+    if organisation is None or organisation.kind != OrgKind.TRUST:
         raise NotFound(f"There is no NHS trust with the code {code!r}.")
     requests: Sequence[DataRequest] = ()
-    if kind == "trust" and code != viewer:
+    if kind == OrgKind.TRUST and code != viewer:
         raise Forbidden("A trust sees its own page only.")
-    if kind == "oversight_body":
+    if kind == OrgKind.OVERSIGHT_BODY:
         requests = [
             r for r in request_repo.active(session=session, body_code=viewer) if code in r.org_codes
         ]
@@ -169,10 +169,10 @@ def build(
         raise Forbidden(f"Trust pages are for trusts, oversight bodies and auditors, not {kind}.")
     overview = Overview(organisation=organisation, viewer_kind=kind)
     overview.asks = _open_asks(
-        session, code, body=viewer if kind == "oversight_body" else None, today=today
+        session, code, body=viewer if kind == OrgKind.OVERSIGHT_BODY else None, today=today
     )
-    if kind in ("trust", "auditor"):
-        _add_submissions(session, overview, viewer=viewer, with_values=kind == "trust")
+    if kind in (OrgKind.TRUST, OrgKind.AUDITOR):
+        _add_submissions(session, overview, viewer=viewer, with_values=kind == OrgKind.TRUST)
         overview.reminders = _reminders(session, code, viewer=viewer, kind=kind)
     _add_charts(
         session,
@@ -264,7 +264,7 @@ def _add_charts(
 ) -> None:
     code = overview.organisation.code
     held, latest = _items_held(session, code)
-    if kind == "oversight_body":
+    if kind == OrgKind.OVERSIGHT_BODY:
         wanted = [item for item in schemas.ITEMS if any(item in r.items for r in requests)]
     else:
         wanted = held
@@ -279,7 +279,7 @@ def _add_charts(
         first = last - CHART_MONTHS + 1
         among = "trusts holding that month"
         peers: list[str] | None = None
-        if kind == "oversight_body":
+        if kind == OrgKind.OVERSIGHT_BODY:
             span = _body_span(requests, item)
             if span is None:
                 overview.not_charted.append(
@@ -330,7 +330,7 @@ def _add_charts(
         )
         latest_point = series.points[-1]
         if peers is None:
-            peers = [o.code for o in org_repo.list_all(session=session, kind="trust")]
+            peers = [o.code for o in org_repo.list_all(session=session, kind=OrgKind.TRUST)]
         standing = _standing(
             session, settings, item, code, latest_point.period, peers, definition, among
         )

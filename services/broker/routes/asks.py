@@ -12,11 +12,13 @@ from services.broker.responses import AskOut
 from services.catalogue import asks, auth
 from services.catalogue.errors import Forbidden
 from services.catalogue.repositories import asks as ask_repo
-from services.catalogue.states import AskStatus
+from services.catalogue.states import AskStatus, OrgKind
 
 router = APIRouter(tags=["asks"])
 
-AskReaderDep = Annotated[auth.Principal, Depends(require("trust", "auditor", "oversight_body"))]
+AskReaderDep = Annotated[
+    auth.Principal, Depends(require(OrgKind.TRUST, OrgKind.AUDITOR, OrgKind.OVERSIGHT_BODY))
+]
 
 
 @router.get("/v1/asks", summary="The returns asked of a trust, one per dataset and period")
@@ -34,11 +36,11 @@ def list_asks(
     a body the asks its requests need."""
     today = date.today()
     body_code = None
-    if caller.kind == "trust":
+    if caller.kind == OrgKind.TRUST:
         if org_code not in (None, caller.org_code):
             raise Forbidden("A trust sees only its own asks.")
         org_code = caller.org_code
-    elif caller.kind == "oversight_body":
+    elif caller.kind == OrgKind.OVERSIGHT_BODY:
         body_code = caller.org_code
     rows = ask_repo.with_bodies(
         session=session,

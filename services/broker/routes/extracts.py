@@ -11,11 +11,12 @@ from services.broker.dependencies import RuntimeDep, SessionDep, require
 from services.broker.responses import ExtractManifest, ExtractOut
 from services.catalogue import auth, extracts, store
 from services.catalogue.models import Extract
+from services.catalogue.states import OrgKind
 
 router = APIRouter(tags=["extracts"])
 
-ReaderDep = Annotated[auth.Principal, Depends(require("oversight_body", "auditor"))]
-BodyDep = Annotated[auth.Principal, Depends(require("oversight_body"))]
+ReaderDep = Annotated[auth.Principal, Depends(require(OrgKind.OVERSIGHT_BODY, OrgKind.AUDITOR))]
+BodyDep = Annotated[auth.Principal, Depends(require(OrgKind.OVERSIGHT_BODY))]
 PARQUET = "application/vnd.apache.parquet"
 
 

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, Query
 from services.broker.dependencies import SessionDep, require
 from services.broker.responses import NotificationOut
 from services.catalogue import auth, reminders
-from services.catalogue.states import NotificationKind
+from services.catalogue.states import NotificationKind, OrgKind
 
 router = APIRouter(tags=["notifications"])
 
 ReaderDep = Annotated[
-    auth.Principal, Depends(require("trust", "oversight_body", "auditor", "steward"))
+    auth.Principal,
+    Depends(require(OrgKind.TRUST, OrgKind.OVERSIGHT_BODY, OrgKind.AUDITOR, OrgKind.STEWARD)),
 ]
 
 

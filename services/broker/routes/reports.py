@@ -25,10 +25,11 @@ from services.broker.responses import (
 from services.catalogue import audit, auth, burden_report
 from services.catalogue.errors import Invalid
 from services.catalogue.periods import PeriodError, parse_month
+from services.catalogue.states import OrgKind
 
 router = APIRouter(tags=["reports"])
 
-AuditorDep = Annotated[auth.Principal, Depends(require("auditor"))]
+AuditorDep = Annotated[auth.Principal, Depends(require(OrgKind.AUDITOR))]
 Month = Annotated[str | None, Query(description="YYYY-MM, inclusive")]
 
 

@@ -15,7 +15,7 @@ from services.catalogue import auth, data_requests
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest
 from services.catalogue.repositories import requests as request_repo
-from services.catalogue.states import RequestStatus
+from services.catalogue.states import OrgKind, RequestStatus
 
 router = APIRouter(tags=["requests"])
 
@@ -26,8 +26,10 @@ MAX_ITEMS = 500
 MAX_ORGANISATIONS = 50_000
 CODE_CHARS = 64
 
-BodyDep = Annotated[auth.Principal, Depends(require("oversight_body"))]
-ReaderDep = Annotated[auth.Principal, Depends(require("oversight_body", "auditor", "trust"))]
+BodyDep = Annotated[auth.Principal, Depends(require(OrgKind.OVERSIGHT_BODY))]
+ReaderDep = Annotated[
+    auth.Principal, Depends(require(OrgKind.OVERSIGHT_BODY, OrgKind.AUDITOR, OrgKind.TRUST))
+]
 
 
 class Selector(BaseModel):

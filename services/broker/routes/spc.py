@@ -16,6 +16,7 @@ from services.catalogue import indicators, spc
 from services.catalogue.db import session_scope
 from services.catalogue.errors import Forbidden, Invalid
 from services.catalogue.periods import PeriodError, month_label, parse_month
+from services.catalogue.states import OrgKind
 
 router = APIRouter(tags=["measurement for improvement"])
 
@@ -145,7 +146,7 @@ def indicator_chart(
             last=parse_month(last),
         )
     except Forbidden as refused:
-        if caller.kind in ("oversight_body", "trust"):
+        if caller.kind in (OrgKind.OVERSIGHT_BODY, OrgKind.TRUST):
             # The request's transaction rolls back with the 403: the refusal is kept in its own.
             session.rollback()
             with session_scope(runtime.factory) as own:

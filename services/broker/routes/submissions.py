@@ -16,12 +16,12 @@ from services.catalogue.db import session_scope
 from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.runtime import Runtime
-from services.catalogue.states import SubmissionStatus
+from services.catalogue.states import OrgKind, SubmissionStatus
 
 router = APIRouter(tags=["submissions"])
 
-TrustDep = Annotated[auth.Principal, Depends(require("trust"))]
-ReaderDep = Annotated[auth.Principal, Depends(require("trust", "auditor"))]
+TrustDep = Annotated[auth.Principal, Depends(require(OrgKind.TRUST))]
+ReaderDep = Annotated[auth.Principal, Depends(require(OrgKind.TRUST, OrgKind.AUDITOR))]
 
 
 @router.post(
@@ -127,7 +127,7 @@ def _readable(session: SessionDep, submission_id: str, caller: auth.Principal) -
     submission = submission_repo.get(session=session, submission_id=submission_id)
     if submission is None:
         raise NotFound(f"No submission has the id {submission_id!r}.")
-    if caller.kind == "trust" and submission.org_code != caller.org_code:
+    if caller.kind == OrgKind.TRUST and submission.org_code != caller.org_code:
         # Another trust's submission: not found, so its existence is not revealed.
         raise NotFound(f"No submission has the id {submission_id!r}.")
     return submission
@@ -145,7 +145,7 @@ def list_submissions(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[SubmissionOut]:
     """Newest first."""
-    if caller.kind == "trust":
+    if caller.kind == OrgKind.TRUST:
         if org_code not in (None, caller.org_code):
             raise Forbidden("A trust sees only its own submissions.")
         org_code = caller.org_code
@@ -158,7 +158,7 @@ def list_submissions(
         limit=limit,
         offset=offset,
     )
-    return [SubmissionOut.of(row, with_values=caller.kind == "trust") for row in rows]
+    return [SubmissionOut.of(row, with_values=caller.kind == OrgKind.TRUST) for row in rows]
 
 
 @router.get("/v1/submissions/{submission_id}", summary="One submission and its status")
@@ -167,7 +167,7 @@ def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -
     own history of the item (``[{item, period, org_code, value, mean, upl, lpl, message}]``;
     an auditor sees which item and month, never the figures)."""
     submission = _readable(session, submission_id, caller)
-    return SubmissionOut.of(submission, with_values=caller.kind == "trust")
+    return SubmissionOut.of(submission, with_values=caller.kind == OrgKind.TRUST)
 
 
 @router.get(
@@ -185,7 +185,7 @@ def submission_errors(
     """``[{row, column, check, value, message}]``; auditors see no row values, in neither
     ``value`` nor ``message`` (worded from the check and the column alone)."""
     submission = _readable(session, submission_id, caller)
-    with_value = caller.kind == "trust"
+    with_value = caller.kind == OrgKind.TRUST
     errors = submissions.shown_errors(session=session, submission=submission, with_value=with_value)
     # Errors quote the file's cells: every reading of them is traced, as extract downloads are.
     audit.record(

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from services.broker.web import api_docs, request_pages
 from services.broker.web.pages import router
 from services.broker.web.sessions import SessionStore
+from services.catalogue.states import OrgKind
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ def install(app: FastAPI, *, node_modules: Path = NODE_MODULES) -> None:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Templates compare a viewer's kind with ``OrgKind.OVERSIGHT_BODY`` (a misspelt member fails
+    # loudly: the environment's undefined is strict), never with its text.
+    environment.globals["OrgKind"] = OrgKind
     app.state.web_templates = Jinja2Templates(env=environment)
     app.state.web_sessions = SessionStore()
     app.include_router(router)

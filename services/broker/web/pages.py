@@ -43,6 +43,7 @@ from services.catalogue.errors import Forbidden, Invalid, NotFound
 from services.catalogue.periods import month_label
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import tokens as token_repo
+from services.catalogue.states import OrgKind
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,15 +51,19 @@ SESSION_COOKIE = "drb_session"
 SIGN_IN_COOKIE = "drb_sign_in"  # the sign-in form's token, until the form is posted
 SIGN_IN_FORM_SECONDS = 3600
 REPORT_PARAMETERS = ("month_from", "month_to")
-AUDITORS = frozenset({"auditor"})
-SIGN_IN_KINDS = frozenset({"trust", "oversight_body", "auditor"})
-KIND_NAMES = {
-    "trust": "an NHS trust",
-    "oversight_body": "an oversight body",
-    "auditor": "an auditor",
-    "steward": "the broker's stewards",
+AUDITORS = frozenset({OrgKind.AUDITOR})
+SIGN_IN_KINDS = frozenset({OrgKind.TRUST, OrgKind.OVERSIGHT_BODY, OrgKind.AUDITOR})
+KIND_NAMES: dict[str, str] = {
+    OrgKind.TRUST: "an NHS trust",
+    OrgKind.OVERSIGHT_BODY: "an oversight body",
+    OrgKind.AUDITOR: "an auditor",
+    OrgKind.STEWARD: "the broker's stewards",
 }
-ROLE_WORDS = {"trust": "trust", "oversight_body": "oversight body", "auditor": "auditor"}
+ROLE_WORDS: dict[str, str] = {
+    OrgKind.TRUST: "trust",
+    OrgKind.OVERSIGHT_BODY: "oversight body",
+    OrgKind.AUDITOR: "auditor",
+}
 
 # Every page: nothing from another origin, no inline script or style, never framed or cached.
 PAGE_HEADERS = {
@@ -91,9 +96,9 @@ class Viewer:
     def links(self) -> list[tuple[str, str]]:
         """The header's navigation: (text, href)."""
         kind = self.principal.kind
-        if kind == "trust":
+        if kind == OrgKind.TRUST:
             return [("Your trust", self.home)]
-        if kind == "oversight_body":
+        if kind == OrgKind.OVERSIGHT_BODY:
             return [
                 ("Your requests", "/requests"),
                 ("New request", "/requests/new"),
@@ -122,9 +127,9 @@ class Viewer:
 
 def home_of(kind: str, org_code: str) -> str:
     """Where a viewer lands after signing in."""
-    if kind == "auditor":
+    if kind == OrgKind.AUDITOR:
         return "/reports/burden"
-    if kind == "trust":
+    if kind == OrgKind.TRUST:
         return f"/trusts/{org_code}"
     return "/requests"
 
@@ -193,7 +198,7 @@ def _problem_page(
 
 
 def _viewer(
-    request: Request, db: Session, allowed: frozenset[str], refused: tuple[str, str]
+    request: Request, db: Session, allowed: frozenset[OrgKind], refused: tuple[str, str]
 ) -> Viewer | Response:
     """Who is looking at the page, if of an ``allowed`` kind; else the response to send instead
     (the sign-in redirect, a 401 page, or ``refused``'s (title, message) as a 403 page)."""
@@ -591,9 +596,9 @@ def trust_page(code: str, request: Request, db: SessionDep, runtime: RuntimeDep)
         )
         title = "You cannot see this trust's page"
         return _problem_page(request, 403, title, refused.detail, viewer=viewer)
-    names = {o.code: o.name for o in org_repo.list_all(session=db, kind="oversight_body")}
+    names = {o.code: o.name for o in org_repo.list_all(session=db, kind=OrgKind.OVERSIGHT_BODY)}
     charts = [spc_view.view(chart) for chart in overview.charts]
-    with_values = overview.viewer_kind == "trust"  # auditors see no figures
+    with_values = overview.viewer_kind == OrgKind.TRUST  # auditors see no figures
     return _page(
         request,
         "trust.html",

@@ -42,11 +42,12 @@ from services.catalogue import data_requests, extracts, request_overview
 from services.catalogue.errors import Forbidden, Invalid, NotFound
 from services.catalogue.regions import REGIONS
 from services.catalogue.runtime import Runtime
+from services.catalogue.states import OrgKind
 
 router = APIRouter(include_in_schema=False)
 
 READERS = frozenset(request_overview.VIEWER_KINDS)
-BODIES = frozenset({"oversight_body"})
+BODIES = frozenset({OrgKind.OVERSIGHT_BODY})
 READ_REFUSED = (
     "Request pages are for oversight bodies and auditors",
     "A trust's asks are on its own page.",

@@ -26,7 +26,7 @@ from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import UNDECIDED, DeliveryStatus, RequestStatus
+from services.catalogue.states import UNDECIDED, DeliveryStatus, OrgKind, RequestStatus
 
 DATA_DIR = Path(__file__).parent
 AE_FILE = DATA_DIR / "ae_attendances_2016_2019.csv"
@@ -49,11 +49,11 @@ GOR_TO_REGION = {
 }
 
 BODIES = (
-    ("CQC", "Care Quality Commission", "oversight_body"),
-    ("NHSE", "NHS England", "oversight_body"),
-    ("UKHSA", "UK Health Security Agency", "oversight_body"),
-    ("NAO", "National Audit Office", "auditor"),
-    ("DRB-DEMO", "Broker stewards (demo)", "steward"),
+    ("CQC", "Care Quality Commission", OrgKind.OVERSIGHT_BODY),
+    ("NHSE", "NHS England", OrgKind.OVERSIGHT_BODY),
+    ("UKHSA", "UK Health Security Agency", OrgKind.OVERSIGHT_BODY),
+    ("NAO", "National Audit Office", OrgKind.AUDITOR),
+    ("DRB-DEMO", "Broker stewards (demo)", OrgKind.STEWARD),
 )
 # Overlapping requests of the three bodies, over the months of the real A&E data, so that the
 # coverage check has something to find: shared asks, derivable quarters and regions.
@@ -216,7 +216,8 @@ def seed(*, session: Session, tokens_file: Path) -> DemoSummary:
     demo_trusts = trusts()
     summary.trusts = len(demo_trusts)
     wanted += [
-        Organisation(code=t.code, name=t.name, kind="trust", region=t.region) for t in demo_trusts
+        Organisation(code=t.code, name=t.name, kind=OrgKind.TRUST, region=t.region)
+        for t in demo_trusts
     ]
     existing = org_repo.existing_codes(session=session, codes=[o.code for o in wanted])
     for organisation in wanted:

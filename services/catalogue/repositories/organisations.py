@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.catalogue.models import Organisation
+from services.catalogue.states import OrgKind
 
 
 def get(*, session: Session, code: str) -> Organisation | None:
@@ -16,7 +17,7 @@ def get(*, session: Session, code: str) -> Organisation | None:
 
 
 def list_all(
-    *, session: Session, kind: str | None = None, region: str | None = None
+    *, session: Session, kind: OrgKind | None = None, region: str | None = None
 ) -> Sequence[Organisation]:
     """Organisations ordered by code, optionally of one kind and region."""
     query = select(Organisation).order_by(Organisation.code)
