@@ -26,11 +26,15 @@ from services.catalogue.models import (
     Submission,
 )
 from services.catalogue.regions import REGIONS
+from services.catalogue.states import DeliveryStatus
 
 Timestamp = str  # ISO 8601 with an offset, as datetime.isoformat() writes it
 Day = str  # YYYY-MM-DD
 Answer = Literal["ok", "unavailable"]
 Number = int | float  # a figure given as an int stays one on the wire (60, not 60.0)
+
+# A channel took these deliveries: when it did is shown.
+TAKEN = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.ACKNOWLEDGED)
 
 
 class Out(BaseModel):
@@ -450,11 +454,11 @@ class DeliveryShown(Out):
         if message_id is not None and delivery.channel == "files":
             message_id = message_id.rstrip("/").rsplit("/", 1)[-1]
         shown = cls(channel=delivery.channel, status=delivery.status, message_id=message_id)
-        if delivery.status in ("sent", "delivered", "acknowledged"):
+        if delivery.status in TAKEN:
             shown.updated_at = delivery.updated_at.isoformat()
-        if delivery.status == "pending" and delivery.last_error is not None:
+        if delivery.status == DeliveryStatus.PENDING and delivery.last_error is not None:
             shown.message = extracts.DELIVERY_RETRYING
-        elif delivery.status == "failed":
+        elif delivery.status == DeliveryStatus.FAILED:
             shown.message = extracts.DELIVERY_FAILED
         return shown
 

@@ -448,7 +448,7 @@ def as_dict(notification: Notification, *, steward: bool) -> dict[str, Any]:
         "created_at": notification.created_at.isoformat(),
         "sent_at": notification.sent_at.isoformat() if notification.sent_at else None,
     }
-    if notification.status == "failed":
+    if notification.status == NotificationStatus.FAILED:
         shown["message"] = NOT_SENT_YET
         if steward:
             shown["error"] = notification.last_error

@@ -22,6 +22,7 @@ import schemas
 from services.catalogue import logs, store, submissions
 from services.catalogue.jobs import JobContext
 from services.catalogue.settings import Settings
+from services.catalogue.states import SubmissionStatus
 from services.validator.reading import ErrorRecord
 from services.validator.validation import Report, validate_file
 
@@ -82,7 +83,7 @@ def validate_submission(context: JobContext) -> None:
     except RETRIED:
         raise
     except Exception:
-        if report.status != "accepted":
+        if report.status != SubmissionStatus.ACCEPTED:
             raise
         log.exception(
             "submission %s could not be accepted; it is rejected",
@@ -114,7 +115,7 @@ def validate_submission(context: JobContext) -> None:
 def failed_report() -> Report:
     """The rejection of a file whose validation failed: one file-level error, no detail."""
     error = ErrorRecord(row=None, column=None, check="internal", value=None, message=FAILED_MESSAGE)
-    return Report(status="rejected", rows=None, errors=[error], error_count=1)
+    return Report(status=SubmissionStatus.REJECTED, rows=None, errors=[error], error_count=1)
 
 
 def _decide(
@@ -122,7 +123,7 @@ def _decide(
 ) -> None:
     """Accept or reject the submission as the report says, in one unit of work."""
     with context.session() as session:
-        if report.status == "accepted":
+        if report.status == SubmissionStatus.ACCEPTED:
             assert report.rows is not None
             submissions.accept(
                 session=session,

@@ -46,6 +46,7 @@ from schemas.model import (
     NotGreaterThan,
     SubmittedBy,
 )
+from services.catalogue.states import SubmissionStatus
 from services.validator.reading.reader import ReturnReader
 from services.validator.reading.records import (
     VALUE_CHARS,
@@ -59,7 +60,7 @@ from services.validator.reading.sniffing import detect_format
 
 __all__ = ["ErrorRecord", "FileError", "Report", "validate_file"]
 
-Status: TypeAlias = Literal["accepted", "rejected"]
+Status: TypeAlias = Literal[SubmissionStatus.ACCEPTED, SubmissionStatus.REJECTED]
 _Item = TypeVar("_Item")
 
 # Seed of the key hash; any fixed value, so that equal keys hash alike in every chunk.
@@ -111,13 +112,13 @@ def validate_file(
     )
     try:
         report = validation.run()
-        if output is not None and report.status == "accepted":
+        if output is not None and report.status == SubmissionStatus.ACCEPTED:
             output.commit(again=validation.frames_again)
     except BaseException:
         if output is not None:
             output.discard()
         raise
-    if output is not None and report.status != "accepted":
+    if output is not None and report.status != SubmissionStatus.ACCEPTED:
         output.discard()
     return report
 
@@ -477,7 +478,7 @@ class _Validation:
     def _unreadable(self, error: FileError, *, file_format: Format | None) -> Report:
         """A file that could not be read: only the errors that say why."""
         return Report(
-            status="rejected",
+            status=SubmissionStatus.REJECTED,
             rows=error.rows,
             errors=list(error.errors),
             error_count=len(error.errors),
@@ -508,7 +509,7 @@ class _Validation:
                 )
             )
         return Report(
-            status="rejected" if count else "accepted",
+            status=SubmissionStatus.REJECTED if count else SubmissionStatus.ACCEPTED,
             rows=rows,
             errors=records,
             error_count=count,
