@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.catalogue.burden import ReturnCost
+from services.catalogue.errors import Forbidden
 from services.catalogue.models import Ask, AskLink, new_id, utcnow
 from services.catalogue.repositories import asks as ask_repo
-from services.catalogue.states import AskStatus
+from services.catalogue.states import AskStatus, OrgKind
 
 # What the API shows; `overdue` is an outstanding ask past its due date.
 ASK_STATUSES = tuple(AskStatus)
@@ -78,6 +79,50 @@ def shown(ask: Ask, links: list[tuple[str, bool, list[str]]], *, today: date) ->
     active = [body for body, is_active, _items in links if is_active]
     bodies = active or [body for body, _active, _items in links]
     return Shown(ask=ask, status=shown_status(ask, today=today), requested_by=sorted(set(bodies)))
+
+
+# Who reads asks: a trust its own, an auditor every trust's, a body those its requests need.
+READERS = (OrgKind.TRUST, OrgKind.AUDITOR, OrgKind.OVERSIGHT_BODY)
+
+
+def visible(
+    *,
+    session: Session,
+    org_code: str,
+    kind: str,
+    today: date,
+    status: str | None = None,
+    trust_code: str | None = None,
+    dataset_code: str | None = None,
+    period: str | None = None,
+    limit: int,
+    offset: int,
+) -> list[Shown]:
+    """The asks a caller may list, as shown ``today``, by period and dataset: a trust its own
+    (naming another trust is Forbidden), an auditor every trust's or ``trust_code``'s, a body
+    those its requests need (of ``trust_code``, if given)."""
+    if kind not in READERS:
+        raise Forbidden(f"Asks are read by trusts, auditors and oversight bodies, not {kind}.")
+    body_code = None
+    if kind == OrgKind.TRUST:
+        if trust_code not in (None, org_code):
+            raise Forbidden("A trust sees only its own asks.")
+        trust_code = org_code
+    elif kind == OrgKind.OVERSIGHT_BODY:
+        body_code = org_code
+    rows = ask_repo.with_bodies(
+        session=session,
+        org_code=trust_code,
+        dataset_code=dataset_code,
+        period=period,
+        statuses=stored_statuses(status) if status else None,
+        body_code=body_code,
+        limit=limit,
+        offset=offset,
+    )
+    listed = [shown(ask, links, today=today) for ask, links in rows]
+    # Outstanding and overdue share a stored status; the due date tells them apart.
+    return [a for a in listed if status is None or a.status == status]
 
 
 @dataclass(frozen=True)

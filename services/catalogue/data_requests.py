@@ -312,12 +312,17 @@ def register(
     return outcome
 
 
-def withdraw(*, session: Session, request_id: str, body_code: str) -> DataRequest:
-    """Withdraw a body's own request; asks no other active request needs are cancelled."""
-    _lock(session)
+def _found(*, session: Session, request_id: str) -> DataRequest:
     request = request_repo.get(session=session, request_id=request_id)
     if request is None:
         raise NotFound(f"No request has the id {request_id!r}.")
+    return request
+
+
+def withdraw(*, session: Session, request_id: str, body_code: str) -> DataRequest:
+    """Withdraw a body's own request; asks no other active request needs are cancelled."""
+    _lock(session)
+    request = _found(session=session, request_id=request_id)
     if request.body_code != body_code:
         raise Forbidden("Only the body that registered a request may withdraw it.")
     if request.status == RequestStatus.WITHDRAWN:
@@ -365,6 +370,14 @@ def may_read(request: DataRequest, *, org_code: str, kind: str) -> bool:
     if kind == OrgKind.TRUST:
         return org_code in request.org_codes
     return False
+
+
+def readable(*, session: Session, request_id: str, org_code: str, kind: str) -> DataRequest:
+    """A request the caller may read (see ``may_read``); Forbidden otherwise."""
+    request = _found(session=session, request_id=request_id)
+    if not may_read(request, org_code=org_code, kind=kind):
+        raise Forbidden("This request belongs to another body and does not include you.")
+    return request
 
 
 def visible(*, session: Session, org_code: str, kind: str) -> list[DataRequest]:

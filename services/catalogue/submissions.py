@@ -24,14 +24,21 @@ from services.catalogue import (
     store,
     submission_warnings,
 )
-from services.catalogue.errors import Conflict, Invalid
+from services.catalogue.errors import Conflict, Forbidden, Invalid, NotFound
 from services.catalogue.models import Submission, SubmissionError, new_id, utcnow
 from services.catalogue.periods import PeriodError, parse_month
 from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.settings import Settings
-from services.catalogue.states import DECIDED, UNDECIDED, AskStatus, JobKind, SubmissionStatus
+from services.catalogue.states import (
+    DECIDED,
+    UNDECIDED,
+    AskStatus,
+    JobKind,
+    OrgKind,
+    SubmissionStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +367,55 @@ def give_up(*, session: Session, settings: Settings, submission_id: str, attempt
             )
         ],
         error_count=1,
+    )
+
+
+# Who reads submissions: the trust that sent each (its own only) and auditors (every trust's).
+READERS = (OrgKind.TRUST, OrgKind.AUDITOR)
+
+
+def _may_read_any(kind: str) -> None:
+    if kind not in READERS:
+        raise Forbidden(f"Submissions are read by trusts and auditors, not {kind}.")
+
+
+def readable(*, session: Session, submission_id: str, org_code: str, kind: str) -> Submission:
+    """A submission the caller may read: a trust its own, an auditor any. Another trust's is
+    not found, so that its existence is not revealed."""
+    _may_read_any(kind)
+    submission = submission_repo.get(session=session, submission_id=submission_id)
+    if submission is None or (kind == OrgKind.TRUST and submission.org_code != org_code):
+        raise NotFound(f"No submission has the id {submission_id!r}.")
+    return submission
+
+
+def visible(
+    *,
+    session: Session,
+    org_code: str,
+    kind: str,
+    trust_code: str | None = None,
+    dataset_code: str | None = None,
+    period: str | None = None,
+    status: str | None = None,
+    limit: int,
+    offset: int,
+) -> Sequence[Submission]:
+    """The submissions a caller may list, newest first: a trust its own (naming another trust
+    is Forbidden), an auditor every trust's or ``trust_code``'s."""
+    _may_read_any(kind)
+    if kind == OrgKind.TRUST:
+        if trust_code not in (None, org_code):
+            raise Forbidden("A trust sees only its own submissions.")
+        trust_code = org_code
+    return submission_repo.list_filtered(
+        session=session,
+        org_code=trust_code,
+        dataset_code=dataset_code,
+        period=period,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
 
 

@@ -10,8 +10,6 @@ from fastapi import APIRouter, Depends, Query
 from services.broker.dependencies import SessionDep, require
 from services.broker.responses import AskOut
 from services.catalogue import asks, auth
-from services.catalogue.errors import Forbidden
-from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.states import AskStatus, OrgKind
 
 router = APIRouter(tags=["asks"])
@@ -34,24 +32,16 @@ def list_asks(
 ) -> list[AskOut]:
     """A trust sees its own asks; an auditor every trust's (``org_code`` to filter);
     a body the asks its requests need."""
-    today = date.today()
-    body_code = None
-    if caller.kind == OrgKind.TRUST:
-        if org_code not in (None, caller.org_code):
-            raise Forbidden("A trust sees only its own asks.")
-        org_code = caller.org_code
-    elif caller.kind == OrgKind.OVERSIGHT_BODY:
-        body_code = caller.org_code
-    rows = ask_repo.with_bodies(
+    shown = asks.visible(
         session=session,
-        org_code=org_code,
+        org_code=caller.org_code,
+        kind=caller.kind,
+        today=date.today(),
+        status=status,
+        trust_code=org_code,
         dataset_code=dataset,
         period=period,
-        statuses=asks.stored_statuses(status) if status else None,
-        body_code=body_code,
         limit=limit,
         offset=offset,
     )
-    shown = [AskOut.of(asks.shown(ask, links, today=today)) for ask, links in rows]
-    # Outstanding and overdue share a stored status; the due date tells them apart.
-    return [a for a in shown if status is None or a.status == status]
+    return [AskOut.of(ask) for ask in shown]

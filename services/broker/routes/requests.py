@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
@@ -12,9 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, require
 from services.broker.responses import RequestDryRun, RequestOut, RequestRegistered
 from services.catalogue import auth, data_requests
-from services.catalogue.errors import Forbidden, NotFound
 from services.catalogue.models import DataRequest
-from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import OrgKind, RequestStatus
 
 router = APIRouter(tags=["requests"])
@@ -152,15 +150,6 @@ def list_requests(
     ]
 
 
-def _readable(session: SessionDep, request_id: str, caller: auth.Principal) -> Any:
-    request = request_repo.get(session=session, request_id=request_id)
-    if request is None:
-        raise NotFound(f"No request has the id {request_id!r}.")
-    if not data_requests.may_read(request, org_code=caller.org_code, kind=caller.kind):
-        raise Forbidden("This request belongs to another body and does not include you.")
-    return request
-
-
 def _with_asks(session: SessionDep, request: DataRequest) -> RequestOut:
     """One request with its burden now and how its asks stand."""
     return RequestOut.of(
@@ -173,7 +162,9 @@ def _with_asks(session: SessionDep, request: DataRequest) -> RequestOut:
 @router.get("/v1/requests/{request_id}", summary="One request, with its asks by status")
 def get_request(request_id: str, session: SessionDep, caller: ReaderDep) -> RequestOut:
     """The request as registered, its burden now and how its asks stand."""
-    request = _readable(session, request_id, caller)
+    request = data_requests.readable(
+        session=session, request_id=request_id, org_code=caller.org_code, kind=caller.kind
+    )
     return _with_asks(session, request)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -13,8 +13,7 @@ from services.broker.responses import SubmissionErrorOut, SubmissionOut
 from services.broker.uploads import receive_form
 from services.catalogue import audit, auth, store, submissions
 from services.catalogue.db import session_scope
-from services.catalogue.errors import Forbidden, NotFound
-from services.catalogue.repositories import submissions as submission_repo
+from services.catalogue.models import Submission
 from services.catalogue.runtime import Runtime
 from services.catalogue.states import OrgKind, SubmissionStatus
 
@@ -123,14 +122,10 @@ def _record(
     return body, created
 
 
-def _readable(session: SessionDep, submission_id: str, caller: auth.Principal) -> Any:
-    submission = submission_repo.get(session=session, submission_id=submission_id)
-    if submission is None:
-        raise NotFound(f"No submission has the id {submission_id!r}.")
-    if caller.kind == OrgKind.TRUST and submission.org_code != caller.org_code:
-        # Another trust's submission: not found, so its existence is not revealed.
-        raise NotFound(f"No submission has the id {submission_id!r}.")
-    return submission
+def _readable(session: SessionDep, submission_id: str, caller: auth.Principal) -> Submission:
+    return submissions.readable(
+        session=session, submission_id=submission_id, org_code=caller.org_code, kind=caller.kind
+    )
 
 
 @router.get("/v1/submissions", summary="Submissions (a trust's own; an auditor's all)")
@@ -145,13 +140,11 @@ def list_submissions(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[SubmissionOut]:
     """Newest first."""
-    if caller.kind == OrgKind.TRUST:
-        if org_code not in (None, caller.org_code):
-            raise Forbidden("A trust sees only its own submissions.")
-        org_code = caller.org_code
-    rows = submission_repo.list_filtered(
+    rows = submissions.visible(
         session=session,
-        org_code=org_code,
+        org_code=caller.org_code,
+        kind=caller.kind,
+        trust_code=org_code,
         dataset_code=dataset,
         period=period,
         status=status,
