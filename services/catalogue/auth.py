@@ -106,8 +106,7 @@ def issue_token(
             f"A token lives 1 to {MAX_TOKEN_TTL_DAYS} days.",
             errors=[{"field": "expires_in_days", "message": f"1 to {MAX_TOKEN_TTL_DAYS}"}],
         )
-    if org_repo.get(session=session, code=org_code) is None:
-        raise NotFound(f"No organisation has the code {org_code!r}.")
+    organisations.get(session=session, code=org_code)
     plain = generate_token()
     now = utcnow()
     token = _add_token(
@@ -168,6 +167,19 @@ def revoke_token(*, session: Session, org_code: str, token_id: str, actor: str) 
     if token.revoked_at is not None:
         return
     _revoke(session=session, token=token, actor=actor)
+
+
+def tokens_of(*, session: Session, org_code: str) -> list[Token]:
+    """An organisation's tokens, newest first (revoked and expired ones too); NotFound for an
+    unknown organisation."""
+    organisations.get(session=session, code=org_code)
+    return token_repo.list_for(session=session, org_code=org_code)
+
+
+def live_token(*, session: Session, token_id: str) -> Token | None:
+    """The token with this id if it is still accepted (see ``is_live``), else None."""
+    token = token_repo.get(session=session, token_id=token_id)
+    return token if token is not None and is_live(token) else None
 
 
 def bootstrap_admin_token(*, session: Session, admin_token: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Publishing the dataset definitions of ``schemas/`` into the catalogue database.
+"""Publishing the dataset definitions of ``schemas/`` into the catalogue database, and reading
+the published catalogue (every role may).
 
 The definitions in ``schemas/`` are the source; the database keeps every published version
 (so that a submission made against version 1 stays readable after version 2) and the items.
@@ -6,11 +7,15 @@ The definitions in ``schemas/`` are the source; the database keeps every publish
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
 import schemas
 from schemas.compile import publication
+from schemas.model import Dataset as Definition
 from services.catalogue import audit, coverage_index
+from services.catalogue.errors import NotFound
 from services.catalogue.models import Dataset, DatasetItem, DatasetVersion, Derivation, Item
 from services.catalogue.repositories import catalogue as catalogue_repo
 
@@ -100,3 +105,47 @@ def publish(*, session: Session) -> list[str]:
     session.flush()
     coverage_index.bump(session=session, key=coverage_index.CATALOGUE_KEY)
     return changes
+
+
+def items(*, session: Session) -> Sequence[Item]:
+    """Every published item, by code."""
+    return catalogue_repo.items(session=session)
+
+
+def datasets_by_item(*, session: Session) -> dict[str, list[str]]:
+    """For each item code, the datasets that carry it, by code."""
+    return catalogue_repo.datasets_by_item(session=session)
+
+
+def listed(*, session: Session) -> Sequence[Dataset]:
+    """Every published dataset, by code."""
+    return catalogue_repo.datasets(session=session)
+
+
+def carried_items(*, session: Session, code: str) -> list[str]:
+    """The item codes a dataset carries, sorted."""
+    return catalogue_repo.carried_items(session=session, code=code)
+
+
+def current(*, session: Session, code: str) -> Definition:
+    """A published dataset's definition at its current version; NotFound for another code."""
+    if catalogue_repo.dataset(session=session, code=code) is None or code not in schemas.DATASETS:
+        known = ", ".join(schemas.DATASETS)
+        raise NotFound(f"No dataset has the code {code!r}; the catalogue has {known}.")
+    return schemas.DATASETS[code]
+
+
+def published(*, session: Session, code: str, version: int | None = None) -> DatasetVersion:
+    """A published version of a dataset (its current one if ``version`` is None); NotFound for
+    an unknown dataset or version."""
+    definition = current(session=session, code=code)
+    wanted = definition.version if version is None else version
+    found = catalogue_repo.version(session=session, code=code, version=wanted)
+    if found is None:
+        raise NotFound(f"Dataset {code!r} has no version {wanted}.")
+    return found
+
+
+def version_numbers(*, session: Session, code: str) -> list[int]:
+    """The numbers of every published version of a dataset, oldest first."""
+    return [v.version for v in catalogue_repo.versions(session=session, code=code)]

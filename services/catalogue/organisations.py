@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
 from services.catalogue import audit, coverage_index
@@ -11,6 +13,33 @@ from services.catalogue.models import ORGANISATION_KINDS, Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.states import OrgKind
+
+
+def get(*, session: Session, code: str) -> Organisation:
+    """The organisation with ODS code ``code``; NotFound if none has it."""
+    organisation = org_repo.get(session=session, code=code)
+    if organisation is None:
+        raise NotFound(f"No organisation has the code {code!r}.")
+    return organisation
+
+
+def listed(
+    *, session: Session, kind: OrgKind | None = None, region: str | None = None
+) -> Sequence[Organisation]:
+    """Every registered organisation by code, optionally of one kind and region (any role may
+    list them)."""
+    return org_repo.list_all(session=session, kind=kind, region=region)
+
+
+def names(*, session: Session, kind: OrgKind | None = None) -> dict[str, str]:
+    """Organisations' names by code, optionally of one kind."""
+    return {o.code: o.name for o in org_repo.list_all(session=session, kind=kind)}
+
+
+def name_of(*, session: Session, code: str) -> str:
+    """The organisation's name, or its code if it is not registered."""
+    organisation = org_repo.get(session=session, code=code)
+    return organisation.name if organisation is not None else code
 
 
 def register(
@@ -61,9 +90,7 @@ def set_delivery(
     """Set how an organisation is reached (None: files under the data dir): an oversight body's
     extracts and daily summary, a trust's reminders. ``email`` carries notifications only (a
     body with it downloads its extracts over the API)."""
-    organisation = org_repo.get(session=session, code=code)
-    if organisation is None:
-        raise NotFound(f"No organisation has the code {code!r}.")
+    organisation = get(session=session, code=code)
     if organisation.kind not in RECEIVERS:
         raise Invalid(
             f"{code} is a {organisation.kind}; only oversight bodies and trusts are sent anything."

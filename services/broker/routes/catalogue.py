@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse, Response
 
 import schemas
 from schemas.compile import publication
-from schemas.model import Dataset
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from services.broker.responses import (
     DatasetDefinition,
@@ -18,8 +17,8 @@ from services.broker.responses import (
     ItemOut,
     TableSchema,
 )
-from services.catalogue.errors import Invalid, NotFound
-from services.catalogue.repositories import catalogue as catalogue_repo
+from services.catalogue import datasets
+from services.catalogue.errors import Invalid
 
 router = APIRouter(tags=["catalogue"])
 
@@ -33,7 +32,7 @@ class SchemaJSONResponse(JSONResponse):
 @router.get("/v1/items", summary="Every item in the catalogue")
 def list_items(session: SessionDep, _caller: PrincipalDep) -> list[ItemOut]:
     """Items with the datasets that carry them and those they can be derived from."""
-    carried = catalogue_repo.datasets_by_item(session=session)
+    carried = datasets.datasets_by_item(session=session)
     derivable: dict[str, list[str]] = {}
     for dataset in schemas.DATASETS.values():
         for derivation in dataset.derivations:
@@ -52,7 +51,7 @@ def list_items(session: SessionDep, _caller: PrincipalDep) -> list[ItemOut]:
             datasets=carried.get(item.code, []),
             derivable_from=sorted(derivable.get(item.code, [])),
         )
-        for item in catalogue_repo.items(session=session)
+        for item in datasets.items(session=session)
     ]
 
 
@@ -84,18 +83,10 @@ def list_datasets(session: SessionDep, _caller: PrincipalDep) -> list[DatasetSum
             version=row.current_version,
             title=row.title,
             period_type=row.period_type,
-            items=catalogue_repo.carried_items(session=session, code=row.code),
+            items=datasets.carried_items(session=session, code=row.code),
         )
-        for row in catalogue_repo.datasets(session=session)
+        for row in datasets.listed(session=session)
     ]
-
-
-def _current(session: SessionDep, code: str) -> Dataset:
-    row = catalogue_repo.dataset(session=session, code=code)
-    if row is None or code not in schemas.DATASETS:
-        known = ", ".join(schemas.DATASETS)
-        raise NotFound(f"No dataset has the code {code!r}; the catalogue has {known}.")
-    return schemas.DATASETS[code]
 
 
 @router.get(
@@ -107,16 +98,12 @@ def get_dataset(
     code: str, session: SessionDep, _caller: PrincipalDep, version: int | None = None
 ) -> DatasetDefinition:
     """Columns, checks, key, items and burden parameters; ``?version=N`` for an older one."""
-    current = _current(session, code)
-    wanted = current.version if version is None else version
-    published = catalogue_repo.version(session=session, code=code, version=wanted)
-    if published is None:
-        raise NotFound(f"Dataset {code!r} has no version {wanted}.")
+    published = datasets.published(session=session, code=code, version=version)
     return DatasetDefinition.model_validate(
         {
             **published.definition,
             "published_at": published.published_at.isoformat(),
-            "versions": [v.version for v in catalogue_repo.versions(session=session, code=code)],
+            "versions": datasets.version_numbers(session=session, code=code),
         }
     )
 
@@ -129,7 +116,7 @@ def get_dataset(
 )
 def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Response:
     """A CSV with the dataset's columns in order, ready to fill in."""
-    dataset = _current(session, code)
+    dataset = datasets.current(session=session, code=code)
     return Response(
         publication.template_csv(dataset),
         media_type="text/csv; charset=utf-8",
@@ -144,4 +131,6 @@ def template_csv(code: str, session: SessionDep, _caller: PrincipalDep) -> Respo
 )
 def table_schema(code: str, session: SessionDep, _caller: PrincipalDep) -> TableSchema:
     """Frictionless Table Schema, for tools that validate files before sending them."""
-    return TableSchema.model_validate(publication.table_schema(_current(session, code)))
+    return TableSchema.model_validate(
+        publication.table_schema(datasets.current(session=session, code=code))
+    )

@@ -10,10 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, StewardDep
 from services.broker.responses import DeliverySet, OrganisationOut, TokenInfo, TokenIssued
 from services.catalogue import auth, organisations
-from services.catalogue.errors import NotFound
 from services.catalogue.regions import REGIONS
-from services.catalogue.repositories import organisations as org_repo
-from services.catalogue.repositories import tokens as token_repo
 from services.catalogue.states import OrgKind
 
 router = APIRouter(tags=["organisations"])
@@ -80,17 +77,14 @@ def list_organisations(
     region: str | None = None,
 ) -> list[OrganisationOut]:
     """Every registered organisation, optionally of one kind or region."""
-    rows = org_repo.list_all(session=session, kind=kind, region=region)
+    rows = organisations.listed(session=session, kind=kind, region=region)
     return [OrganisationOut.of(row) for row in rows]
 
 
 @router.get("/v1/organisations/{code}", summary="One organisation (any role)")
 def get_organisation(code: str, session: SessionDep, _caller: PrincipalDep) -> OrganisationOut:
     """One organisation by ODS code."""
-    organisation = org_repo.get(session=session, code=code)
-    if organisation is None:
-        raise NotFound(f"No organisation has the code {code!r}.")
-    return OrganisationOut.of(organisation)
+    return OrganisationOut.of(organisations.get(session=session, code=code))
 
 
 @router.post(
@@ -127,11 +121,9 @@ def issue_token(
 @router.get("/v1/organisations/{code}/tokens", summary="List an organisation's tokens (steward)")
 def list_tokens(code: str, session: SessionDep, _steward: StewardDep) -> list[TokenInfo]:
     """Token metadata, newest first; never the tokens themselves."""
-    if org_repo.get(session=session, code=code) is None:
-        raise NotFound(f"No organisation has the code {code!r}.")
     return [
         TokenInfo.model_validate(t, from_attributes=True)
-        for t in token_repo.list_for(session=session, org_code=code)
+        for t in auth.tokens_of(session=session, org_code=code)
     ]
 
 

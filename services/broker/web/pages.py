@@ -38,11 +38,9 @@ from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web import spc_view
 from services.broker.web.sessions import SessionStore, WebSession
-from services.catalogue import audit, auth, burden_report, trust_overview
+from services.catalogue import audit, auth, burden_report, organisations, trust_overview
 from services.catalogue.errors import Forbidden, Invalid, NotFound
 from services.catalogue.periods import month_label
-from services.catalogue.repositories import organisations as org_repo
-from services.catalogue.repositories import tokens as token_repo
 from services.catalogue.states import OrgKind
 
 router = APIRouter(include_in_schema=False)
@@ -178,11 +176,6 @@ def _same(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
 
 
-def _organisation_name(db: Session, code: str) -> str:
-    organisation = org_repo.get(session=db, code=code)
-    return organisation.name if organisation is not None else code
-
-
 def _problem_page(
     request: Request, status: int, title: str, message: str, *, viewer: Viewer | None = None
 ) -> Response:
@@ -226,18 +219,18 @@ def _viewer(
             )
         if principal.kind not in allowed:
             return _forbidden(request, principal.kind, refused)
-        return Viewer(principal, None, _organisation_name(db, principal.org_code))
+        return Viewer(principal, None, organisations.name_of(session=db, code=principal.org_code))
     store = _sessions(request)
     session = store.get(request.cookies.get(SESSION_COOKIE))
-    stored = token_repo.get(session=db, token_id=session.token_id) if session else None
+    stored = auth.live_token(session=db, token_id=session.token_id) if session else None
     # The token is checked on every page: revoking it, or its expiry, ends the session.
-    if session is None or stored is None or not auth.is_live(stored):
+    if session is None or stored is None:
         store.delete(session.id if session else None)
         response = RedirectResponse("/sign-in", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
     principal = auth.Principal(org_code=session.org_code, kind=session.kind, token_id=stored.id)
-    viewer = Viewer(principal, session, _organisation_name(db, session.org_code))
+    viewer = Viewer(principal, session, organisations.name_of(session=db, code=session.org_code))
     if principal.kind not in allowed:
         return _forbidden(request, principal.kind, refused, viewer=viewer)
     return viewer
@@ -431,7 +424,7 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
     completeness = Completeness.of(
         burden_report.completeness(session=db, window=window, today=date.today())
     ).model_dump()
-    names = {o.code: o.name for o in org_repo.list_all(session=db)}
+    names = organisations.names(session=db)
     parameters = burden_parameters(rate)
     dataset_names = {code: d.title for code, d in schemas.DATASETS.items()}
     first = month_label(window.first) if window.first is not None else None
@@ -596,7 +589,7 @@ def trust_page(code: str, request: Request, db: SessionDep, runtime: RuntimeDep)
         )
         title = "You cannot see this trust's page"
         return _problem_page(request, 403, title, refused.detail, viewer=viewer)
-    names = {o.code: o.name for o in org_repo.list_all(session=db, kind=OrgKind.OVERSIGHT_BODY)}
+    names = organisations.names(session=db, kind=OrgKind.OVERSIGHT_BODY)
     charts = [spc_view.view(chart) for chart in overview.charts]
     with_values = overview.viewer_kind == OrgKind.TRUST  # auditors see no figures
     return _page(
