@@ -1,4 +1,6 @@
-"""Rule 1 of docs/architecture.md: queries live in ``services/catalogue/repositories/``.
+"""Rule 1 of docs/architecture.md: queries live in ``services/catalogue/repositories/``, and
+the broker (routes and pages) never calls a repository: it calls domain operations, which hold
+the rules of who may see what.
 
 Every module under ``services/`` is parsed (never imported) and each place that builds or runs
 a SQLAlchemy query outside the repositories is a failure, unless its module is in ``ALLOWED``
@@ -9,6 +11,10 @@ below, with the reason. What counts as a query:
 - ``x.execute(...)``, ``x.scalars(...)``, ``x.scalar(...)``, ``x.query(...)`` on anything (a
   ``Session``, a ``Connection``);
 - ``session.get(Model, key)``: a primary-key lookup is a query too; repositories have a ``get``.
+
+And no module under ``services/broker/`` imports ``services.catalogue.repositories`` (or one of
+its modules) in any form: ``import``, ``from ... import``, relative, ``import_module``, or an
+attribute of an imported ``services.catalogue``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORIES = "services/catalogue/repositories/"
+BROKER = "services/broker/"
+REPOSITORY_PACKAGE = "services.catalogue.repositories"
 
 # Modules (or folders, ending in "/") that may run SQL outside the repositories, and why.
 ALLOWED = {
@@ -194,3 +202,100 @@ def not_queries(frame, settings, cache):
         "session.query(...)",
     } <= kinds
     assert all(f.line < 15 for f in found), [str(f) for f in found if f.line >= 15]
+
+
+# -- the broker calls domain operations, never a repository -------------------------------------
+
+
+def _is_repositories(name: str) -> bool:
+    return name == REPOSITORY_PACKAGE or name.startswith(REPOSITORY_PACKAGE + ".")
+
+
+def _absolute(node: ast.ImportFrom, path: str) -> str:
+    """The module an ``ImportFrom`` names, relative imports resolved against ``path``."""
+    if not node.level:
+        return node.module or ""
+    package = path.removesuffix(".py").split("/")[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def repository_imports(source: str, path: str) -> list[Finding]:
+    """Every way one module's source reaches ``services.catalogue.repositories``."""
+    tree = ast.parse(source, filename=path)
+    bound: dict[str, str] = {}  # local name -> the module or object it stands for
+    found: list[Finding] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if _is_repositories(alias.name):
+                    found.append(Finding(path, node.lineno, f"import {alias.name}"))
+                local = alias.asname or alias.name.split(".")[0]
+                bound[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(node, path)
+            for alias in node.names:
+                full = f"{module}.{alias.name}"
+                if _is_repositories(module) or _is_repositories(full):
+                    found.append(Finding(path, node.lineno, f"from {module} import {alias.name}"))
+                bound[alias.asname or alias.name] = full
+        elif isinstance(node, ast.Call):
+            name = ast.unparse(node.func).rsplit(".", 1)[-1]
+            first = node.args[0] if node.args else None
+            if (
+                name in {"import_module", "__import__"}
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and _is_repositories(first.value)
+            ):
+                found.append(Finding(path, node.lineno, f"{name}({first.value!r})"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "repositories":
+            head, _, rest = ast.unparse(node).partition(".")
+            dotted = f"{bound.get(head, head)}.{rest}"
+            if _is_repositories(dotted):
+                found.append(Finding(path, node.lineno, f"uses {dotted}"))
+    return sorted(found, key=lambda f: (f.line, f.what))
+
+
+def test_the_broker_never_imports_a_repository() -> None:
+    found = [
+        finding
+        for module in sorted((ROOT / BROKER).rglob("*.py"))
+        for finding in repository_imports(
+            module.read_text(encoding="utf-8"), module.relative_to(ROOT).as_posix()
+        )
+    ]
+    assert not found, (
+        "Routes and pages call domain operations, never a repository (docs/architecture.md, "
+        "rule 1); give each of these a function in services/catalogue/:\n"
+        + "\n".join(str(f) for f in found)
+    )
+
+
+def test_the_check_sees_each_way_of_importing_a_repository() -> None:
+    """The detector itself: each import form is found, and look-alikes are not."""
+    source = """
+from services.catalogue.repositories import asks as ask_repo
+from services.catalogue.repositories.tokens import get
+from services.catalogue import repositories
+from services.catalogue import audit, repositories as repos
+import services.catalogue.repositories.requests
+import services.catalogue.repositories as r
+from ...catalogue.repositories import submissions
+from ...catalogue import repositories as relative
+importlib.import_module("services.catalogue.repositories.organisations")
+import services.catalogue
+import services.catalogue as cat
+rows = services.catalogue.repositories.asks.with_bodies(session=s)
+rows = cat.repositories.asks.with_bodies(session=s)
+
+from services.catalogue import asks, data_requests
+from services.catalogue.repositories_notes import x
+import services.catalogue.auth
+from ..web import repositories
+settings.repositories.clear()
+importlib.import_module("services.catalogue.submissions")
+"""
+    found = repository_imports(source, "services/broker/routes/example.py")
+    assert [f.line for f in found] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14], [str(f) for f in found]
