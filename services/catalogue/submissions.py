@@ -374,6 +374,13 @@ def give_up(*, session: Session, settings: Settings, submission_id: str, attempt
 READERS = (OrgKind.TRUST, OrgKind.AUDITOR)
 
 
+def shows_values(kind: str) -> bool:
+    """Whether a reader of submissions sees the values its trust sent (in errors, warnings and
+    figures): only the trust itself; an auditor sees which cell and which check, never what
+    was in it (SECURITY.md)."""
+    return kind == OrgKind.TRUST
+
+
 def _may_read_any(kind: str) -> None:
     if kind not in READERS:
         raise Forbidden(f"Submissions are read by trusts and auditors, not {kind}.")

@@ -172,7 +172,9 @@ def build(
         session, code, body=viewer if kind == OrgKind.OVERSIGHT_BODY else None, today=today
     )
     if kind in (OrgKind.TRUST, OrgKind.AUDITOR):
-        _add_submissions(session, overview, viewer=viewer, with_values=kind == OrgKind.TRUST)
+        _add_submissions(
+            session, overview, viewer=viewer, with_values=submissions.shows_values(kind)
+        )
         overview.reminders = _reminders(session, code, viewer=viewer, kind=kind)
     _add_charts(
         session,

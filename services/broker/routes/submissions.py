@@ -151,7 +151,9 @@ def list_submissions(
         limit=limit,
         offset=offset,
     )
-    return [SubmissionOut.of(row, with_values=caller.kind == OrgKind.TRUST) for row in rows]
+    return [
+        SubmissionOut.of(row, with_values=submissions.shows_values(caller.kind)) for row in rows
+    ]
 
 
 @router.get("/v1/submissions/{submission_id}", summary="One submission and its status")
@@ -160,7 +162,7 @@ def get_submission(submission_id: str, session: SessionDep, caller: ReaderDep) -
     own history of the item (``[{item, period, org_code, value, mean, upl, lpl, message}]``;
     an auditor sees which item and month, never the figures)."""
     submission = _readable(session, submission_id, caller)
-    return SubmissionOut.of(submission, with_values=caller.kind == OrgKind.TRUST)
+    return SubmissionOut.of(submission, with_values=submissions.shows_values(caller.kind))
 
 
 @router.get(
@@ -178,7 +180,7 @@ def submission_errors(
     """``[{row, column, check, value, message}]``; auditors see no row values, in neither
     ``value`` nor ``message`` (worded from the check and the column alone)."""
     submission = _readable(session, submission_id, caller)
-    with_value = caller.kind == OrgKind.TRUST
+    with_value = submissions.shows_values(caller.kind)
     errors = submissions.shown_errors(session=session, submission=submission, with_value=with_value)
     # Errors quote the file's cells: every reading of them is traced, as extract downloads are.
     audit.record(

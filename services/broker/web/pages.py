@@ -38,7 +38,14 @@ from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web import spc_view
 from services.broker.web.sessions import SessionStore, WebSession
-from services.catalogue import audit, auth, burden_report, organisations, trust_overview
+from services.catalogue import (
+    audit,
+    auth,
+    burden_report,
+    organisations,
+    submissions,
+    trust_overview,
+)
 from services.catalogue.errors import Forbidden, Invalid, NotFound
 from services.catalogue.periods import month_label
 from services.catalogue.states import OrgKind
@@ -591,7 +598,7 @@ def trust_page(code: str, request: Request, db: SessionDep, runtime: RuntimeDep)
         return _problem_page(request, 403, title, refused.detail, viewer=viewer)
     names = organisations.names(session=db, kind=OrgKind.OVERSIGHT_BODY)
     charts = [spc_view.view(chart) for chart in overview.charts]
-    with_values = overview.viewer_kind == OrgKind.TRUST  # auditors see no figures
+    with_values = submissions.shows_values(overview.viewer_kind)
     return _page(
         request,
         "trust.html",
