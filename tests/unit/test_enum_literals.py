@@ -5,7 +5,7 @@ grants or denies.
 
 Every module under ``services/`` is parsed; a comparison (``==``, ``!=``, ``in``) between a name
 ending in ``kind`` or ``status`` and a string that is one of the enums' values fails here, as
-does ``require("trust")``. Templates are checked the same way for ``principal.kind``.
+does ``require("trust")``. Templates are checked the same way.
 """
 
 from __future__ import annotations
@@ -74,7 +74,20 @@ def bare_literals(source: str, path: str) -> list[str]:
     return found
 
 
-TEMPLATE_KIND = re.compile(r"principal\.kind\s*(?:==|!=|in)\s*[\"'(]")
+# ``x.kind == "..."`` or ``x.status in ("...", ...)`` in a template: the text is checked below.
+TEMPLATE_COMPARISON = re.compile(
+    r"\b\w*(?P<subject>kind|status)\s*(?:==|!=|in)\s*\(?\s*(?P<texts>[\"'][^)%}]*)"
+)
+
+
+def bare_in_template(line: str) -> bool:
+    """Whether a template line compares a kind or status with one of the enums' texts."""
+    for match in TEMPLATE_COMPARISON.finditer(line):
+        texts = set(re.findall(r"[\"']([a-z_]+)[\"']", match["texts"]))
+        values = KIND_VALUES if match["subject"] == "kind" else STATUS_VALUES
+        if texts & values:
+            return True
+    return False
 
 
 def test_kinds_and_statuses_are_compared_with_their_enums() -> None:
@@ -89,14 +102,16 @@ def test_kinds_and_statuses_are_compared_with_their_enums() -> None:
     )
 
 
-def test_templates_compare_the_viewers_kind_with_the_enum() -> None:
+def test_templates_compare_kinds_and_statuses_with_the_enums() -> None:
     found = [
         f"{template.relative_to(ROOT)}:{number}"
         for template in sorted((ROOT / "services").rglob("*.html"))
         for number, line in enumerate(template.read_text(encoding="utf-8").splitlines(), 1)
-        if TEMPLATE_KIND.search(line)
+        if bare_in_template(line)
     ]
-    assert found == [], "use OrgKind (a Jinja global) in: " + ", ".join(found)
+    assert found == [], "use the enums (Jinja globals: OrgKind, SubmissionStatus, ...) in: " + (
+        ", ".join(found)
+    )
 
 
 def test_the_check_sees_bare_text_and_not_the_enums_or_other_words() -> None:
@@ -113,3 +128,27 @@ if kind == "probe_of_nothing": pass
 """
     found = bare_literals(source, "example.py")
     assert [line.split(":")[1] for line in found] == ["2", "3", "4", "5", "6"]
+
+
+def test_the_template_check_sees_bare_text_and_not_the_enums_or_other_words() -> None:
+    assert bare_in_template('{% if viewer.principal.kind == "oversight_body" %}')
+    assert bare_in_template('{% if s.status == "accepted" %}<strong>')
+    assert bare_in_template('{% elif e.delivery.status in ("delivered", "acknowledged") %}')
+    assert not bare_in_template("{% if s.status == SubmissionStatus.ACCEPTED %}")
+    assert not bare_in_template('{% if i.status == "covered" %}')  # coverage: not an enum
+    assert not bare_in_template('{{ "Your requests" if kind_label == "x" else "y" }}')
+
+
+def test_every_enum_member_a_template_names_exists() -> None:
+    """A misspelt member raises only when its branch renders; this finds it before then."""
+    named = re.compile(r"\b(OrgKind|[A-Z][A-Za-z]*Status)\.([A-Z_]+)\b")
+    missing = [
+        f"{template.relative_to(ROOT)}: {enum}.{member}"
+        for template in sorted((ROOT / "services").rglob("*.html"))
+        for enum, member in named.findall(template.read_text(encoding="utf-8"))
+        if not hasattr(getattr(states, enum, None), member)
+    ]
+    assert missing == []
+    assert named.findall("{% if s.status == SubmissionStatus.ACCEPTED %}") == [
+        ("SubmissionStatus", "ACCEPTED")
+    ]

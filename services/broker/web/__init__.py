@@ -22,7 +22,14 @@ from fastapi.templating import Jinja2Templates
 from services.broker.web import api_docs, request_pages
 from services.broker.web.pages import router
 from services.broker.web.sessions import SessionStore
-from services.catalogue.states import OrgKind
+from services.catalogue.states import (
+    AskStatus,
+    DeliveryStatus,
+    NotificationStatus,
+    OrgKind,
+    RequestStatus,
+    SubmissionStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +57,17 @@ def install(app: FastAPI, *, node_modules: Path = NODE_MODULES) -> None:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    # Templates compare a viewer's kind with ``OrgKind.OVERSIGHT_BODY`` (a misspelt member fails
-    # loudly: the environment's undefined is strict), never with its text.
-    environment.globals["OrgKind"] = OrgKind
+    # Templates compare kinds and statuses with the enums, never with text (a misspelt member
+    # raises under StrictUndefined; tests/unit/test_enum_literals.py checks the templates).
+    for enum in (
+        OrgKind,
+        AskStatus,
+        SubmissionStatus,
+        RequestStatus,
+        NotificationStatus,
+        DeliveryStatus,
+    ):
+        environment.globals[enum.__name__] = enum
     app.state.web_templates = Jinja2Templates(env=environment)
     app.state.web_sessions = SessionStore()
     app.include_router(router)
