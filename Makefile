@@ -52,8 +52,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# In parallel (pytest-xdist): each test module on one worker, the modules that share a service's
+# state or time recoveries grouped together (tests/conftest.py). PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 3
 pytest: install assets
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -27,6 +27,38 @@ pytest_plugins = ["tests.service_urls", "tests.databases"]
 ADMIN_TOKEN = "drb_test-admin-token-" + "x" * 20
 
 
+# Tests run in parallel (pytest-xdist, `--dist loadgroup`: the Makefile's pytest target), a module
+# to a worker, so that a module's fixtures (its broker, its served `drb`) are built once. Modules
+# that share something outside the run go to one worker, one after another: the MESH tests share
+# the sandbox's mailboxes, and the fault tests kill and restart processes and time recoveries,
+# which they should do without another fault test's load beside them. Each worker has its own
+# databases (tests/databases.py) and its own Redis database (tests/service_urls.py).
+SHARED_GROUPS = {"mesh_url": "mesh"}
+GROUPED_FOLDERS = {"faults": "faults"}
+
+
+def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """Each test module's group (one worker, in order): see :data:`SHARED_GROUPS`."""
+    groups: dict[str, str] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        shared = GROUPED_FOLDERS.get(item.path.parent.name) or next(
+            (group for fixture, group in SHARED_GROUPS.items() if fixture in item.fixturenames),
+            None,
+        )
+        if shared is not None or module not in groups:
+            groups[module] = shared or module
+    return groups
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks into the node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its module's xdist group (a no-op without ``--dist loadgroup``)."""
+    groups = xdist_groups(items)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::", 1)[0]]))
+
+
 @pytest.fixture(autouse=True)
 def _no_json_log_handler_left() -> Iterator[None]:
     """A test that runs `drb` in-process (logs.configure) takes its JSON handler away after it.

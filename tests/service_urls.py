@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -160,15 +161,31 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """URL (redis://...) of a Redis server the tests may flush."""
+    """URL (redis://...) of a Redis database the tests may flush: one of its own per pytest-xdist
+    worker (:func:`database_of_worker`), so parallel workers never share a queue or a flush."""
     with contextlib.ExitStack() as stack:
-        yield _service_url(
+        url = _service_url(
             service="Redis",
             env_var=REDIS_URL_VAR,
             start_container=_redis_container,
             probe=_probe_redis,
             stack=stack,
         )
+        yield database_of_worker(url, os.environ.get("PYTEST_XDIST_WORKER", ""))
+
+
+REDIS_DATABASES = 16  # a Redis server's default number of databases
+
+
+def database_of_worker(url: str, worker: str) -> str:
+    """``url`` moved to the Redis database of pytest-xdist worker ``worker`` ("gw3": the given
+    database plus 3, modulo 16); unchanged outside xdist (``worker`` empty)."""
+    if not worker:
+        return url
+    parsed = urlsplit(url)
+    given = int(parsed.path.strip("/") or 0)
+    number = (given + int(worker.removeprefix("gw"))) % REDIS_DATABASES
+    return urlunsplit(parsed._replace(path=f"/{number}"))
 
 
 def _probe_mesh(url: str) -> None:
