@@ -120,7 +120,11 @@ def test_only_stewards_administer(
     body = {"code": "NEW1", "name": "x", "kind": "trust"}
     problem = assert_problem(client.post("/v1/organisations", json=body, headers=headers), 403)
     assert kind in str(problem["detail"])
-    assert_problem(client.post("/v1/organisations/ORG1/tokens", headers=headers), 403)
+    # Its first token is its admin's: it issues its own organisation's tokens, no other's.
+    assert client.post("/v1/organisations/ORG1/tokens", headers=headers).status_code == 201
+    assert_problem(client.post("/v1/organisations/DRB-STEWARD/tokens", headers=headers), 403)
+    body = {"channel": "api"}
+    assert_problem(client.put("/v1/organisations/ORG1/delivery", json=body, headers=headers), 403)
     # Every role may read the list.
     assert client.get("/v1/organisations", headers=headers).status_code == 200
 
