@@ -15,8 +15,9 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, select, text, update
 
 from services.broker.app import create_app
-from services.catalogue import auth
+from services.catalogue import audit, auth
 from services.catalogue.db import session_scope
+from services.catalogue.errors import Forbidden
 from services.catalogue.migrate import alembic_config
 from services.catalogue.models import AuditEvent, Token
 from services.catalogue.runtime import Runtime, boot
@@ -481,6 +482,76 @@ def test_the_upgrade_gives_existing_tokens_an_expiry(database_url: str, tmp_path
             "t-admin": None,
         }
         command.downgrade(config, "0004")
+        command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def test_the_upgrade_makes_existing_tokens_admin_and_keeps_the_chain_valid(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Before 0009 tokens had no roles and events no token: each existing token becomes its
+    organisation's admin token (so a steward cannot issue it another), and the events written
+    then still verify, their hashes having never covered a token."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0008")
+    engine = create_engine(database_url)
+    at = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO organisations (code, name, kind, created_at)"
+                    " VALUES ('RJ1', 'RJ1', 'trust', :at)"
+                ),
+                {"at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO tokens (id, org_code, token_hash, label, created_at, expires_at)"
+                    " VALUES ('t-old', 'RJ1', 'h1', 'laptop', :at, :until)"
+                ),
+                {"at": at, "until": datetime.now(UTC) + timedelta(days=30)},
+            )
+            previous = audit.GENESIS
+            for n in range(3):  # a chain as revision 0008's code wrote it: no token
+                values = {
+                    "at": at + timedelta(seconds=n),
+                    "actor": "RJ1",
+                    "action": "thing.done",
+                    "subject_type": "thing",
+                    "subject_id": str(n),
+                    "detail": {"n": n},
+                    "prev_hash": previous,
+                }
+                previous = audit.digest(AuditEvent(**values))
+                connection.execute(
+                    text(
+                        "INSERT INTO audit_events (at, actor, action, subject_type, subject_id,"
+                        " detail, prev_hash, hash) VALUES (:at, :actor, :action, :subject_type,"
+                        " :subject_id, :detail, :prev_hash, :hash)"
+                    ),
+                    {**values, "detail": json.dumps(values["detail"]), "hash": previous},
+                )
+            connection.execute(
+                text("INSERT INTO audit_head (id, last_hash) VALUES (1, :h)"), {"h": previous}
+            )
+        command.upgrade(config, "head")
+        settings = Settings(data_dir=tmp_path / "var", database_url=database_url)
+        migrated = boot(settings, bootstrap_admin=False)
+        try:
+            with session_scope(migrated.factory) as session:
+                stored = session.get(Token, "t-old")
+                assert stored is not None
+                assert stored.roles == ["admin"]
+                assert (stored.issued_by_org, stored.issued_by_token) == (None, None)
+                assert audit.verify(session=session).valid
+                steward = auth.Principal(org_code="STW", kind="steward", token_id="t-stw")
+                with pytest.raises(Forbidden, match="live admin token already"):
+                    auth.issue_token(session=session, org_code="RJ1", issuer=steward)
+        finally:
+            migrated.close()
+        command.downgrade(config, "0008")
         command.upgrade(config, "head")
     finally:
         engine.dispose()

@@ -8,7 +8,8 @@ records who issued it (``issued_by_org``, ``issued_by_token``).
 Tokens issued before this revision were each issued to their organisation as a whole: they
 become its admin tokens, so that a steward cannot issue another token to an organisation that
 already holds one (SECURITY.md). Who issued them stays null here; the audit log's
-``token.issued`` events name the steward.
+``token.issued`` events name the steward. Downgrading drops the tokens events name: events that
+named one no longer verify after it (their hashes covered it).
 
 Revision ID: 0009
 Revises: 0008
