@@ -174,13 +174,18 @@ class DeliveryIn(BaseModel):
     summary="Set an oversight body's or a trust's delivery channel (steward)",
 )
 def set_delivery(
-    code: str, body: DeliveryIn, session: SessionDep, steward: StewardDep
+    code: str, body: DeliveryIn, session: SessionDep, runtime: RuntimeDep, steward: StewardDep
 ) -> DeliverySet:
-    """files (a folder or S3 URI), mesh (a MESH mailbox), email (an address: notifications
-    only) or api (download and read over the API only). A body's extracts and daily summary go
-    there; a trust's deadline reminders."""
+    """files (a folder or S3 URI the operator allows: DRB_DELIVERY_FILE_ROOTS,
+    DRB_DELIVERY_S3_ENDPOINTS; no credentials), mesh (a MESH mailbox), email (an address:
+    notifications only) or api (download and read over the API only). A body's extracts and
+    daily summary go there; a trust's deadline reminders."""
     delivery = body.model_dump(exclude_none=True)
     organisation = organisations.set_delivery(
-        session=session, code=code, delivery=delivery, actor=steward.org_code
+        session=session,
+        settings=runtime.settings,
+        code=code,
+        delivery=delivery,
+        actor=steward.org_code,
     )
     return DeliverySet(code=organisation.code, delivery=organisation.delivery)
