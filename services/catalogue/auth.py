@@ -125,12 +125,10 @@ def issue_token(
     organisation = organisations.get(session=session, code=org_code)
     org_repo.lock(session=session, code=org_code)  # two bootstraps at once make one admin
     wanted = _roles(roles)
-    if issuer.org_code == org_code and TokenRole.ADMIN in issuer.roles:
-        pass
-    elif issuer.kind == OrgKind.STEWARD and not _admins(session, org_code):
-        wanted = _roles([*wanted, TokenRole.ADMIN])
-    else:
-        raise Forbidden(_refusal(session, issuer, organisation))
+    if issuer.org_code != org_code or TokenRole.ADMIN not in issuer.roles:
+        if issuer.kind != OrgKind.STEWARD or _admins(session, org_code):
+            raise Forbidden(_refusal(issuer, organisation))
+        wanted = _roles([*wanted, TokenRole.ADMIN])  # the bootstrap: its first admin token
     return _issue(
         session=session,
         org_code=org_code,
@@ -224,7 +222,7 @@ def _admins(session: Session, org_code: str) -> list[Token]:
     ]
 
 
-def _refusal(session: Session, issuer: Principal, organisation: Organisation) -> str:
+def _refusal(issuer: Principal, organisation: Organisation) -> str:
     """Why ``issuer`` may not issue ``organisation``'s tokens, in words it can act on."""
     code = organisation.code
     if issuer.org_code == code:
