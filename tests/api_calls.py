@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from typing import Any
 
 import httpx
 import polars as pl
@@ -13,9 +14,35 @@ from fastapi.testclient import TestClient
 from tests.schema_samples import ae_monthly_sample
 
 Headers = dict[str, str]
+Http = TestClient | httpx.Client
 # Periods whose due date has not passed: their extracts wait until every trust has sent.
 YEAR = date.today().year + 1
 MONTH = f"{YEAR}-01"
+
+
+def bearer(token: str) -> Headers:
+    """The Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def issue_token(http: Http, code: str, issuer: Headers, **body: Any) -> dict[str, Any]:
+    """POST /v1/organisations/{code}/tokens as ``issuer`` (a steward for the organisation's first
+    token, its admin's; that admin for the others), with ``body``'s options: the 201's body."""
+    issued = http.post(f"/v1/organisations/{code}/tokens", headers=issuer, json=body or None)
+    assert issued.status_code == 201, issued.text
+    answer: dict[str, Any] = issued.json()
+    return answer
+
+
+def register_organisation(
+    http: Http, steward: Headers, code: str, kind: str, region: str | None = None
+) -> Headers:
+    """Register an organisation as ``steward`` and issue its first token (its admin's, which
+    issues its other tokens): that token's headers."""
+    body = {"code": code, "name": f"{code} test organisation", "kind": kind, "region": region}
+    created = http.post("/v1/organisations", json=body, headers=steward)
+    assert created.status_code == 201, created.text
+    return bearer(issue_token(http, code, steward)["token"])
 
 
 def ae_csv(org_code: str = "RJ1", period: str = "2025-01", attendances: int = 9120) -> bytes:

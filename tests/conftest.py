@@ -21,6 +21,7 @@ from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
 from services.catalogue.states import WAITING
 from services.validator import handlers, worker
+from tests.api_calls import Headers, bearer, register_organisation
 
 pytest_plugins = ["tests.service_urls", "tests.databases"]
 
@@ -94,19 +95,18 @@ def module_broker(request: pytest.FixtureRequest, root: Path) -> Iterator[TestCl
         yield stack.enter_context(TestClient(create_app(runtime), raise_server_exceptions=False))
 
 
+def register(client: TestClient, code: str, kind: str, region: str | None = None) -> Headers:
+    """Register an organisation as the bootstrap steward and issue its first token, its admin's
+    (which issues its other tokens: ``tests.api_calls.issue_token``): that token's headers."""
+    return register_organisation(client, bearer(ADMIN_TOKEN), code, kind, region)
+
+
 def organisations(
     client: TestClient, specs: list[tuple[str, str, str | None]]
-) -> dict[str, dict[str, str]]:
-    """Register each (code, kind, region) as the steward and issue it a token: their headers."""
-    admin = bearer(ADMIN_TOKEN)
-    headers: dict[str, dict[str, str]] = {}
-    for code, kind, region in specs:
-        body = {"code": code, "name": f"{code} test organisation", "kind": kind, "region": region}
-        assert client.post("/v1/organisations", json=body, headers=admin).status_code == 201
-        issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
-        assert issued.status_code == 201, issued.text
-        headers[code] = bearer(issued.json()["token"])
-    return headers
+) -> dict[str, Headers]:
+    """Register each (code, kind, region) as the steward, each with its admin token: their
+    headers."""
+    return {code: register(client, code, kind, region) for code, kind, region in specs}
 
 
 def settings_for(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
@@ -182,11 +182,6 @@ def run_pending(runtime: Runtime, kind: str) -> list[str]:
     return outcomes
 
 
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header for ``token``."""
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
 def admin() -> dict[str, str]:
     """Headers of the bootstrap steward (DRB_ADMIN_TOKEN)."""
@@ -195,15 +190,10 @@ def admin() -> dict[str, str]:
 
 @pytest.fixture
 def make_org(client: TestClient, admin: dict[str, str]) -> Callable[..., dict[str, str]]:
-    """Register an organisation and return the headers of a new token of it."""
+    """Register an organisation and return the headers of its first token (its admin's)."""
 
     def _make(code: str, kind: str, region: str | None = None) -> dict[str, str]:
-        body = {"code": code, "name": f"{code} test organisation", "kind": kind, "region": region}
-        created = client.post("/v1/organisations", json=body, headers=admin)
-        assert created.status_code == 201, created.text
-        issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
-        assert issued.status_code == 201, issued.text
-        return bearer(issued.json()["token"])
+        return register_organisation(client, admin, code, kind, region)
 
     return _make
 

@@ -85,7 +85,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # Declares the scheme in OpenAPI (the "Authorize" button of /docs); errors are ours, below.
-_bearer_scheme = HTTPBearer(auto_error=False, description="A token issued by a steward.")
+_bearer_scheme = HTTPBearer(auto_error=False, description="A token issued to your organisation.")
 
 
 # Where services/broker/limits.py leaves the principal it found before reading a body.
@@ -116,7 +116,7 @@ def authenticate_header(*, session: Session, authorization: str | None) -> auth.
             raise Problem(
                 401,
                 f"The token expired at {expired.isoformat(timespec='seconds')}; "
-                "ask a steward for a new one.",
+                "ask your organisation's admin for a new one.",
                 type_="token-expired",
                 headers={
                     "WWW-Authenticate": 'Bearer realm="drb", error="invalid_token", '
@@ -139,9 +139,10 @@ def get_principal(
 ) -> auth.Principal:
     """The authenticated caller, or 401 (found once: before the body, when there is one)."""
     found: auth.Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
-    if found is not None:
-        return found
-    return authenticate_header(session=session, authorization=request.headers.get("authorization"))
+    if found is None:
+        authorization = request.headers.get("authorization")
+        found = authenticate_header(session=session, authorization=authorization)
+    return auth.acting(session, found)  # every event it audits names its token
 
 
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]

@@ -24,6 +24,7 @@ from services.catalogue.models import (
     ExtractDelivery,
     Organisation,
     Submission,
+    Token,
 )
 from services.catalogue.regions import REGIONS
 from services.catalogue.states import DeliveryStatus
@@ -163,8 +164,18 @@ class TokenIssued(Out):
     token: str
     org_code: str
     label: str | None
+    roles: list[str]
     created_at: datetime
     expires_at: datetime | None
+
+
+class IssuedBy(Out):
+    """Who issued a token: an organisation and the token it used (``token_id`` null for what
+    start-up or an operator's command issued; both null for tokens issued before they were
+    recorded: the audit log's ``token.issued`` event names the issuer)."""
+
+    org_code: str | None
+    token_id: str | None
 
 
 class TokenInfo(Out):
@@ -173,9 +184,29 @@ class TokenInfo(Out):
     id: str
     org_code: str
     label: str | None
+    roles: list[str]
     created_at: datetime
+    issued_at: datetime
+    issued_by: IssuedBy
+    revoked: bool
     revoked_at: datetime | None
     expires_at: datetime | None = Field(description="Null only for the DRB_ADMIN_TOKEN.")
+
+    @classmethod
+    def of(cls, token: Token) -> TokenInfo:
+        """A stored token's metadata."""
+        return cls(
+            id=token.id,
+            org_code=token.org_code,
+            label=token.label,
+            roles=list(token.roles or []),
+            created_at=token.created_at,
+            issued_at=token.created_at,
+            issued_by=IssuedBy(org_code=token.issued_by_org, token_id=token.issued_by_token),
+            revoked=token.revoked_at is not None,
+            revoked_at=token.revoked_at,
+            expires_at=token.expires_at,
+        )
 
 
 class DeliverySet(Out):
@@ -696,6 +727,8 @@ class AuditEventOut(Out):
     id: int
     at: Timestamp | None
     actor: str | None
+    token_id: str | None = Field(description="The token the actor used; null for the system.")
+    person: str | None = Field(description="The person behind the token: null until people exist.")
     action: str | None
     subject_type: str | None
     subject_id: str | None
@@ -712,6 +745,8 @@ class AuditEventOut(Out):
             id=event.id,
             at=at.isoformat() if isinstance(at, datetime) else at,
             actor=values["actor"],
+            token_id=values["token_id"],
+            person=None,
             action=values["action"],
             subject_type=values["subject_type"],
             subject_id=values["subject_id"],

@@ -35,7 +35,16 @@ HEAD_MISSING = "the chain's head is missing: the audit_head row was deleted"
 _UNREADABLE = (SQLAlchemyError, ValueError, TypeError, OverflowError)
 _PAGE = 1000
 
-_HASHED = ("at", "actor", "action", "subject_type", "subject_id", "detail", "prev_hash")
+_HASHED = (
+    "at",
+    "actor",
+    "token_id",
+    "action",
+    "subject_type",
+    "subject_id",
+    "detail",
+    "prev_hash",
+)
 _HEAD_FIELDS = ("events", "last_id", "last_hash", "at")
 
 
@@ -49,6 +58,10 @@ def _digest_of(values: Mapping[str, Any]) -> str:
         "detail": values["detail"],
         "prev_hash": values["prev_hash"],
     }
+    # The token is hashed only when there is one, so the events stored before it was recorded
+    # (revision 0009), and the system's, keep the hashes they were written with (docs/audit.md).
+    if values.get("token_id") is not None:
+        payload["token_id"] = values["token_id"]
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -66,8 +79,13 @@ def record(
     subject_type: str,
     subject_id: str,
     detail: dict[str, Any] | None = None,
+    token_id: str | None = None,
 ) -> None:
     """Append one event to the chain when the caller's transaction commits.
+
+    ``token_id`` is the token the actor used; left out, it is the token of the caller
+    :func:`bind_caller` named for this session when ``actor`` is that caller (so every event a
+    request records for its caller names the token), and null for anyone else (the system).
 
     The event is held in the session and linked in its ``before_commit`` (:func:`_link`): the
     head row is locked only from there to the commit, a few statements, not for the whole unit of
@@ -83,11 +101,24 @@ def record(
             "subject_type": subject_type,
             "subject_id": subject_id,
             "detail": detail,
+            "token_id": token_id if token_id is not None else _caller_token(session, actor),
         }
     )
 
 
 PENDING_KEY = "drb.audit_pending"
+CALLER_KEY = "drb.audit_caller"
+
+
+def bind_caller(session: Session, *, actor: str, token_id: str) -> None:
+    """Name the organisation and token a request's session acts for (its authenticated caller):
+    :func:`record` then stamps that token on every event of that actor."""
+    session.info[CALLER_KEY] = (actor, token_id)
+
+
+def _caller_token(session: Session, actor: str) -> str | None:
+    bound: tuple[str, str] | None = session.info.get(CALLER_KEY)
+    return bound[1] if bound is not None and bound[0] == actor else None
 
 
 @orm_events.listens_for(Session, "before_commit")

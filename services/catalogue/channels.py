@@ -41,7 +41,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from typing import IO, Any, Protocol
-from urllib.parse import quote, urlparse
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urlparse, urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -49,6 +49,7 @@ import requests
 import urllib3.exceptions
 from mesh_client import MeshClient, MeshError
 
+from services.catalogue.logs import redact
 from services.catalogue.settings import Settings
 from services.catalogue.states import DeliveryStatus
 
@@ -84,6 +85,11 @@ class ChannelMisconfigured(Exception):
     """A delivery that cannot work until a person changes a setting: do not retry."""
 
 
+class DeliveryRefused(ChannelMisconfigured):
+    """A delivery setting that would make the broker reach where its operator did not allow
+    (:func:`checked_file_uri`): refused when it is set (422) and again when it is used."""
+
+
 class Channel(Protocol):
     """Where one body's extracts go."""
 
@@ -117,7 +123,7 @@ def channel_for(
     if kind in ("api", "email"):  # extracts are never e-mailed: the API is theirs
         return None
     if kind == "files":
-        return FileChannel(_text(delivery, "uri", body_code))
+        return FileChannel(checked_file_uri(_text(delivery, "uri", body_code), settings=settings))
     if kind == "mesh":
         workflow_id = delivery.get("workflow_id", DEFAULT_WORKFLOW_ID)
         if not isinstance(workflow_id, str) or not workflow_id.strip():
@@ -146,6 +152,82 @@ def channel_for(
     raise ChannelMisconfigured(
         f"delivery setting of {body_code}: unknown channel {kind!r} (files, mesh, email or api)"
     )
+
+
+# What an s3:// or gs:// URI may set (pyarrow takes many more options from a URI): the region,
+# and an endpoint (with its scheme) from DRB_DELIVERY_S3_ENDPOINTS. Never credentials: the
+# broker's own (its environment's) are used, so a setting cannot carry someone else's.
+_STORE_OPTIONS = frozenset({"region", "endpoint_override", "scheme"})
+_CREDENTIALS = re.compile(r"(?i)(key|secret|token|password|credential|role_arn|external_id)")
+
+
+def checked_file_uri(uri: str, *, settings: Settings) -> str:
+    """``uri`` as a file channel takes it (an absolute path as a file:// URI, no trailing
+    slash), if the operator's settings let the broker write there; else why not.
+
+    - ``file://``: only under DRB_DELIVERY_FILE_ROOTS (the broker's outbox unless set), after
+      ``..`` and symbolic links are resolved, and with no options;
+    - ``s3://`` and ``gs://``: no credentials (``user:secret@``, ``access_key=``,
+      ``secret_key=``, ``session_token=`` ...), no options but ``region`` and an
+      ``endpoint_override`` (with its ``scheme``) named in DRB_DELIVERY_S3_ENDPOINTS; plain http
+      only to such an endpoint.
+
+    ChannelMisconfigured for a URI no channel can use; DeliveryRefused for one it must not.
+    """
+    text = uri.strip()
+    if text.startswith("/"):
+        text = Path(text).as_uri()
+    parsed = urlsplit(text)
+    if parsed.scheme not in FILE_SCHEMES:
+        raise ChannelMisconfigured(
+            f"file channel URI {redact(text)!r}: expected "
+            f"{', '.join(s + '://' for s in FILE_SCHEMES)}"
+        )
+    if "@" in parsed.netloc:
+        raise DeliveryRefused(
+            f"{parsed.scheme}:// URI with credentials: the broker uses its own, never a URI's"
+        )
+    if parsed.scheme == "file":
+        return _checked_folder(text, parsed, settings)
+    options = parse_qs(parsed.query, keep_blank_values=True)
+    for name, values in options.items():
+        if _CREDENTIALS.search(name):
+            raise DeliveryRefused(
+                f"{parsed.scheme}:// URI with credentials ({name}): the broker uses its own,"
+                " never a URI's"
+            )
+        if name not in _STORE_OPTIONS or len(values) != 1:
+            raise DeliveryRefused(
+                f"{parsed.scheme}:// URI option {name!r} is not allowed: only region,"
+                " endpoint_override and scheme, once each"
+            )
+    endpoint = options.get("endpoint_override", [None])[0]
+    scheme = options.get("scheme", ["https"])[0].lower()
+    if endpoint is None and scheme != "https":
+        raise DeliveryRefused(f"scheme={scheme} is allowed only with an allowed endpoint_override")
+    if endpoint is not None and (scheme, endpoint.lower()) not in settings.delivery_endpoints:
+        allowed = settings.delivery_s3_endpoints or "none"
+        raise DeliveryRefused(
+            f"endpoint_override={endpoint} (over {scheme}) is not an endpoint the operator"
+            f" allowed (DRB_DELIVERY_S3_ENDPOINTS: {allowed})"
+        )
+    return text.rstrip("/")
+
+
+def _checked_folder(text: str, parsed: SplitResult, settings: Settings) -> str:
+    if parsed.netloc not in ("", "localhost") or not parsed.path:
+        raise ChannelMisconfigured(f"file channel URI {text!r}: expected file:///absolute/path")
+    if parsed.query or parsed.fragment:
+        raise DeliveryRefused(f"file channel URI {text!r}: a file:// URI takes no options")
+    path = unquote(parsed.path)
+    folder = Path(os.path.realpath(path)) if "\x00" not in path else None
+    roots = settings.delivery_roots
+    if folder is None or not any(folder == root or folder.is_relative_to(root) for root in roots):
+        raise DeliveryRefused(
+            f"{path} is outside the folders deliveries may write to (DRB_DELIVERY_FILE_ROOTS:"
+            f" {', '.join(str(root) for root in roots)})"
+        )
+    return text.rstrip("/")
 
 
 def _mesh_tls(settings: Settings) -> dict[str, Any]:

@@ -5,8 +5,10 @@ call passes in ``extra`` (``submission_id``, ``org_code``, ``job_id``...) and, f
 ``exception`` (the formatted traceback). Log calls name things by id and count them; they never
 hold a return's values, a file's contents, a submission's error messages (which quote values),
 tokens or passwords. As a second line of defence, :class:`RedactSecrets` masks anything that looks
-like a token (``drb_...``, ``Bearer ...``) or a password in a URL, and an exception whose text may
-quote a file (``extra=fields(..., exception_text=False)``) is logged by its type and frames only.
+like a token (``drb_...``, ``Bearer ...``) or credentials in a URI (``user:password@``, an S3
+URI's ``access_key=``, ``secret_key=`` or ``session_token=``, an AWS access key id), and an
+exception whose text may quote a file (``extra=fields(..., exception_text=False)``) is logged
+by its type and frames only.
 
 ``drb serve`` and ``drb worker`` install this with :func:`configure`, and ``drb serve`` hands
 :func:`uvicorn_log_config` to uvicorn so that its access log is JSON too, with the path but
@@ -36,11 +38,16 @@ _SECRETS = [
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 ***"),
     # A password in a URL: scheme://user:password@host.
     (re.compile(r"(://[^:/@\s]*):[^@\s/]+@"), r"\1:***@"),
-    # key=value pairs that name a secret (query strings, MESH's authorisation parameters).
+    # Any other credentials in a URL (s3://ACCESS_KEY@bucket): the whole user part.
+    (re.compile(r"://[^:/@\s]+@"), "://***@"),
+    # key=value pairs that name a secret (query strings, MESH's authorisation parameters, an S3
+    # URI's access_key, secret_key or session_token).
     (
-        re.compile(r"(?i)\b(token|password|passwd|secret|api_key|shared_key)=[^&\s\"',;]+"),
+        re.compile(r"(?i)\b(\w*(?:token|password|passwd|secret|key|credential)\w*)=[^&\s\"',;]+"),
         r"\1=***",
     ),
+    # An AWS access key id, wherever it appears.
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), r"\1***"),
 ]
 
 

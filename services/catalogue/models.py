@@ -111,6 +111,13 @@ class Token(Base):
     revoked_at: Mapped[datetime | None]
     # Refused from then on; null only for the DRB_ADMIN_TOKEN (its setting is its lifetime).
     expires_at: Mapped[datetime | None]
+    # What the token may do within its organisation beyond its kind's role (states.TokenRole):
+    # "admin" issues and revokes the organisation's tokens. A list, so that roles can be added.
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Who issued it: the organisation and the token it used (both null for tokens issued before
+    # revision 0009; the token null for what start-up issues, DRB_ADMIN_TOKEN).
+    issued_by_org: Mapped[str | None] = mapped_column(String(16))
+    issued_by_token: Mapped[str | None] = mapped_column(String(36))
 
 
 class Item(Base):
@@ -213,6 +220,8 @@ class AuditEvent(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The token the actor used (null for the system, and for events before revision 0009).
+    token_id: Mapped[str | None] = mapped_column(String(36))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 

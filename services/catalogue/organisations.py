@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from services.catalogue import audit, coverage_index
-from services.catalogue.channels import is_email_address
+from services.catalogue.channels import ChannelMisconfigured, checked_file_uri, is_email_address
 from services.catalogue.errors import AlreadyExists, Invalid, NotFound
 from services.catalogue.models import ORGANISATION_KINDS, Organisation
 from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import organisations as org_repo
+from services.catalogue.settings import Settings
 from services.catalogue.states import OrgKind
 
 
@@ -85,11 +86,17 @@ RECEIVERS = (OrgKind.OVERSIGHT_BODY, OrgKind.TRUST)
 
 
 def set_delivery(
-    *, session: Session, code: str, delivery: dict[str, str] | None, actor: str
+    *,
+    session: Session,
+    settings: Settings,
+    code: str,
+    delivery: dict[str, str] | None,
+    actor: str,
 ) -> Organisation:
     """Set how an organisation is reached (None: files under the data dir): an oversight body's
     extracts and daily summary, a trust's reminders. ``email`` carries notifications only (a
-    body with it downloads its extracts over the API)."""
+    body with it downloads its extracts over the API). A ``files`` URI must be one the
+    operator's settings allow (channels.checked_file_uri): Invalid says why not."""
     organisation = get(session=session, code=code)
     if organisation.kind not in RECEIVERS:
         raise Invalid(
@@ -100,10 +107,13 @@ def set_delivery(
         errors: list[dict[str, object]] = []
         if channel not in CHANNELS:
             errors.append({"field": "channel", "message": f"one of {', '.join(CHANNELS)}"})
-        elif channel == "files" and not str(delivery.get("uri", "")).startswith(
-            ("file://", "s3://", "/")
-        ):
-            errors.append({"field": "uri", "message": "a file:// or s3:// URI"})
+        elif channel == "files":
+            try:
+                uri = checked_file_uri(str(delivery.get("uri") or ""), settings=settings)
+            except ChannelMisconfigured as refused:
+                errors.append({"field": "uri", "message": f"a file:// or s3:// URI: {refused}"})
+            else:
+                delivery = {**delivery, "uri": uri}
         elif channel == "mesh" and not delivery.get("mailbox"):
             errors.append({"field": "mailbox", "message": "the organisation's MESH mailbox id"})
         elif channel == "email" and not is_email_address(str(delivery.get("address", ""))):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -131,6 +132,21 @@ class Settings(BaseSettings):
             " heads are not signed."
         ),
     )
+    delivery_file_roots: str = Field(
+        default="",
+        description=(
+            "Comma-separated absolute folders under which a `files` delivery setting may name a"
+            " file:// folder; empty: only the broker's own outbox (DRB_DATA_DIR/outbox)."
+        ),
+    )
+    delivery_s3_endpoints: str = Field(
+        default="",
+        description=(
+            "Comma-separated S3 endpoints a delivery setting's s3:// URI may name in"
+            " `endpoint_override` (`host:port` over https, `http://host:port` over http);"
+            " empty: none, only the object store's own endpoints."
+        ),
+    )
     mesh_url: str | None = None
     mesh_mailbox: str | None = None
     mesh_password: SecretStr | None = None
@@ -183,6 +199,24 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(entries)
 
+    @field_validator("delivery_file_roots", "delivery_s3_endpoints")
+    @classmethod
+    def _delivery_allow_lists(cls, value: str, info: ValidationInfo) -> str:
+        """Folders must be absolute; endpoints host:port, with http:// or https:// before."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if info.field_name == "delivery_file_roots":
+                allowed, what = Path(entry).is_absolute(), "an absolute folder"
+            else:
+                scheme, _, host = entry.rpartition("://")
+                allowed = (
+                    scheme in ("", "http", "https") and bool(host) and not set("/@") & set(host)
+                )
+                what = "host:port or http(s)://host:port"
+            if not allowed:
+                raise ValueError(f"DRB_{str(info.field_name).upper()}: {entry!r} is not {what}")
+        return ",".join(entries)
+
     @model_validator(mode="after")
     def _client_certificate_has_its_key(self) -> Settings:
         if (self.mesh_client_cert is None) != (self.mesh_client_key is None):
@@ -218,3 +252,18 @@ class Settings(BaseSettings):
     def outbox_dir(self) -> Path:
         """Where the file delivery channel writes each body's extracts."""
         return self.data_dir / "outbox"
+
+    @property
+    def delivery_roots(self) -> list[Path]:
+        """The folders (resolved) under which a file:// delivery setting may write."""
+        entries = [Path(entry) for entry in self.delivery_file_roots.split(",") if entry]
+        return [Path(os.path.realpath(root)) for root in entries or [self.outbox_dir]]
+
+    @property
+    def delivery_endpoints(self) -> frozenset[tuple[str, str]]:
+        """(scheme, host:port) of each S3 endpoint a delivery setting may name."""
+        found: set[tuple[str, str]] = set()
+        for entry in filter(None, self.delivery_s3_endpoints.split(",")):
+            scheme, _, host = entry.rpartition("://")
+            found.add((scheme.lower() or "https", host.lower()))
+        return frozenset(found)

@@ -22,6 +22,13 @@ class OrgKind(StrEnum):
     STEWARD = "steward"
 
 
+class TokenRole(StrEnum):
+    """What a token may do within its organisation beyond its kind's role (SECURITY.md):
+    ``admin`` issues and revokes the organisation's tokens."""
+
+    ADMIN = "admin"
+
+
 class SubmissionStatus(StrEnum):
     """A trust's return: received, being validated, then accepted or rejected, once."""
 

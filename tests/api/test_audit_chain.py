@@ -37,7 +37,8 @@ def auditor(make_org: Callable[..., Headers]) -> Headers:
 
 @pytest.fixture
 def events(runtime: Runtime, auditor: Headers) -> list[int]:
-    """Ten more events appended, and the ids of every event, oldest first."""
+    """Ten more events appended (the even ones with the token used), and the ids of every
+    event, oldest first."""
     with session_scope(runtime.factory) as session:
         for n in range(10):
             audit.record(
@@ -47,6 +48,7 @@ def events(runtime: Runtime, auditor: Headers) -> list[int]:
                 subject_type="thing",
                 subject_id=str(n),
                 detail={"n": n, "text": "ok"},
+                token_id=None if n % 2 else f"token-{n}",
             )
     return ids(runtime)
 
@@ -115,6 +117,26 @@ def test_an_edited_event_is_the_first_bad_event(
     assert body["events"] == len(events)
     assert body["first_bad_event"]["action"] in ("thing.done", "thing.undone")
     assert body["first_bad_event"]["at"]
+
+
+# The token an event names is under its hash: changed, removed or added, it is reported. (An event
+# with none, as the system's and those from before tokens were recorded, hashes as it always did.)
+TOKEN_EDITS = {
+    "changed": (-6, "token-forged"),
+    "removed": (-6, None),
+    "given to an event with none": (-5, "token-forged"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(TOKEN_EDITS))
+def test_an_edited_token_is_the_first_bad_event(
+    client: TestClient, auditor: Headers, events: list[int], runtime: Runtime, edit: str
+) -> None:
+    assert verify(client, auditor)["valid"] is True
+    position, value = TOKEN_EDITS[edit]
+    target = events[position]
+    execute(runtime, "UPDATE audit_events SET token_id = :v WHERE id = :id", v=value, id=target)
+    assert_invalid_at(verify(client, auditor), target, reason="does not match its hash")
 
 
 def test_an_event_moved_in_time_is_reported(

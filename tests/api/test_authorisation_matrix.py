@@ -28,7 +28,8 @@ from starlette.routing import Mount, Route
 from services.broker.app import create_app
 from services.catalogue.runtime import Runtime
 from services.validator import worker
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.api_calls import bearer, issue_token
+from tests.conftest import ADMIN_TOKEN, register
 from tests.schema_samples import ae_monthly_sample
 
 Headers = dict[str, str]
@@ -71,13 +72,15 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("MOUNT", "/assets/web"): rule(*ROLES, anonymous=PUBLIC),
     ("MOUNT", "/assets/swagger-ui"): rule(*ROLES, anonymous=PUBLIC),
     ("MOUNT", "/assets/redoc"): rule(*ROLES, anonymous=PUBLIC),
-    # Organisations and tokens: stewards administer, every role reads the register.
+    # Organisations: stewards register them, every role reads the register. The first trust's
+    # tokens: its admin issues them (a steward only its first admin token, which it has);
+    # it, auditors and stewards see them; its admin or a steward revokes one.
     ("POST", "/v1/organisations"): rule(STEWARD),
     ("GET", "/v1/organisations"): rule(*ROLES),
     ("GET", "/v1/organisations/{code}"): rule(*ROLES),
-    ("POST", "/v1/organisations/{code}/tokens"): rule(STEWARD),
-    ("GET", "/v1/organisations/{code}/tokens"): rule(STEWARD),
-    ("DELETE", "/v1/organisations/{code}/tokens/{token_id}"): rule(STEWARD),
+    ("POST", "/v1/organisations/{code}/tokens"): rule(TRUST, not_for=OTHERS),
+    ("GET", "/v1/organisations/{code}/tokens"): rule(TRUST, AUDITOR, STEWARD, not_for=OTHERS),
+    ("DELETE", "/v1/organisations/{code}/tokens/{token_id}"): rule(TRUST, STEWARD, not_for=OTHERS),
     ("PUT", "/v1/organisations/{code}/delivery"): rule(STEWARD),
     # The catalogue: every role.
     ("GET", "/v1/items"): rule(*ROLES),
@@ -190,15 +193,6 @@ class World:
     made: list[str] = field(default_factory=list)
 
 
-def _make_org(client: TestClient, code: str, kind: str, region: str | None = None) -> Headers:
-    admin = bearer(ADMIN_TOKEN)
-    body = {"code": code, "name": f"{code} test", "kind": kind, "region": region}
-    assert client.post("/v1/organisations", json=body, headers=admin).status_code == 201
-    issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
-    assert issued.status_code == 201, issued.text
-    return bearer(issued.json()["token"])
-
-
 def _request_body(**overrides: object) -> dict[str, object]:
     body: dict[str, object] = {
         "title": "A&E",
@@ -240,11 +234,11 @@ def world(runtime: Runtime) -> Iterator[World]:
     try:
         with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
             headers = {
-                TRUST: _make_org(client, "RJ1", "trust", "Y56"),
-                OTHER_TRUST: _make_org(client, "R1K", "trust", "Y56"),
-                BODY: _make_org(client, "CQC", "oversight_body"),
-                OTHER_BODY: _make_org(client, "NHSE", "oversight_body"),
-                AUDITOR: _make_org(client, "NAO", "auditor"),
+                TRUST: register(client, "RJ1", "trust", "Y56"),
+                OTHER_TRUST: register(client, "R1K", "trust", "Y56"),
+                BODY: register(client, "CQC", "oversight_body"),
+                OTHER_BODY: register(client, "NHSE", "oversight_body"),
+                AUDITOR: register(client, "NAO", "auditor"),
                 STEWARD: bearer(ADMIN_TOKEN),
             }
             made = World(client=client, headers=headers)
@@ -267,9 +261,9 @@ def world(runtime: Runtime) -> Iterator[World]:
                     made.extract_id = listed[0]["id"]
                 time.sleep(0.1)
             assert made.extract_id, "no extract was built for the complete request"
-            token = client.post("/v1/organisations/RJ1/tokens", headers=headers[STEWARD])
-            made.spare_token_id = token.json()["id"]
-            revoked = client.post("/v1/organisations/RJ1/tokens", headers=headers[STEWARD]).json()
+            # Issued by RJ1's admin (its first token): the steward may issue RJ1 no more.
+            made.spare_token_id = issue_token(client, "RJ1", headers[TRUST])["id"]
+            revoked = issue_token(client, "RJ1", headers[TRUST])
             gone = client.delete(
                 f"/v1/organisations/RJ1/tokens/{revoked['id']}", headers=headers[STEWARD]
             )

@@ -64,7 +64,8 @@ def test_a_failed_delivery_shows_neither_the_folder_nor_the_error(
     runtime: Runtime,
     tmp_path: Path,
 ) -> None:
-    blocker = tmp_path / "delivery-blocker"
+    blocker = runtime.settings.outbox_dir / "delivery-blocker"  # where deliveries may write
+    blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("a file where the body's folder should be")
     folder = blocker / "CQC"
     channel = {"channel": "files", "uri": folder.as_uri()}

@@ -25,6 +25,7 @@ from services.broker.app import create_app
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
 from services.validator import worker
+from tests.api_calls import register_organisation
 from tests.conftest import ADMIN_TOKEN, bearer
 from tests.databases import migrate_database
 
@@ -65,10 +66,7 @@ def role_headers(fuzz_runtime: Runtime) -> dict[str, dict[str, str]]:
             ("CQC", "oversight_body", None),
             ("NAO", "auditor", None),
         ):
-            body = {"code": code, "name": code, "kind": kind, "region": region}
-            assert client.post("/v1/organisations", json=body, headers=admin).status_code == 201
-            issued = client.post(f"/v1/organisations/{code}/tokens", headers=admin)
-            tokens[kind] = bearer(issued.json()["token"])
+            tokens[kind] = register_organisation(client, admin, code, kind, region)
         request = {
             "title": "t",
             "purpose": "p",

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from services.catalogue.auth import hash_token
-from services.catalogue.models import Token
+from services.catalogue.models import Organisation, Token
 from services.catalogue.runtime import Runtime
 from tests.conftest import bearer
 
@@ -120,7 +120,11 @@ def test_only_stewards_administer(
     body = {"code": "NEW1", "name": "x", "kind": "trust"}
     problem = assert_problem(client.post("/v1/organisations", json=body, headers=headers), 403)
     assert kind in str(problem["detail"])
-    assert_problem(client.post("/v1/organisations/ORG1/tokens", headers=headers), 403)
+    # Its first token is its admin's: it issues its own organisation's tokens, no other's.
+    assert client.post("/v1/organisations/ORG1/tokens", headers=headers).status_code == 201
+    assert_problem(client.post("/v1/organisations/DRB-STEWARD/tokens", headers=headers), 403)
+    body = {"channel": "api"}
+    assert_problem(client.put("/v1/organisations/ORG1/delivery", json=body, headers=headers), 403)
     # Every role may read the list.
     assert client.get("/v1/organisations", headers=headers).status_code == 200
 
@@ -168,3 +172,61 @@ def test_admin_token_works_from_start_up(client: TestClient) -> None:
     from tests.conftest import ADMIN_TOKEN
 
     assert client.get("/v1/organisations", headers=bearer(ADMIN_TOKEN)).status_code == 200
+
+
+# -- delivery settings: only where the operator allowed ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("s3://AKIAABCDEFGHIJKLMNOP:s3cr3t@bucket/cqc", "credentials"),
+        ("s3://bucket/cqc?access_key=AKIAABCDEFGHIJKLMNOP&secret_key=s3cr3t", "credentials"),
+        ("s3://bucket/cqc?endpoint_override=169.254.169.254:80&scheme=http", "not an endpoint"),
+        ("s3://bucket/cqc?proxy_options=http://proxy.example:3128", "not allowed"),
+        ("file:///etc/cron.d", "outside the folders"),
+        ("{outbox}/../store", "outside the folders"),
+    ],
+)
+def test_a_delivery_setting_the_operator_did_not_allow_is_422(
+    client: TestClient,
+    admin: Headers,
+    make_org: Callable[..., Headers],
+    runtime: Runtime,
+    uri: str,
+    reason: str,
+) -> None:
+    make_org("CQC", "oversight_body")
+    outbox = runtime.settings.outbox_dir.resolve()
+    delivery = {"channel": "files", "uri": uri.replace("{outbox}", str(outbox))}
+    refused = assert_problem(
+        client.put("/v1/organisations/CQC/delivery", json=delivery, headers=admin), 422
+    )
+    [error] = refused["errors"]
+    assert error["field"] == "uri"
+    assert reason in error["message"]
+    assert "s3cr3t" not in str(refused)
+    # Nothing was set: the body keeps its default (the outbox).
+    with runtime.factory() as session:
+        organisation = session.get(Organisation, "CQC")
+        assert organisation is not None
+        assert organisation.delivery is None
+
+
+def test_a_delivery_setting_within_the_operators_allow_lists_is_set(
+    client: TestClient, admin: Headers, make_org: Callable[..., Headers], runtime: Runtime
+) -> None:
+    make_org("CQC", "oversight_body")
+    runtime.settings = runtime.settings.model_copy(
+        update={"delivery_s3_endpoints": "minio.internal:9000"}
+    )
+    folder = runtime.settings.outbox_dir.resolve() / "CQC"
+    for sent, stored in (
+        (str(folder), folder.as_uri()),  # a path is stored as the file:// URI it means
+        (folder.as_uri() + "/", folder.as_uri()),
+        ("s3://bucket/cqc?endpoint_override=minio.internal:9000",) * 2,
+    ):
+        delivery = {"channel": "files", "uri": sent}
+        answer = client.put("/v1/organisations/CQC/delivery", json=delivery, headers=admin)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["delivery"] == {"channel": "files", "uri": stored}

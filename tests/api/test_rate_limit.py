@@ -18,6 +18,7 @@ from services.broker import ratelimit
 from services.broker.app import create_app
 from services.catalogue.runtime import Runtime, boot
 from services.catalogue.settings import Settings
+from tests.api_calls import register_organisation
 from tests.conftest import ADMIN_TOKEN, bearer, run_async, settings_for
 from tests.databases import migrate_database
 from tests.schema_samples import ae_monthly_sample
@@ -67,11 +68,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 def issue(client: TestClient, code: str, kind: str) -> Headers:
     """A new organisation and a token of it (two of the admin token's requests)."""
-    body = {"code": code, "name": f"{code} test organisation", "kind": kind}
-    assert client.post("/v1/organisations", json=body, headers=bearer(ADMIN_TOKEN)).is_success
-    issued = client.post(f"/v1/organisations/{code}/tokens", headers=bearer(ADMIN_TOKEN))
-    assert issued.status_code == 201, issued.text
-    return bearer(issued.json()["token"])
+    return register_organisation(client, bearer(ADMIN_TOKEN), code, kind)
 
 
 def assert_limited(response: Any, *, what: str = "requests") -> int:

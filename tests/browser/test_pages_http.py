@@ -181,13 +181,13 @@ def test_sign_out_needs_the_sessions_form_token(demo: Demo) -> None:
 
 
 def test_revoking_the_token_ends_its_sessions(demo: Demo) -> None:
-    steward = bearer(demo.tokens["DRB-DEMO"])
-    issued = httpx.post(f"{demo.base}/v1/organisations/NAO/tokens", headers=steward)
+    nao = bearer(demo.auditor)  # NAO's demo token is its admin's: it issues NAO's tokens
+    issued = httpx.post(f"{demo.base}/v1/organisations/NAO/tokens", headers=nao)
     assert issued.status_code == 201
     with signed_in(demo, issued.json()["token"]) as client:
         assert client.get("/reports/burden").status_code == 200
         revoked = httpx.delete(
-            f"{demo.base}/v1/organisations/NAO/tokens/{issued.json()['id']}", headers=steward
+            f"{demo.base}/v1/organisations/NAO/tokens/{issued.json()['id']}", headers=nao
         )
         assert revoked.status_code == 204
         after = client.get("/reports/burden")
@@ -224,9 +224,9 @@ def _web_events(demo: Demo, token_id: str, since: datetime) -> list[tuple[str, s
 
 
 def test_signing_in_and_out_is_in_the_audit_log(demo: Demo) -> None:
-    steward = bearer(demo.tokens["DRB-DEMO"])
     since = datetime.now(UTC) - timedelta(seconds=1)
-    issued = httpx.post(f"{demo.base}/v1/organisations/NAO/tokens", headers=steward).json()
+    nao = bearer(demo.auditor)
+    issued = httpx.post(f"{demo.base}/v1/organisations/NAO/tokens", headers=nao).json()
     with signed_in(demo, issued["token"]) as client:
         page = client.get("/reports/burden").text
         form_token = re.search(r'name="form_token" value="([^"]+)"', page)

@@ -191,6 +191,7 @@ def test_no_setting_means_the_default_outbox_folder(tmp_path: Path, extract: Pat
 def test_channel_for_each_setting(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,
+        delivery_file_roots="/srv/outbox",
         mesh_url="http://127.0.0.1:9",
         mesh_mailbox="X26DRB001",
         mesh_password="secret-password",
@@ -457,3 +458,110 @@ def test_mesh_tls_settings_are_checked(tmp_path: Path) -> None:
     blank = Settings(data_dir=tmp_path, mesh_client_cert="", mesh_client_key="")
     assert blank.mesh_client_cert is None
     assert blank.mesh_client_key is None
+
+
+# -- what a delivery setting may reach -------------------------------------------------------
+
+
+def _allowing(tmp_path: Path, **overrides: str) -> Settings:
+    """Settings whose file deliveries may write under tmp_path/allowed, and S3 endpoints."""
+    (tmp_path / "allowed" / "CQC").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "elsewhere").mkdir(exist_ok=True)
+    values = {
+        "delivery_file_roots": str(tmp_path / "allowed"),
+        "delivery_s3_endpoints": "minio.internal:9000, http://127.0.0.1:9001",
+        **overrides,
+    }
+    return Settings(data_dir=tmp_path / "var", **NO_MESH, **values)
+
+
+REFUSED_URIS = {
+    # Credentials, in the user part or as options: the broker uses its own.
+    "s3://AKIAABCDEFGHIJKLMNOP:wJalrXUtnFEMI@bucket/cqc": "credentials",
+    "s3://AKIAABCDEFGHIJKLMNOP@bucket/cqc": "credentials",
+    "s3://bucket/cqc?access_key=AKIAABCDEFGHIJKLMNOP&secret_key=s3cr3t": "credentials",
+    "s3://bucket/cqc?session_token=abc": "credentials",
+    "s3://bucket/cqc?role_arn=arn:aws:iam::1:role/x": "credentials",
+    "gs://bucket/cqc?credentials=x": "credentials",
+    # Endpoints and options the operator did not allow.
+    "s3://bucket/cqc?endpoint_override=169.254.169.254:80&scheme=http": "not an endpoint",
+    "s3://bucket/cqc?endpoint_override=evil.example:443": "not an endpoint",
+    "s3://bucket/cqc?endpoint_override=127.0.0.1:9001": "not an endpoint",  # https: not listed
+    "s3://bucket/cqc?endpoint_override=minio.internal:9000&scheme=http": "not an endpoint",
+    "s3://bucket/cqc?scheme=http": "only with an allowed endpoint_override",
+    "s3://bucket/cqc?proxy_options=http://proxy.example:3128": "not allowed",
+    "s3://bucket/cqc?allow_bucket_creation=true": "not allowed",
+    "s3://bucket/cqc?region=eu-west-2&region=us-east-1": "not allowed",
+    # Folders outside the allowed roots, however spelt.
+    "file:///etc/cron.d": "outside the folders",
+    "/etc/cron.d": "outside the folders",
+    "file://{tmp}/elsewhere": "outside the folders",
+    "file://{tmp}/allowed/../elsewhere": "outside the folders",
+    "file://{tmp}/allowed/%2E%2E/elsewhere": "outside the folders",
+    "file://{tmp}/allowed-not": "outside the folders",
+    "file://{tmp}/allowed/link-out": "outside the folders",  # a symbolic link out of the root
+    "file://{tmp}/allowed/CQC?x=1": "takes no options",
+}
+
+
+@pytest.mark.parametrize("uri", sorted(REFUSED_URIS))
+def test_a_delivery_uri_the_operator_did_not_allow_is_refused(tmp_path: Path, uri: str) -> None:
+    settings = _allowing(tmp_path)
+    link = tmp_path / "allowed" / "link-out"
+    if not link.exists():
+        link.symlink_to(tmp_path / "elsewhere")
+    text = uri.replace("{tmp}", str(tmp_path))
+    with pytest.raises(channels.DeliveryRefused, match=REFUSED_URIS[uri]) as refused:
+        channels.checked_file_uri(text, settings=settings)
+    # The message names no secret, and channel_for refuses a setting stored before the rule.
+    assert "s3cr3t" not in str(refused.value)
+    assert "wJalrXUtnFEMI" not in str(refused.value)
+    with pytest.raises(channels.DeliveryRefused):
+        channel_for({"channel": "files", "uri": text}, settings=settings, body_code="CQC")
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("file://{tmp}/allowed/CQC/", "file://{tmp}/allowed/CQC"),
+        ("file://{tmp}/allowed", "file://{tmp}/allowed"),
+        ("{tmp}/allowed/CQC", "file://{tmp}/allowed/CQC"),
+        ("s3://bucket/cqc", "s3://bucket/cqc"),
+        ("s3://bucket/cqc?region=eu-west-2", "s3://bucket/cqc?region=eu-west-2"),
+        (
+            "s3://bucket/cqc?endpoint_override=MINIO.internal:9000",
+            "s3://bucket/cqc?endpoint_override=MINIO.internal:9000",
+        ),
+        (
+            "s3://bucket/cqc?endpoint_override=127.0.0.1:9001&scheme=http",
+            "s3://bucket/cqc?endpoint_override=127.0.0.1:9001&scheme=http",
+        ),
+    ],
+)
+def test_a_delivery_uri_the_operator_allowed_is_taken(
+    tmp_path: Path, uri: str, expected: str
+) -> None:
+    settings = _allowing(tmp_path)
+    text, wanted = (value.replace("{tmp}", str(tmp_path)) for value in (uri, expected))
+    assert channels.checked_file_uri(text, settings=settings) == wanted
+    channel = channel_for({"channel": "files", "uri": text}, settings=settings, body_code="CQC")
+    assert isinstance(channel, FileChannel)
+
+
+def test_file_deliveries_default_to_the_outbox_only(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "var", **NO_MESH)
+    inside = (tmp_path / "var" / "outbox" / "CQC").as_uri()
+    assert channels.checked_file_uri(inside, settings=settings) == inside
+    with pytest.raises(channels.DeliveryRefused, match="outside the folders"):
+        channels.checked_file_uri((tmp_path / "var" / "store").as_uri(), settings=settings)
+    with pytest.raises(channels.DeliveryRefused, match="not an endpoint"):
+        channels.checked_file_uri("s3://b/p?endpoint_override=minio:9000", settings=settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("delivery_file_roots", "relative/folder"), ("delivery_s3_endpoints", "ftp://host:21")],
+)
+def test_delivery_allow_lists_are_checked_at_start(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"DRB_{name.upper()}"):
+        Settings(**{name: value})

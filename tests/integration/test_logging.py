@@ -154,6 +154,27 @@ def test_tokens_and_passwords_are_masked_wherever_they_appear() -> None:
     assert "page=2" in message
 
 
+def test_credentials_in_delivery_uris_are_masked_and_the_rest_kept() -> None:
+    """A delivery's error names its URI (for operators): credentials in any spelling are masked,
+    the bucket, folder, region and endpoint kept."""
+    uris = [
+        "s3://AKIAABCDEFGHIJKLMNOP:wJalrXUtnFEMIK7MDENG@bucket/cqc",
+        "s3://AKIAABCDEFGHIJKLMNOP@bucket/cqc",
+        "s3://bucket/cqc?region=eu-west-2&access_key=AKIAABCDEFGHIJKLMNOP"
+        "&secret_key=wJalrXUtnFEMIK7MDENG&session_token=FQoGZXIvYXdzEXAMPLE"
+        "&endpoint_override=minio.internal:9000",
+        "gs://bucket/cqc?credentials=ya29.EXAMPLE",
+    ]
+    entry = formatted(record("could not write %s; %s; %s; %s", *uris))
+    message = entry["message"]
+    for secret in ("AKIAABCDEFGHIJKLMNOP", "wJalrXUtnFEMIK7MDENG", "FQoGZXIvYXdz", "ya29."):
+        assert secret not in message
+    for kept in ("@bucket/cqc", "region=eu-west-2", "endpoint_override=minio.internal:9000"):
+        assert kept in message
+    plain = "file:///srv/outbox/CQC/extract-r1.parquet"
+    assert formatted(record("could not write %s", plain))["message"] == f"could not write {plain}"
+
+
 def test_fields_and_exceptions_are_json_fields() -> None:
     try:
         raise ValueError("the token drb_ThisMustNotBeLogged123 broke it")

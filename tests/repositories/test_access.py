@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy.orm import Session
 
 import schemas
 from services.catalogue import asks, auth, data_requests, datasets, organisations, submissions
-from services.catalogue.errors import DomainError, Forbidden, NotFound
+from services.catalogue.errors import DomainError, Forbidden, Invalid, NotFound
 from services.catalogue.models import Ask, AskLink, DataRequest, Organisation, Submission, utcnow
 from services.catalogue.states import AskStatus, OrgKind, SubmissionStatus
 
@@ -223,19 +224,116 @@ def test_organisations_and_their_tokens_are_read_through_the_domain(db_session: 
     assert "RJ1" not in bodies
     unknown = (NotFound, "No organisation has the code 'NOPE'.")
     assert refusal(lambda: organisations.get(session=db_session, code="NOPE")) == unknown
-    assert refusal(lambda: auth.tokens_of(session=db_session, org_code="NOPE")) == unknown
+    steward = auth.Principal(org_code="STW", kind=OrgKind.STEWARD, token_id="t-stw")
+    unknown_tokens = refusal(
+        lambda: auth.tokens_of(session=db_session, org_code="NOPE", viewer=steward)
+    )
+    assert unknown_tokens == unknown
 
-    live, _ = auth.issue_token(session=db_session, org_code="RJ1", actor="STW")
-    revoked, _ = auth.issue_token(session=db_session, org_code="RJ1", actor="STW")
-    expired, _ = auth.issue_token(session=db_session, org_code="RJ1", actor="STW")
-    auth.revoke_token(session=db_session, org_code="RJ1", token_id=revoked.id, actor="STW")
+    live, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=steward)
+    admin = auth.Principal(org_code="RJ1", kind=OrgKind.TRUST, token_id=live.id, roles=("admin",))
+    revoked, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=admin)
+    expired, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=admin)
+    auth.revoke_token(session=db_session, org_code="RJ1", token_id=revoked.id, by=steward)
     expired.expires_at = utcnow() - timedelta(seconds=1)
     db_session.flush()
-    tokens = auth.tokens_of(session=db_session, org_code="RJ1")
+    tokens = auth.tokens_of(session=db_session, org_code="RJ1", viewer=steward)
     assert {t.id for t in tokens} == {live.id, revoked.id, expired.id}
     assert auth.live_token(session=db_session, token_id=live.id) is live
     for token_id in (revoked.id, expired.id, "nope"):
         assert auth.live_token(session=db_session, token_id=token_id) is None
+
+
+def _principal(code: str, kind: OrgKind, token_id: str, *roles: str) -> auth.Principal:
+    return auth.Principal(org_code=code, kind=kind, token_id=token_id, roles=roles)
+
+
+def test_a_steward_issues_only_an_organisations_first_admin_token(db_session: Session) -> None:
+    """The steward bootstraps; from then on only the organisation's own admin issues its tokens,
+    whoever else asks (another steward, the organisation without admin, another organisation's
+    admin); an expired or revoked admin lets the steward bootstrap again."""
+    registered(db_session)
+    steward = _principal("STW", OrgKind.STEWARD, "t-stw", "admin")
+    first, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=steward, label="x")
+    assert first.roles == ["admin"]  # whatever was asked: the first token is its admin's
+    assert (first.issued_by_org, first.issued_by_token) == ("STW", "t-stw")
+    admin = _principal("RJ1", OrgKind.TRUST, first.id, "admin")
+    plain, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=admin)
+    assert plain.roles == []
+    assert (plain.issued_by_org, plain.issued_by_token) == ("RJ1", first.id)
+    second_admin, _ = auth.issue_token(
+        session=db_session, org_code="RJ1", issuer=admin, roles=["admin"]
+    )
+    assert second_admin.roles == ["admin"]
+
+    steward_refused = (
+        Forbidden,
+        "RJ1 has a live admin token already, and its admin issues its tokens: a steward issues"
+        " only an organisation's first admin token. Ask RJ1's admin.",
+    )
+    not_admin = (
+        Forbidden,
+        "Only an admin token of RJ1 issues RJ1's tokens; this token's roles are none."
+        " Ask RJ1's admin.",
+    )
+    callers = [
+        (steward, steward_refused),
+        (_principal("STW", OrgKind.STEWARD, "t-stw2"), steward_refused),
+        (_principal("RJ1", OrgKind.TRUST, plain.id), not_admin),
+        (
+            _principal("R1K", OrgKind.TRUST, "t-r1k", "admin"),
+            (Forbidden, "A token of R1K cannot issue tokens for RJ1."),
+        ),
+        (
+            _principal("NAO", OrgKind.AUDITOR, "t-nao", "admin"),
+            (Forbidden, "A token of NAO cannot issue tokens for RJ1."),
+        ),
+    ]
+    for caller, expected in callers:
+        assert (
+            refusal(partial(auth.issue_token, session=db_session, org_code="RJ1", issuer=caller))
+            == expected
+        )
+    unknown_role = partial(
+        auth.issue_token, session=db_session, org_code="RJ1", issuer=admin, roles=["owner"]
+    )
+    assert refusal(unknown_role) == (Invalid, "Unknown token role 'owner'.")
+
+    # No live admin any more (one revoked, one expired): the steward bootstraps again.
+    auth.revoke_token(session=db_session, org_code="RJ1", token_id=first.id, by=admin)
+    second_admin.expires_at = utcnow() - timedelta(seconds=1)
+    db_session.flush()
+    again, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=steward)
+    assert again.roles == ["admin"]
+
+
+def test_an_organisations_tokens_are_shown_to_it_and_auditors_and_revoked_by_its_admin(
+    db_session: Session,
+) -> None:
+    registered(db_session)
+    steward = _principal("STW", OrgKind.STEWARD, "t-stw")
+    first, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=steward)
+    admin = _principal("RJ1", OrgKind.TRUST, first.id, "admin")
+    plain, _ = auth.issue_token(session=db_session, org_code="RJ1", issuer=admin)
+    member = _principal("RJ1", OrgKind.TRUST, plain.id)
+    for viewer in (admin, member, steward, _principal("NAO", OrgKind.AUDITOR, "t-nao")):
+        listed = auth.tokens_of(session=db_session, org_code="RJ1", viewer=viewer)
+        assert {t.id for t in listed} == {plain.id, first.id}
+    hidden = (Forbidden, "RJ1's tokens are shown to RJ1, auditors and stewards only.")
+    for viewer in (
+        _principal("R1K", OrgKind.TRUST, "t-r1k", "admin"),
+        _principal("CQC", OrgKind.OVERSIGHT_BODY, "t-cqc", "admin"),
+    ):
+        listing = partial(auth.tokens_of, session=db_session, org_code="RJ1", viewer=viewer)
+        assert refusal(listing) == hidden
+    no_revoke = (Forbidden, "Only an admin token of RJ1, or a steward, revokes RJ1's tokens.")
+    for caller in (member, _principal("R1K", OrgKind.TRUST, "t-r1k", "admin")):
+        revoke = partial(
+            auth.revoke_token, session=db_session, org_code="RJ1", token_id=plain.id, by=caller
+        )
+        assert refusal(revoke) == no_revoke
+    auth.revoke_token(session=db_session, org_code="RJ1", token_id=plain.id, by=admin)
+    assert auth.live_token(session=db_session, token_id=plain.id) is None
 
 
 def test_a_dataset_is_read_at_its_current_or_a_published_version(db_session: Session) -> None:

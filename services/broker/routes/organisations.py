@@ -1,4 +1,5 @@
-"""Organisations and their tokens (stewards administer; every role may list)."""
+"""Organisations (stewards register them) and their tokens (each organisation's admin issues
+them; a steward only an organisation's first admin token)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep, S
 from services.broker.responses import DeliverySet, OrganisationOut, TokenInfo, TokenIssued
 from services.catalogue import auth, organisations
 from services.catalogue.regions import REGIONS
-from services.catalogue.states import OrgKind
+from services.catalogue.states import OrgKind, TokenRole
 
 router = APIRouter(tags=["organisations"])
 
@@ -39,6 +40,13 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | None = Field(default=None, max_length=200, examples=["data team laptop"])
+    roles: list[TokenRole] = Field(
+        default_factory=list,
+        max_length=len(TokenRole),
+        description="admin: issues and revokes the organisation's tokens. A steward's token for"
+        " an organisation (its first admin token) is always an admin token.",
+        examples=[["admin"]],
+    )
     expires_in_days: int | None = Field(
         default=None,
         ge=1,
@@ -90,21 +98,29 @@ def get_organisation(code: str, session: SessionDep, _caller: PrincipalDep) -> O
 @router.post(
     "/v1/organisations/{code}/tokens",
     status_code=status.HTTP_201_CREATED,
-    summary="Issue a token for an organisation (steward)",
+    summary="Issue a token for an organisation (its admin; a steward: its first admin token)",
+    responses={
+        403: {
+            "description": "Not this organisation's admin, nor a steward bootstrapping"
+            " an organisation with no live admin token."
+        }
+    },
 )
 def issue_token(
     code: str,
     session: SessionDep,
     runtime: RuntimeDep,
-    steward: StewardDep,
+    caller: PrincipalDep,
     body: TokenIn | None = None,
 ) -> TokenIssued:
-    """A new bearer token; the response is the only time it is shown. It expires."""
+    """A new bearer token; the response is the only time it is shown. It expires. The issue is
+    audited (who issued it, with which token) and listed to the organisation."""
     days = body.expires_in_days if body else None
     token, plain = auth.issue_token(
         session=session,
         org_code=code,
-        actor=steward.org_code,
+        issuer=caller,
+        roles=body.roles if body else (),
         label=body.label if body else None,
         expires_in_days=days or runtime.settings.token_ttl_days,
     )
@@ -113,28 +129,29 @@ def issue_token(
         token=plain,
         org_code=code,
         label=token.label,
+        roles=list(token.roles),
         created_at=token.created_at,
         expires_at=token.expires_at,
     )
 
 
-@router.get("/v1/organisations/{code}/tokens", summary="List an organisation's tokens (steward)")
-def list_tokens(code: str, session: SessionDep, _steward: StewardDep) -> list[TokenInfo]:
-    """Token metadata, newest first; never the tokens themselves."""
-    return [
-        TokenInfo.model_validate(t, from_attributes=True)
-        for t in auth.tokens_of(session=session, org_code=code)
-    ]
+@router.get(
+    "/v1/organisations/{code}/tokens",
+    summary="List an organisation's tokens (that organisation, auditors, stewards)",
+)
+def list_tokens(code: str, session: SessionDep, caller: PrincipalDep) -> list[TokenInfo]:
+    """Token metadata, newest first, with who issued each: never the tokens themselves."""
+    return [TokenInfo.of(t) for t in auth.tokens_of(session=session, org_code=code, viewer=caller)]
 
 
 @router.delete(
     "/v1/organisations/{code}/tokens/{token_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Revoke a token (steward)",
+    summary="Revoke a token (the organisation's admin, or a steward)",
 )
-def revoke_token(code: str, token_id: str, session: SessionDep, steward: StewardDep) -> Response:
+def revoke_token(code: str, token_id: str, session: SessionDep, caller: PrincipalDep) -> Response:
     """Revoke a token at once; calls with it get 401 from then on."""
-    auth.revoke_token(session=session, org_code=code, token_id=token_id, actor=steward.org_code)
+    auth.revoke_token(session=session, org_code=code, token_id=token_id, by=caller)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -157,13 +174,18 @@ class DeliveryIn(BaseModel):
     summary="Set an oversight body's or a trust's delivery channel (steward)",
 )
 def set_delivery(
-    code: str, body: DeliveryIn, session: SessionDep, steward: StewardDep
+    code: str, body: DeliveryIn, session: SessionDep, runtime: RuntimeDep, steward: StewardDep
 ) -> DeliverySet:
-    """files (a folder or S3 URI), mesh (a MESH mailbox), email (an address: notifications
-    only) or api (download and read over the API only). A body's extracts and daily summary go
-    there; a trust's deadline reminders."""
+    """files (a folder or S3 URI the operator allows: DRB_DELIVERY_FILE_ROOTS,
+    DRB_DELIVERY_S3_ENDPOINTS; no credentials), mesh (a MESH mailbox), email (an address:
+    notifications only) or api (download and read over the API only). A body's extracts and
+    daily summary go there; a trust's deadline reminders."""
     delivery = body.model_dump(exclude_none=True)
     organisation = organisations.set_delivery(
-        session=session, code=code, delivery=delivery, actor=steward.org_code
+        session=session,
+        settings=runtime.settings,
+        code=code,
+        delivery=delivery,
+        actor=steward.org_code,
     )
     return DeliverySet(code=organisation.code, delivery=organisation.delivery)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from services.broker.responses import IndicatorChart, SpcChart, SpcPointOut
 from services.broker.routes.reports import only
-from services.catalogue import indicators, spc
+from services.catalogue import auth, indicators, spc
 from services.catalogue.db import session_scope
 from services.catalogue.errors import Forbidden, Invalid
 from services.catalogue.periods import PeriodError, month_label, parse_month
@@ -150,6 +150,7 @@ def indicator_chart(
             # The request's transaction rolls back with the 403: the refusal is kept in its own.
             session.rollback()
             with session_scope(runtime.factory) as own:
+                auth.acting(own, caller)
                 indicators.record_read(
                     session=own,
                     actor=caller.org_code,

@@ -86,7 +86,7 @@ async def submit(
         submission, created = await run_in_threadpool(
             _record,
             runtime,
-            caller.org_code,
+            caller,
             form.fields["dataset"],
             form.fields["period"],
             upload,
@@ -102,17 +102,18 @@ async def submit(
 
 def _record(
     runtime: Runtime,
-    org_code: str,
+    caller: auth.Principal,
     dataset: str,
     period: str,
     upload: submissions.Upload,
     idempotency_key: str | None,
 ) -> tuple[SubmissionOut, bool]:
     with session_scope(runtime.factory, relay=runtime.relay) as session:
+        auth.acting(session, caller)  # its own session: the event names the caller's token
         submission, created = submissions.receive(
             session=session,
             settings=runtime.settings,
-            org_code=org_code,
+            org_code=caller.org_code,
             dataset_code=dataset,
             period=period,
             upload=upload,

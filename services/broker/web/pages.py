@@ -215,7 +215,7 @@ def _viewer(
                 request,
                 401,
                 "Your token has expired",
-                "Ask the broker's stewards for a new token.",
+                "Ask your organisation's admin for a new token.",
             )
         if principal is None:
             return _problem_page(
@@ -226,6 +226,7 @@ def _viewer(
             )
         if principal.kind not in allowed:
             return _forbidden(request, principal.kind, refused)
+        auth.acting(db, principal)
         return Viewer(principal, None, organisations.name_of(session=db, code=principal.org_code))
     store = _sessions(request)
     session = store.get(request.cookies.get(SESSION_COOKIE))
@@ -236,7 +237,15 @@ def _viewer(
         response = RedirectResponse("/sign-in", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-    principal = auth.Principal(org_code=session.org_code, kind=session.kind, token_id=stored.id)
+    principal = auth.acting(
+        db,
+        auth.Principal(
+            org_code=session.org_code,
+            kind=session.kind,
+            token_id=stored.id,
+            roles=tuple(stored.roles or ()),
+        ),
+    )
     viewer = Viewer(principal, session, organisations.name_of(session=db, code=session.org_code))
     if principal.kind not in allowed:
         return _forbidden(request, principal.kind, refused, viewer=viewer)
@@ -299,14 +308,14 @@ def sign_in(
         return _sign_in_form(
             request,
             status=401,
-            error="This token has expired. Ask the broker's stewards for a new one",
+            error="This token has expired. Ask your organisation's admin for a new one",
         )
     if principal is None:
         return _sign_in_form(
             request,
             status=401,
             error="The token was not recognised. Check you copied all of it, "
-            "or ask the broker's stewards for a new one",
+            "or ask your organisation's admin for a new one",
         )
     if principal.kind not in SIGN_IN_KINDS:
         # A real token used where it is not allowed is worth an auditor's attention; an unknown
@@ -341,6 +350,7 @@ def _audit_web(
         subject_type="token",
         subject_id=principal.token_id,
         detail=detail,
+        token_id=principal.token_id,
     )
 
 

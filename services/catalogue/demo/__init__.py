@@ -234,7 +234,9 @@ def seed(*, session: Session, tokens_file: Path) -> DemoSummary:
         kept = saved.get(organisation.code)
         principal = auth.authenticate(session=session, token=kept) if kept else None
         if kept is None or principal is None or principal.org_code != organisation.code:
-            _token, kept = auth.issue_token(
+            # The operator's own command: each demo token is its organisation's admin token,
+            # so `make run` users issue their organisation's further tokens with it.
+            _token, kept = auth.issue_system_token(
                 session=session, org_code=organisation.code, actor=ACTOR, label="demo"
             )
         summary.tokens[organisation.code] = kept

@@ -25,6 +25,7 @@ EVENT_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     AuditEvent.subject_type,
     AuditEvent.subject_id,
     AuditEvent.detail,
+    AuditEvent.token_id,
     AuditEvent.prev_hash,
     AuditEvent.hash,
 )

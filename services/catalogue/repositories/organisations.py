@@ -40,3 +40,9 @@ def regions(*, session: Session, codes: Sequence[str]) -> dict[str, str | None]:
     """The region of each of these organisations, by code."""
     query = select(Organisation.code, Organisation.region).where(Organisation.code.in_(codes))
     return {code: region for code, region in session.execute(query)}
+
+
+def lock(*, session: Session, code: str) -> None:
+    """Lock an organisation's row to the commit (PostgreSQL; SQLite's writers take turns), so
+    that decisions about its tokens are taken one at a time."""
+    session.execute(select(Organisation.code).where(Organisation.code == code).with_for_update())
