@@ -94,8 +94,9 @@ PENDING_KEY = "drb.audit_pending"
 def _link(session: Session) -> None:
     """Link the session's pending events to the chain, under the head row's lock, at commit.
 
-    Locking the head serialises appends, so two writers never fork the chain; each event's time
-    is taken under the lock, so times follow the chain's order.
+    Locking the head (on SQLite, the database's write lock: ``lock_head``) serialises appends on
+    every database, so two writers never fork the chain; each event's time is taken under the
+    lock, so times follow the chain's order.
     """
     pending = session.info.pop(PENDING_KEY, None)
     if not pending:

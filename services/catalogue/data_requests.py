@@ -29,7 +29,7 @@ from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus, OrgKind, RequestStatus
 
-# Serialises registrations and withdrawals on PostgreSQL, so two requests never ask twice.
+# Serialises registrations and withdrawals (every database), so two requests never ask twice.
 _ADVISORY_LOCK = 727_271
 
 

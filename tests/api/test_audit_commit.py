@@ -79,7 +79,6 @@ def test_an_open_unit_of_work_does_not_hold_the_head(runtime: Runtime) -> None:
         assert audit.verify(session=session).valid
 
 
-@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
 def test_concurrent_writers_make_one_chain_in_time_order(runtime: Runtime) -> None:
     start = threading.Barrier(8)
     failures: list[BaseException] = []

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Text, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from services.catalogue import db
 from services.catalogue.models import AuditEvent, AuditHead
 
 # Every column of an event, in the order they are read.
@@ -31,7 +32,13 @@ EVENT_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
 
 
 def lock_head(*, session: Session) -> AuditHead | None:
-    """The head row, locked to the commit (PostgreSQL); None before the first event."""
+    """The head row, locked to the commit; None before the first event.
+
+    ``FOR UPDATE`` locks the row on PostgreSQL; SQLite ignores it, so its write lock is taken
+    first (:func:`services.catalogue.db.write_lock`): without it two sessions read the same head
+    and the chain forks.
+    """
+    db.write_lock(session)
     return session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
 
 
