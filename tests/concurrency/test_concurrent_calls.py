@@ -1,11 +1,11 @@
 """Calls made at once leave the audit chain and the burden figures exactly as the same calls
 made one after another would, on SQLite (the embedded default) and on PostgreSQL.
 
-A real `drb serve` (embedded worker) per backend; each test sends its calls from many threads at
-once, each thread with its own HTTP client, then checks the outcome against the same calls made
-serially on the same broker in other months (the burden report's windows keep them apart), and
-that ``GET /v1/audit-events/verify`` finds one unbroken chain holding an event for every call.
-"""
+One real `drb serve` (embedded worker) per backend, shared by the tests (starting one is most of
+their time), each test in months of its own. A test sends its calls from many threads released
+together, each thread with its own HTTP client; then ``GET /v1/audit-events/verify`` must find
+one unbroken chain with one event for each call, and the burden report must show what the same
+requests registered one after another show (in other months of the same broker)."""
 
 from __future__ import annotations
 
