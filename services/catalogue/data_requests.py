@@ -210,6 +210,8 @@ def register(
 ) -> Outcome:
     """Check a request against the catalogue and, unless ``dry_run``, register it and its asks."""
     if not dry_run:
+        # Before the snapshot is read: two registrations that read it unlocked both impose the
+        # cells neither saw scheduled.
         _lock(session)
     snapshot = index.snapshot(session)
     scope, org_codes = scope_of(spec, snapshot)
