@@ -757,8 +757,8 @@ class AuditEventOut(Out):
 
 
 class BadEventOut(Out):
-    """Where the chain first stops telling the truth, and why (``at``, ``action`` and
-    ``after_id`` only when known)."""
+    """Where the chain stops telling the truth, and why (``at``, ``action`` and ``after_id``
+    only when known)."""
 
     id: int | None
     at: Timestamp | None = None
@@ -784,6 +784,10 @@ class AuditCheck(Out):
     events: int
     first_bad_event: BadEventOut | None
     first_invalid_id: int | None
+    breaks: int = Field(description="How many breaks the chain has: every one is counted.")
+    bad_events: list[BadEventOut] = Field(
+        description=f"The first {audit.SHOWN_BREAKS} breaks, in the chain's order."
+    )
 
     @classmethod
     def of(cls, check: audit.ChainCheck) -> AuditCheck:
@@ -793,6 +797,8 @@ class AuditCheck(Out):
             events=check.events,
             first_bad_event=None if check.first_bad is None else BadEventOut.of(check.first_bad),
             first_invalid_id=check.first_bad_id,
+            breaks=check.breaks,
+            bad_events=[BadEventOut.of(bad) for bad in check.bad_events],
         )
 
 

@@ -2,9 +2,10 @@
 
 ``verify`` re-computes the chain from the database and never fails on what it finds there: an
 edited event, a deleted one, a value that cannot even be read, or a chain that stops before its
-head are all answers (``valid`` false and the first bad event), not errors. The head
-(``current_head``) can be signed with a key the database never holds and kept elsewhere; verifying
-against such an anchor proves that nothing up to it was rewritten or deleted since (docs/audit.md).
+head are all answers (``valid`` false, the first bad event, every break counted), not errors.
+The head (``current_head``) can be signed with a key the database never holds and kept
+elsewhere; verifying against such an anchor proves that nothing up to it was rewritten or
+deleted since (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ def _caller_token(session: Session, actor: str) -> str | None:
 def _link(session: Session) -> None:
     """Link the session's pending events to the chain, under the head row's lock, at commit.
 
-    Locking the head serialises appends, so two writers never fork the chain; each event's time
-    is taken under the lock, so times follow the chain's order.
+    Locking the head (on SQLite, the database's write lock: ``lock_head``) serialises appends on
+    every database, so two writers never fork the chain; each event's time is taken under the
+    lock, so times follow the chain's order.
     """
     pending = session.info.pop(PENDING_KEY, None)
     if not pending:
@@ -237,7 +239,7 @@ class Anchor:
 
 @dataclass(frozen=True)
 class BadEvent:
-    """Where the chain first stops telling the truth, and why."""
+    """Where the chain stops telling the truth, and why."""
 
     reason: str
     id: int | None
@@ -247,13 +249,19 @@ class BadEvent:
     after_id: int | None = None
 
 
+# How many breaks a check names; it counts them all.
+SHOWN_BREAKS = 10
+
+
 @dataclass(frozen=True)
 class ChainCheck:
-    """The result of re-computing the chain."""
+    """The result of re-computing the chain: every break counted, the first few named."""
 
     valid: bool
     events: int
     first_bad: BadEvent | None = None
+    breaks: int = 0
+    bad_events: tuple[BadEvent, ...] = ()
 
     @property
     def first_bad_id(self) -> int | None:
@@ -261,64 +269,99 @@ class ChainCheck:
         return None if self.first_bad is None else self.first_bad.id
 
 
-def verify(*, session: Session, anchor: Anchor | None = None) -> ChainCheck:
-    """Re-compute every hash in order; report the first event that does not match.
+class _Breaks:
+    """The breaks found so far: all counted, the first SHOWN_BREAKS kept."""
 
+    def __init__(self) -> None:
+        self.count = 0
+        self.shown: list[BadEvent] = []
+
+    def add(self, bad: BadEvent | None) -> None:
+        if bad is None:
+            return
+        self.count += 1
+        if len(self.shown) < SHOWN_BREAKS:
+            self.shown.append(bad)
+
+
+def verify(*, session: Session, anchor: Anchor | None = None) -> ChainCheck:
+    """Re-compute every hash in order; report every event that does not match (the first and
+    the count), not only the first: an edit made after a first break is still seen.
+
+    Each event is checked against its own hash and its predecessor's (the stored one, or the
+    one its content gives where only the stored hash was edited), so one break (an edited,
+    deleted or forked event) is reported once and the events after it are checked as before.
     The chain must also reach the head row (else its newest events were deleted) and, given an
     anchor, still hold the anchored event with the anchored hash.
     """
     # The head is read first: events appended while the chain is read come after it.
     head = _head_hash(session)
-    previous = GENESIS
+    previous: tuple[str | None, ...] = (GENESIS,)
     count = 0
-    first_bad: BadEvent | None = None
+    found = _Breaks()
     reached_head = False
     anchor_seen = anchor is None
     last_id: int | None = None
     for event in stored_events(session=session):
         count += 1
         last_id = event.id
-        if first_bad is None:
-            first_bad = _problem(event, previous)
-        if first_bad is None and not anchor_seen and anchor is not None and event.id >= anchor.id:
+        expected = _expected_hash(event)
+        problem = _problem(event, expected, previous)
+        if not anchor_seen and anchor is not None and event.id >= anchor.id:
             anchor_seen = True
-            first_bad = _anchor_problem(event, anchor)
-        stored_hash = event.values["hash"]
-        previous = stored_hash
-        reached_head = reached_head or stored_hash == head
-    if first_bad is None and not anchor_seen and anchor is not None:
-        first_bad = _anchor_missing(anchor)
-    if first_bad is None and count:
+            problem = problem or _anchor_problem(event, anchor)
+        found.add(problem)
+        # An event whose stored hash was edited is still followed, and still the head, by the
+        # hash its content gives.
+        previous = (event.values["hash"], expected)
+        reached_head = reached_head or head in previous
+    if not anchor_seen and anchor is not None:
+        found.add(_anchor_missing(anchor))
+    if count:
         if head is None and _head_hash(session) is None:
-            first_bad = BadEvent(reason=HEAD_MISSING, id=None, after_id=last_id)
+            found.add(BadEvent(reason=HEAD_MISSING, id=None, after_id=last_id))
         elif head is not None and not reached_head:
-            first_bad = BadEvent(reason=TRUNCATED, id=None, after_id=last_id)
-    if first_bad is None and not count and head not in (None, GENESIS):
-        first_bad = BadEvent(reason=TRUNCATED, id=None)
-    return ChainCheck(valid=first_bad is None, events=count, first_bad=first_bad)
+            found.add(BadEvent(reason=TRUNCATED, id=None, after_id=last_id))
+    elif head not in (None, GENESIS):
+        found.add(BadEvent(reason=TRUNCATED, id=None))
+    return ChainCheck(
+        valid=found.count == 0,
+        events=count,
+        first_bad=found.shown[0] if found.shown else None,
+        breaks=found.count,
+        bad_events=tuple(found.shown),
+    )
 
 
 def _head_hash(session: Session) -> str | None:
     return audit_repo.head_hash(session=session)
 
 
-def _problem(event: StoredEvent, previous: str) -> BadEvent | None:
+def _expected_hash(event: StoredEvent) -> str | None:
+    """The hash the event's stored content gives, or None if it cannot be computed."""
+    if event.unreadable is not None:
+        return None
+    try:
+        return _digest_of(event.values)
+    except _UNREADABLE:  # a value json cannot write (SQLite may hold any type in any column)
+        return None
+
+
+def _problem(
+    event: StoredEvent, expected: str | None, previous: tuple[str | None, ...]
+) -> BadEvent | None:
     """Why the event breaks the chain, or None if it is what it should be."""
     values = event.values
     if event.unreadable is not None:
         reason = f"the event cannot be read: its {event.unreadable} is not a valid stored value"
         return _bad(event, reason)
-    try:
-        matches = _digest_of(values) == values["hash"]
-    except _UNREADABLE:  # a value json cannot write (SQLite may hold any type in any column)
-        matches = False
-    if not matches:
+    if expected is None or expected != values["hash"]:
         return _bad(event, "the event was edited: its content does not match its hash")
-    if values["prev_hash"] != previous:
+    if values["prev_hash"] not in previous:
         return _bad(
             event,
             "the event does not follow the one before it: an event before it was deleted,"
-            " inserted or its hash edited",
+            " inserted or its hash edited, or two were linked to the same one",
         )
     return None
 

@@ -29,7 +29,7 @@ from services.catalogue.repositories import catalogue as catalogue_repo
 from services.catalogue.repositories import requests as request_repo
 from services.catalogue.states import AskStatus, OrgKind, RequestStatus
 
-# Serialises registrations and withdrawals on PostgreSQL, so two requests never ask twice.
+# Serialises registrations and withdrawals (every database), so two requests never ask twice.
 _ADVISORY_LOCK = 727_271
 
 
@@ -210,6 +210,8 @@ def register(
 ) -> Outcome:
     """Check a request against the catalogue and, unless ``dry_run``, register it and its asks."""
     if not dry_run:
+        # Before the snapshot is read: two registrations that read it unlocked both impose the
+        # cells neither saw scheduled.
         _lock(session)
     snapshot = index.snapshot(session)
     scope, org_codes = scope_of(spec, snapshot)

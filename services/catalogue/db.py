@@ -61,6 +61,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def write_lock(session: Session) -> None:
+    """On SQLite, hold the database's write lock from now to the end of the transaction.
+
+    pysqlite (legacy transaction control) runs a session's SELECTs outside any transaction and
+    sends ``BEGIN`` only before its first INSERT/UPDATE/DELETE, so two sessions may read the
+    same state and then write one after the other, each on what it read (two events linked to
+    the same head, one burden counted twice). ``BEGIN IMMEDIATE`` takes the write lock before
+    the reads that follow, waiting out the busy timeout for another writer's commit; every
+    later read then sees the latest state, which no one else can change before the commit. A
+    transaction already open has written (pysqlite opens none otherwise) and so holds the lock
+    already. Other databases serialise with locks of their own: nothing to do here.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A sessionmaker whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)

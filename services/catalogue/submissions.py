@@ -95,8 +95,10 @@ def receive(
 
     The same bytes for the same return, or the same Idempotency-Key with the same bytes,
     give back the first submission and create nothing; the key with other bytes is a conflict.
+    A trust's uploads are recorded one at a time, so this holds for copies sent at once too.
     """
     version = check_return(session=session, dataset_code=dataset_code, period=period)
+    submission_repo.serialise_receipts(session=session, org_code=org_code)
     by_key, by_content = submission_repo.earlier(
         session=session,
         org_code=org_code,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from services.catalogue import audit
@@ -74,12 +74,15 @@ def verify(client: TestClient, auditor: Headers, **params: Any) -> dict[str, Any
 
 
 def assert_invalid_at(body: dict[str, Any], event_id: int | None, *, reason: str = "") -> None:
-    """Invalid, with this first bad event (and the same id in the older field)."""
+    """Invalid, with this first bad event (and the same id in the older field), also the first
+    of the breaks listed."""
     assert body["valid"] is False, body
     bad = body["first_bad_event"]
     assert bad["id"] == event_id, body
     assert body["first_invalid_id"] == event_id
     assert reason in bad["reason"], body
+    assert body["bad_events"][0] == bad
+    assert body["breaks"] >= 1
 
 
 def test_an_untouched_chain_is_valid(
@@ -91,6 +94,8 @@ def test_an_untouched_chain_is_valid(
         "events": len(events),
         "first_invalid_id": None,
         "first_bad_event": None,
+        "breaks": 0,
+        "bad_events": [],
     }
 
 
@@ -114,6 +119,7 @@ def test_an_edited_event_is_the_first_bad_event(
     execute(runtime, sql, v=value, id=target)
     body = verify(client, auditor)
     assert_invalid_at(body, target)
+    assert body["breaks"] == 1, body  # one edit, one break: the next event still follows it
     assert body["events"] == len(events)
     assert body["first_bad_event"]["action"] in ("thing.done", "thing.undone")
     assert body["first_bad_event"]["at"]
@@ -204,6 +210,7 @@ def test_a_deleted_middle_event_is_reported_at_the_next(
     execute(runtime, "DELETE FROM audit_events WHERE id = :id", id=events[-4])
     body = verify(client, auditor)
     assert_invalid_at(body, events[-3], reason="does not follow")
+    assert body["breaks"] == 1, body
     assert body["events"] == len(events) - 1
 
 
@@ -216,6 +223,7 @@ def test_deleted_newest_events_are_detected_by_the_head(
     assert body["events"] == len(events) - 3
     assert body["first_bad_event"]["reason"] == TRUNCATED
     assert body["first_bad_event"]["after_id"] == events[-4]
+    assert body["breaks"] == 1, body
 
 
 def test_every_event_deleted_is_detected_by_the_head(
@@ -244,6 +252,80 @@ def test_a_head_that_no_event_has_is_reported(
     body = verify(client, auditor)
     assert body["valid"] is False
     assert body["first_bad_event"]["reason"] == TRUNCATED
+
+
+# ---------------------------------------------------------------------------
+# Every break, not only the first: a later edit is not hidden by an earlier one
+# ---------------------------------------------------------------------------
+
+
+def fork_at(runtime: Runtime, event_id: int) -> None:
+    """Link the event to the one its predecessor follows, as two appends that read the same
+    head at once did (the chain forks there), and re-link every later event and the head."""
+    with session_scope(runtime.factory) as session:
+        chain = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+        at = next(n for n, event in enumerate(chain) if event.id == event_id)
+        chain[at].prev_hash = chain[at - 1].prev_hash
+        for n in range(at, len(chain)):
+            if n > at:
+                chain[n].prev_hash = chain[n - 1].hash
+            chain[n].hash = audit.digest(chain[n])
+        head = session.get(AuditHead, 1)
+        assert head is not None
+        head.last_hash = chain[-1].hash
+
+
+def first_break(runtime: Runtime, events: list[int], kind: str) -> int:
+    """Break the chain at events[-8] by ``kind``; the id verify must name for it."""
+    target = events[-8]
+    if kind == "edited":
+        execute(runtime, "UPDATE audit_events SET actor = 'FORGED' WHERE id = :id", id=target)
+    elif kind == "deleted":
+        execute(runtime, "DELETE FROM audit_events WHERE id = :id", id=target)
+        return events[-7]
+    else:
+        fork_at(runtime, target)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["edited", "deleted", "forked"])
+def test_an_edit_after_a_first_break_is_still_seen(
+    client: TestClient, auditor: Headers, events: list[int], runtime: Runtime, kind: str
+) -> None:
+    first = first_break(runtime, events, kind)
+    alone = verify(client, auditor)
+    assert_invalid_at(alone, first)
+    assert alone["breaks"] == 1, alone  # the events after a break are checked as before
+    later = events[-3]
+    execute(runtime, "UPDATE audit_events SET detail = :v WHERE id = :id", v='{"n": 99}', id=later)
+    body = verify(client, auditor)
+    assert_invalid_at(body, first)
+    assert body["breaks"] == 2, body
+    assert [bad["id"] for bad in body["bad_events"]] == [first, later]
+    assert "edited" in body["bad_events"][1]["reason"]
+
+
+def test_deleted_newest_events_after_a_first_break_are_still_seen(
+    client: TestClient, auditor: Headers, events: list[int], runtime: Runtime
+) -> None:
+    first = first_break(runtime, events, "forked")
+    execute(runtime, "DELETE FROM audit_events WHERE id >= :id", id=events[-2])
+    body = verify(client, auditor)
+    assert_invalid_at(body, first)
+    assert body["breaks"] == 2, body
+    assert body["bad_events"][1] == {"id": None, "after_id": events[-3], "reason": TRUNCATED}
+
+
+def test_every_break_is_counted_and_the_first_ten_named(
+    client: TestClient, auditor: Headers, events: list[int], runtime: Runtime
+) -> None:
+    targets = events[-12:]
+    for target in targets:
+        execute(runtime, "UPDATE audit_events SET actor = 'FORGED' WHERE id = :id", id=target)
+    body = verify(client, auditor)
+    assert_invalid_at(body, targets[0], reason="edited")
+    assert body["breaks"] == 12
+    assert [bad["id"] for bad in body["bad_events"]] == targets[: audit.SHOWN_BREAKS]
 
 
 def test_appending_after_verification_keeps_the_chain_valid(

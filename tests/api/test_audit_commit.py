@@ -79,8 +79,13 @@ def test_an_open_unit_of_work_does_not_hold_the_head(runtime: Runtime) -> None:
         assert audit.verify(session=session).valid
 
 
-@pytest.mark.parametrize("catalogue_url", ["postgres"], indirect=True)
-def test_concurrent_writers_make_one_chain_in_time_order(runtime: Runtime) -> None:
+@pytest.mark.parametrize("log", ["continued", "empty"])
+def test_concurrent_writers_make_one_chain_in_time_order(runtime: Runtime, log: str) -> None:
+    """Eight writers at once, appending to the chain or starting it (no head row yet)."""
+    if log == "empty":
+        with runtime.engine.begin() as connection:
+            connection.execute(text("DELETE FROM audit_events"))
+            connection.execute(text("DELETE FROM audit_head"))
     start = threading.Barrier(8)
     failures: list[BaseException] = []
 

@@ -8,8 +8,8 @@ below, with the reason. What counts as a query:
 
 - a call to (or an import of) a statement constructor from ``sqlalchemy`` (``select``,
   ``insert``, ``update``, ``delete``, ``text``, ...), however it is imported or aliased;
-- ``x.execute(...)``, ``x.scalars(...)``, ``x.scalar(...)``, ``x.query(...)`` on anything (a
-  ``Session``, a ``Connection``);
+- ``x.execute(...)``, ``x.exec_driver_sql(...)``, ``x.scalars(...)``, ``x.scalar(...)``,
+  ``x.query(...)`` on anything (a ``Session``, a ``Connection``);
 - ``session.get(Model, key)``: a primary-key lookup is a query too; repositories have a ``get``.
 
 And no module under ``services/broker/`` imports ``services.catalogue.repositories`` (or one of
@@ -30,8 +30,9 @@ REPOSITORY_PACKAGE = "services.catalogue.repositories"
 
 # Modules (or folders, ending in "/") that may run SQL outside the repositories, and why.
 ALLOWED = {
-    # Engine and session plumbing: the SQLite PRAGMAs set on every new connection.
-    "services/catalogue/db.py": "connection set-up (PRAGMAs), not a query of the data",
+    # Engine and session plumbing: the SQLite PRAGMAs set on every new connection, and
+    # BEGIN IMMEDIATE (db.write_lock), which takes SQLite's write lock before a transaction reads.
+    "services/catalogue/db.py": "connection set-up (PRAGMAs) and the write lock, no data",
     # `drb serve|worker` refuse to start on a database that does not answer: SELECT 1.
     "services/catalogue/runtime.py": "start-up check that the database answers (SELECT 1)",
     # GET /v1/health: whether the database answers, on a connection of its own (SELECT 1).
@@ -58,7 +59,7 @@ CONSTRUCTORS = frozenset(
         "literal_column",
     }
 )
-RUNNERS = frozenset({"execute", "scalars", "scalar", "query"})
+RUNNERS = frozenset({"execute", "exec_driver_sql", "scalars", "scalar", "query"})
 
 
 @dataclass(frozen=True)

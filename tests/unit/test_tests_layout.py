@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-AREAS = {"unit", "repositories", "api", "integration", "browser", "faults", "e2e"}
+AREAS = {"unit", "repositories", "api", "integration", "browser", "faults", "e2e", "concurrency"}
 
 
 def modules_of_tests() -> list[Path]:

@@ -208,12 +208,15 @@ def verify_audit(
         Query(pattern="^[0-9a-f]{64}$", description="The last_hash of the same head."),
     ] = None,
 ) -> AuditCheck:
-    """``{valid, events, first_bad_event, first_invalid_id}``; never an error for what is found.
+    """``{valid, events, first_bad_event, first_invalid_id, breaks, bad_events}``; never an
+    error for what is found.
 
     ``first_bad_event`` is ``{id, at?, action?, reason}``: the first event that does not match
     its hash or the one before it, or cannot be read; a chain that ends before its head (newest
     events deleted); or, given ``anchor_id`` and ``anchor_hash`` (a head exported earlier), an
-    anchored event that is gone or changed.
+    anchored event that is gone or changed. Every break is counted (``breaks``), not only the
+    first, and the first ten are listed (``bad_events``): an edit made after a first break is
+    still seen.
     """
     if (anchor_id is None) != (anchor_hash is None):
         raise Invalid(

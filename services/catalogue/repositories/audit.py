@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Text, cast, func, select
+from sqlalchemy import ColumnElement, Row, Text, cast, func, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from services.catalogue import db
 from services.catalogue.models import AuditEvent, AuditHead
 
 # Every column of an event, in the order they are read.
@@ -31,9 +32,25 @@ EVENT_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
 )
 
 
+# The PostgreSQL advisory lock that serialises the first appends, before the head row exists.
+_FIRST_APPEND_LOCK = 727_273
+
+
 def lock_head(*, session: Session) -> AuditHead | None:
-    """The head row, locked to the commit (PostgreSQL); None before the first event."""
-    return session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    """The head row, locked to the commit; None before the first event.
+
+    ``FOR UPDATE`` locks the row on PostgreSQL; SQLite ignores it, so its write lock is taken
+    first (:func:`services.catalogue.db.write_lock`): without it two sessions read the same head
+    and the chain forks. Before the first event there is no row to lock: PostgreSQL's first
+    appenders queue on an advisory lock instead and look again, so only one creates the head.
+    """
+    db.write_lock(session)
+    query = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = session.scalars(query).first()
+    if head is None and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FIRST_APPEND_LOCK})
+        head = session.scalars(query).first()
+    return head
 
 
 def head_hash(*, session: Session) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from services.catalogue import db
 from services.catalogue.models import DataRequest
 from services.catalogue.states import RequestStatus
 
@@ -42,7 +43,14 @@ def get_locked(*, session: Session, request_id: str) -> DataRequest | None:
 
 
 def serialise_registrations(*, session: Session, key: int) -> None:
-    """Hold the transaction-scoped advisory lock ``key`` (PostgreSQL) to the commit, so
-    registrations and withdrawals run one at a time; SQLite serialises writers itself."""
+    """Run registrations and withdrawals one at a time: hold a lock to the commit, taken before
+    the coverage they act on is read.
+
+    PostgreSQL: the transaction-scoped advisory lock ``key``. SQLite: the database's write lock
+    (:func:`services.catalogue.db.write_lock`). SQLite alone serialises writers only from their
+    first write, after the snapshot was read: four requests for the same new cells each
+    imposed them.
+    """
+    db.write_lock(session)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -6,11 +6,30 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from services.catalogue import db
 from services.catalogue.models import Job, Submission, SubmissionError
 from services.catalogue.states import UNDECIDED, WAITING, JobStatus, SubmissionStatus
+
+# The first key of the PostgreSQL advisory locks taken per trust by serialise_receipts.
+_RECEIPTS_LOCK = 727_272
+
+
+def serialise_receipts(*, session: Session, org_code: str) -> None:
+    """Record a trust's uploads one at a time: hold a lock to the commit, taken before its
+    earlier submissions are looked up, so the same file sent twice at once finds the first
+    (rather than both inserting it, and the second failing on the unique key).
+
+    PostgreSQL: a transaction-scoped advisory lock of the trust; SQLite: the write lock.
+    """
+    db.write_lock(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:org))"),
+            {"space": _RECEIPTS_LOCK, "org": org_code},
+        )
 
 
 def get(*, session: Session, submission_id: str) -> Submission | None:
