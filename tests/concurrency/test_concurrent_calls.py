@@ -277,3 +277,21 @@ def test_identical_uploads_at_once_give_the_first_submission(broker: Broker) -> 
     codes = sorted(a.status_code for a in keyed)
     assert codes == [202] + [409] * 5, [a.text for a in keyed if a.status_code not in (202, 409)]
     assert_one_chain(broker, before, **{"submission.received": 2})
+
+
+def test_a_first_admin_token_asked_for_at_once_is_issued_once(broker: Broker) -> None:
+    """Eight stewards' calls at once for a new organisation's first admin token: one 201, and
+    seven 403s (it has an admin now, who issues the rest). Before, on SQLite, each call read
+    "no admin yet" outside any transaction and several were issued."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=broker.base, headers=admin, timeout=30) as client:
+        body = {"code": "RX1", "name": "RX1 test", "kind": "trust", "region": "Y56"}
+        assert client.post("/v1/organisations", json=body).status_code == 201
+    before = actions(broker)
+
+    def issue() -> httpx.Response:
+        return broker.call("ADMIN", "POST", "/v1/organisations/RX1/tokens")
+
+    codes = sorted(answer.status_code for answer in at_once([issue] * 8))
+    assert codes == [201] + [403] * 7
+    assert_one_chain(broker, before, **{"token.issued": 1})

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.catalogue import db
 from services.catalogue.models import Organisation
 from services.catalogue.states import OrgKind
 
@@ -43,6 +44,8 @@ def regions(*, session: Session, codes: Sequence[str]) -> dict[str, str | None]:
 
 
 def lock(*, session: Session, code: str) -> None:
-    """Lock an organisation's row to the commit (PostgreSQL; SQLite's writers take turns), so
-    that decisions about its tokens are taken one at a time."""
+    """Lock an organisation's row to the commit, so that decisions about its tokens are taken one
+    at a time (SQLite has no row locks: its write lock, :func:`services.catalogue.db.write_lock`,
+    taken before the tokens are read)."""
+    db.write_lock(session)
     session.execute(select(Organisation.code).where(Organisation.code == code).with_for_update())

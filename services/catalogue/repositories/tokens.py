@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.catalogue import db
 from services.catalogue.models import Organisation, Token
 
 BOOTSTRAP_LOCK_KEY = 0x6472_6241_444D  # "drbADM": the advisory lock of the token bootstrap
@@ -39,8 +40,10 @@ def active_labelled(*, session: Session, org_code: str, label: str) -> list[Toke
 def lock_for_bootstrap(*, session: Session) -> None:
     """Serialise the start-up bootstrap of processes sharing a PostgreSQL database.
 
-    A transaction-scoped advisory lock, released at commit; SQLite's writers take turns anyway.
+    A transaction-scoped advisory lock, released at commit; on SQLite the write lock
+    (:func:`services.catalogue.db.write_lock`), taken before anything is read.
     """
+    db.write_lock(session)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(BOOTSTRAP_LOCK_KEY)))
 
