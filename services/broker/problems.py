@@ -8,7 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -187,12 +193,44 @@ def _is_unavailable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+# The SQLSTATE of a unique violation (PostgreSQL), and how SQLite words one.
+_UNIQUE_VIOLATION = "23505"
+_SQLITE_UNIQUE = "UNIQUE constraint failed"
+
+
+def conflicting_write(error: BaseException) -> Problem | None:
+    """A 409 for a unique key that another call took between this call's check and its commit.
+
+    Where the domain checks first (an organisation's code, an upload's copy), two calls at the
+    same moment can both pass the check; the database's unique key then keeps the second out.
+    That is a conflict the caller can resolve by asking again, not a fault of ours: nothing of
+    the call was kept (its unit of work rolled back).
+    """
+    if not isinstance(error, IntegrityError):
+        return None
+    original = error.orig
+    if getattr(original, "sqlstate", None) != _UNIQUE_VIOLATION and _SQLITE_UNIQUE not in str(
+        original
+    ):
+        return None
+    return Problem(
+        409,
+        "Another call changed the same record at the same moment, so nothing of this one was"
+        " kept. Send it again: it will be answered against what the other call made.",
+        type_="conflict",
+    )
+
+
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     problem = database_unavailable(exc)
+    what = "database unavailable"
+    if problem is None:
+        problem, what = conflicting_write(exc), "a concurrent call took the same unique key"
     if problem is None:
         return await _on_unexpected(request, exc)
     log.warning(
-        "database unavailable in %s %s (%s)",
+        "%s in %s %s (%s)",
+        what,
         request.method,
         request.url.path,
         type(exc).__name__,

@@ -295,3 +295,19 @@ def test_a_first_admin_token_asked_for_at_once_is_issued_once(broker: Broker) ->
     codes = sorted(answer.status_code for answer in at_once([issue] * 8))
     assert codes == [201] + [403] * 7
     assert_one_chain(broker, before, **{"token.issued": 1})
+
+
+def test_one_organisation_registered_at_once_is_one_201_and_409s(broker: Broker) -> None:
+    """Eight registrations of one new code at once: one 201 and seven 409s, never a 500 (the
+    others pass the "is the code new" check before the first commits, and the unique key keeps
+    them out), and one event in the chain."""
+    before = actions(broker)
+    body = {"code": "RX2", "name": "RX2 test", "kind": "trust", "region": "Y56"}
+
+    def register_it() -> httpx.Response:
+        return broker.call("ADMIN", "POST", "/v1/organisations", json=body)
+
+    answers = at_once([register_it] * 8)
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [201] + [409] * 7, [a.text for a in answers if a.status_code >= 500]
+    assert_one_chain(broker, before, **{"organisation.registered": 1})
