@@ -807,3 +807,12 @@ class IndicatorChart(SpcChart):
     org_level: str
     missing: list[str]
     sources: list[str]
+    min_trusts: int | None = Field(
+        description=(
+            "Disclosure control: for an oversight body's region or national chart, every month"
+            " shown adds up at least this many trusts' values (null: no minimum applies)."
+        )
+    )
+    suppressed: list[str] = Field(
+        description="Months held but not shown: fewer than min_trusts trusts have a value."
+    )

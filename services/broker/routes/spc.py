@@ -160,7 +160,10 @@ def indicator_chart(
     request gives its trusts of a region together, a national one all its trusts together,
     never one trust). Auditors: any trust, region or the nation. Months in the range with
     nothing held (for a region or the nation: not held for every trust) are left out and
-    listed in ``missing``. Every read is audited, and every refused one."""
+    listed in ``missing``. Disclosure control: a body's region or national chart needs at least
+    3 trusts with a value in every month shown (``min_trusts``); a body whose requests cover
+    fewer trusts there gets a 403, and a month from fewer is left out and listed in
+    ``suppressed``. Every read is audited, and every refused one."""
     errors: list[dict[str, object]] = []
     first = _month(period_start, "period_start", errors)
     last = _month(period_end, "period_end", errors)
@@ -214,9 +217,15 @@ def indicator_chart(
         last=parse_month(last),
     )
     if len(series.points) < 2:
+        suppressed = (
+            f" ({len(series.suppressed)} more suppressed: fewer than {scope.min_trusts} trusts"
+            " with a value)"
+            if series.suppressed
+            else ""
+        )
         raise Invalid(
             f"{len(series.points)} month(s) of {item} are held for {org_code} between"
-            f" {first} and {last}; a chart needs at least 2.",
+            f" {first} and {last}{suppressed}; a chart needs at least 2.",
             [{"field": "period_start", "message": "too few months held in the range"}],
         )
     options = SpcOptions(
@@ -242,6 +251,8 @@ def indicator_chart(
         **charted.model_dump(),
         missing=series.missing,
         sources=series.sources,
+        min_trusts=scope.min_trusts,
+        suppressed=series.suppressed,
     )
 
 
