@@ -15,6 +15,9 @@ from services.broker.web import NODE_MODULES
 from services.broker.web.assets import Assets
 from services.broker.web.pages import PAGE_HEADERS
 
+# Files on disk, not rows: one database is enough.
+pytestmark = pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)
+
 # Stock files that exist in the packages and must not be served: (URL, file under node_modules).
 STOCK = [
     ("/assets/swagger-ui/index.html", "swagger-ui-dist/index.html"),

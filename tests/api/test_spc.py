@@ -368,6 +368,10 @@ def test_post_spc_names_what_is_wrong(
     assert any(field in str(error.get("field")) for error in answer.json()["errors"]), answer.json()
 
 
+# The chart and its bounds query nothing of the database: one is enough.
+ONE_DATABASE = pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)
+
+
 def series(count: int) -> list[dict[str, object]]:
     """``count`` consecutive months from 1990-01, as POST /v1/spc takes them."""
     return [{"period": p.period, "value": p.value} for p in months([1.0, 5.0] * count, 1990)][
@@ -375,6 +379,7 @@ def series(count: int) -> list[dict[str, object]]:
     ]
 
 
+@ONE_DATABASE
 def test_a_chart_at_the_bounds_is_drawn(client: TestClient, orgs: dict[str, Headers]) -> None:
     points = series(spc.MAX_POINTS)
     step = spc.MAX_POINTS // (spc.MAX_REBASES + 1)
@@ -384,6 +389,7 @@ def test_a_chart_at_the_bounds_is_drawn(client: TestClient, orgs: dict[str, Head
     assert len(answer.json()["points"]) == spc.MAX_POINTS
 
 
+@ONE_DATABASE
 @pytest.mark.parametrize(
     ("body", "field", "bound"),
     [
@@ -410,6 +416,7 @@ def test_post_spc_past_the_bounds_says_them(
     says_bound(client.post("/v1/spc", headers=orgs["RJ1"], json=body), field, bound)
 
 
+@ONE_DATABASE
 @pytest.mark.parametrize(
     ("query", "field", "bound"),
     [

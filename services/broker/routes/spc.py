@@ -24,7 +24,7 @@ T = TypeVar("T")
 POINTS_BOUND = (
     f"at most {spc.MAX_POINTS} points ({spc.MAX_YEARS} years of months: what a chart can show)"
 )
-REBASES_BOUND = f"at most {spc.MAX_REBASES} rebases (a new baseline a year at most)"
+REBASES_BOUND = f"at most {spc.MAX_REBASES} rebases (one a year over the longest chart)"
 RANGE_BOUND = f"at most {spc.MAX_YEARS} years ({spc.MAX_POINTS} months)"
 
 
