@@ -295,7 +295,7 @@ def monthly_series(
             .collect()
         )
         for month, value, trusts in frame.iter_rows():
-            if trusts < (scope.min_trusts or 1):
+            if scope.min_trusts is not None and trusts < scope.min_trusts:
                 suppressed.add(month)
             elif value is not None:
                 values[month] = float(value)
