@@ -408,10 +408,16 @@ class SubmissionOut(Out):
     revision: int | None
     supersedes: str | None
     superseded_by: str | None
-    filename: str
+    filename: str | None = Field(
+        description="The name the trust gave the file; null for an auditor (a name can say a"
+        " patient's or a person's)."
+    )
     format: str | None
     size_bytes: int
-    sha256: str
+    sha256: str | None = Field(
+        description="The file's SHA-256; null for an auditor: a small file's hash can be"
+        " matched to its few values by trying them."
+    )
     received_at: Timestamp
     validated_at: Timestamp | None
     warnings: list[dict[str, Any]] = Field(
@@ -422,8 +428,9 @@ class SubmissionOut(Out):
     @classmethod
     def of(cls, submission: Submission, *, with_values: bool = True) -> SubmissionOut:
         """The submission; without ``with_values`` (auditors) its warnings name the item and
-        month only. ``status_detail`` says why a ``validating`` submission waits when it is the
-        broker's doing (the store could not be written); otherwise null."""
+        month only, and neither the file's name nor its hash is given. ``status_detail`` says
+        why a ``validating`` submission waits when it is the broker's doing (the store could
+        not be written); otherwise null."""
         warnings = list(submission.warnings or [])
         if not with_values:
             warnings = [submission_warnings.message_without_values(w) for w in warnings]
@@ -440,10 +447,10 @@ class SubmissionOut(Out):
             revision=submission.revision,
             supersedes=submission.supersedes_id,
             superseded_by=submission.superseded_by_id,
-            filename=submission.filename,
+            filename=submission.filename if with_values else None,
             format=submission.format,
             size_bytes=submission.size_bytes,
-            sha256=submission.sha256,
+            sha256=submission.sha256 if with_values else None,
             received_at=submission.received_at.isoformat(),
             validated_at=(submission.validated_at.isoformat() if submission.validated_at else None),
             warnings=warnings,
@@ -848,3 +855,12 @@ class IndicatorChart(SpcChart):
     org_level: str
     missing: list[str]
     sources: list[str]
+    min_trusts: int | None = Field(
+        description=(
+            "Disclosure control: for an oversight body's region or national chart, every month"
+            " shown adds up at least this many trusts' values (null: no minimum applies)."
+        )
+    )
+    suppressed: list[str] = Field(
+        description="Months held but not shown: fewer than min_trusts trusts have a value."
+    )

@@ -124,6 +124,10 @@ def plan(
     by_primary: dict[str, list[str]] = {}
     for item in items:
         by_primary.setdefault(schemas.ITEMS[item].primary_dataset, []).append(item)
+    # Once per dataset, not per (trust, month): a national chart looks at thousands of cells.
+    derivers = {
+        primary: schemas.datasets_deriving(items[0]) for primary, items in by_primary.items()
+    }
     sources: list[extract_data.Source] = []
     missing: set[str] = set()
     for org_code in org_codes:
@@ -132,7 +136,7 @@ def plan(
                 found = latest.get((primary, org_code, label))
                 derived = False
                 if found is None:
-                    for deriver in schemas.datasets_deriving(primary_items[0]):
+                    for deriver in derivers[primary]:
                         found = latest.get((deriver, org_code, label))
                         if found is not None:
                             derived = True

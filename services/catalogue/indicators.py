@@ -11,6 +11,12 @@ the requests' months, and a trust (trust-level requests), a region (region-level
 request's trusts in that region together) or the nation (national requests: all the request's
 trusts together). Every read allowed is audited as ``indicator.read``, every read refused to a
 trust or body as ``indicator.refused``.
+
+Disclosure control: a body's region or national chart adds up at least ``MIN_TRUSTS`` trusts in
+every month it shows (as statistical disclosure rules do), so that no total is one or two trusts'
+own figures: a body whose requests cover fewer trusts there is refused, and a month in which
+fewer trusts have a value is suppressed (listed, never drawn). A trust's own chart, and the
+auditors' (who may chart any trust), have no such minimum.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from services.catalogue.spc import Point
 from services.catalogue.states import OrgKind
 
 NATIONAL = "national"  # the org_code of the whole nation
+MIN_TRUSTS = 3  # trusts with a value in each month of a body's region or national chart
 _PERIODICALLY = {"quarter": "quarterly", "year": "yearly"}
 
 
@@ -43,6 +50,7 @@ class Scope:
 
     org_level: str  # trust | region | national
     org_codes: tuple[str, ...]
+    min_trusts: int | None = None  # the trusts each month shown must add up (disclosure)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class Series:
     points: list[Point]
     missing: list[str]
     sources: list[str]
+    suppressed: list[str]  # months held but from fewer than the scope's min_trusts trusts
 
 
 def level_of(org_code: str) -> str:
@@ -91,7 +100,15 @@ def authorise(
             level=level,
             months=range(first, last + 1),
         )
-        return Scope(org_level=level, org_codes=trusts)
+        if level == "trust":
+            return Scope(org_level=level, org_codes=trusts)
+        if len(trusts) < MIN_TRUSTS:
+            raise Forbidden(
+                f"A {level} chart adds up at least {MIN_TRUSTS} trusts in every month (disclosure"
+                f" control: fewer would show a trust's own figures); your active requests for"
+                f" {item} cover {len(trusts)} trust(s) at {org_code}."
+            )
+        return Scope(org_level=level, org_codes=trusts, min_trusts=MIN_TRUSTS)
     raise Forbidden(f"Indicators are for trusts, oversight bodies and auditors, not a {kind}.")
 
 
@@ -243,7 +260,8 @@ def monthly_series(
     """The item's value over the scope's trusts in each month from ``first`` to ``last`` held.
 
     A month of a region or the nation is held only when every trust of the scope is: a total
-    over some trusts only would show a fall that is not there.
+    over some trusts only would show a fall that is not there. A month from fewer than the
+    scope's ``min_trusts`` trusts with a value is suppressed.
     """
     if item not in schemas.ITEMS:
         raise NotFound(f"There is no item {item!r}; GET /v1/items lists them.")
@@ -267,20 +285,26 @@ def monthly_series(
     complete = {month for month, trusts in held.items() if len(trusts) == len(scope.org_codes)}
     used = [source for source in found.sources if source.month in complete]
     values: dict[str, float] = {}
+    suppressed: set[str] = set()
     if used:
         frame = (
             _by_trust_and_month(used, item)
             .group_by("month")
-            .agg(_over_organisations(item))
+            .agg(_over_organisations(item), pl.col(item).count().alias("trusts"))
             .sort("month")
             .collect()
         )
-        values = {month: float(value) for month, value in frame.iter_rows() if value is not None}
+        for month, value, trusts in frame.iter_rows():
+            if scope.min_trusts is not None and trusts < scope.min_trusts:
+                suppressed.add(month)
+            elif value is not None:
+                values[month] = float(value)
     labels = [month_label(m) for m in months]
     return Series(
         points=[Point(period=label, value=values[label]) for label in labels if label in values],
-        missing=[label for label in labels if label not in values],
-        sources=sorted({source.submission_id for source in used}),
+        missing=[label for label in labels if label not in values and label not in suppressed],
+        sources=sorted({s.submission_id for s in used if s.month not in suppressed}),
+        suppressed=sorted(suppressed),
     )
 
 

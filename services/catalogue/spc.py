@@ -41,6 +41,11 @@ NEAR_LIMIT = LIMIT * 2 / 3  # the 2-sigma lines
 SCREEN = 3.267  # upper range limit of a moving range (D4 x average moving range)
 RUN = 7  # points in a row for a shift or a trend
 SHORT_SERIES = 12  # fewer points than this in a segment: limits are not reliable
+# What one chart can show (the API refuses more with 422): 20 years of months, and a rebase a
+# year at most. The chart is linear in both; these keep one call well under half a second.
+MAX_YEARS = 20
+MAX_POINTS = 12 * MAX_YEARS
+MAX_REBASES = MAX_YEARS
 
 
 @dataclass(frozen=True)
@@ -79,42 +84,62 @@ def chart(
     fix_after_n_points: int | None = None,
     rebase: Sequence[str] = (),
 ) -> Chart:
-    """The XmR chart of the points (in period order, at least two per segment)."""
+    """The XmR chart of the points (in period order, at least two per segment).
+
+    Linear in the points and rebases (after the sort): every rule is found from runs of equal
+    values, not by sliding a window, so a long series or many rebases cost no more per point.
+    """
     ordered = sorted(points, key=lambda p: p.period)
-    periods = [p.period for p in ordered]
+    index = {p.period: n for n, p in enumerate(ordered)}
+    unknown = [r for r in rebase if r not in index]
+    if unknown:
+        raise ValueError(f"rebase {unknown[0]} is not a point's period")
     y = np.array([p.value for p in ordered], dtype=np.float64)
-    starts = sorted({0, *(periods.index(r) for r in rebase)})
-    bounds = [*starts, len(y)]
-    out: list[ChartPoint] = []
+    starts = sorted({0, *(index[r] for r in rebase)})
+    n = len(y)
+    mean, amr = np.empty(n), np.empty(n)
     short = False
-    last_limits = (np.nan, np.nan)
-    for first, end in itertools.pairwise(bounds):
-        segment = y[first:end]
-        short |= len(segment) < SHORT_SERIES
-        mean, amr = _centre_and_spread(segment, screen_outliers, fix_after_n_points)
-        upl, lpl = mean + LIMIT * amr, mean - LIMIT * amr
-        near_upper, near_lower = mean + NEAR_LIMIT * amr, mean - NEAR_LIMIT * amr
-        rules, highs = _rules(segment, mean=mean, upl=upl, lpl=lpl, near=(near_lower, near_upper))
-        for offset, value in enumerate(segment):
-            rule = rules[offset]
-            out.append(
-                ChartPoint(
-                    period=periods[first + offset],
-                    value=float(value),
-                    mean=mean,
-                    upl=upl,
-                    lpl=lpl,
-                    upper_2sigma=near_upper,
-                    lower_2sigma=near_lower,
-                    rule=rule,
-                    point_type=_point_type(rule, highs[offset], improvement_direction),
-                )
-            )
-        last_limits = (upl, lpl)
+    for first, end in itertools.pairwise([*starts, n]):
+        short |= end - first < SHORT_SERIES
+        mean[first:end], amr[first:end] = _centre_and_spread(
+            y[first:end], screen_outliers, fix_after_n_points
+        )
+    upl, lpl = mean + LIMIT * amr, mean - LIMIT * amr
+    near_upper, near_lower = mean + NEAR_LIMIT * amr, mean - NEAR_LIMIT * amr
+    segment = np.zeros(n, dtype=np.int64)
+    segment[starts[1:]] = 1
+    rules, highs = _rules(
+        y, np.cumsum(segment), mean=mean, upl=upl, lpl=lpl, near=(near_lower, near_upper)
+    )
+    out = [
+        ChartPoint(
+            period=p.period,
+            value=float(value),
+            mean=float(centre),
+            upl=float(upper),
+            lpl=float(lower),
+            upper_2sigma=float(upper2),
+            lower_2sigma=float(lower2),
+            rule=rule,
+            point_type=_point_type(rule, high, improvement_direction),
+        )
+        for p, value, centre, upper, lower, upper2, lower2, rule, high in zip(
+            ordered,
+            y,
+            mean,
+            upl,
+            lpl,
+            near_upper,
+            near_lower,
+            rules,
+            highs,
+            strict=True,
+        )
+    ]
     return Chart(
         points=out,
         variation_icon=_variation_icon(out[-1], improvement_direction),
-        assurance_icon=_assurance(target, improvement_direction, *last_limits),
+        assurance_icon=_assurance(target, improvement_direction, float(upl[-1]), float(lpl[-1])),
         short_series_warning=short,
     )
 
@@ -132,52 +157,72 @@ def _centre_and_spread(
     return float(baseline.mean()), amr
 
 
+def _in_runs(values: np.ndarray, breaks: np.ndarray, length: int) -> np.ndarray:
+    """Where ``values`` is non-zero and part of ``length`` or more equal values in a row (a run
+    also ends where ``breaks`` is true: at a new segment)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    new_run = np.ones(len(values), dtype=bool)
+    new_run[1:] = (values[1:] != values[:-1]) | breaks[1:]
+    run = np.cumsum(new_run) - 1
+    in_run: np.ndarray = (np.bincount(run)[run] >= length) & (values != 0)
+    return in_run
+
+
 def _rules(
-    y: np.ndarray, *, mean: float, upl: float, lpl: float, near: tuple[float, float]
+    y: np.ndarray,
+    segment: np.ndarray,
+    *,
+    mean: np.ndarray,
+    upl: np.ndarray,
+    lpl: np.ndarray,
+    near: tuple[np.ndarray, np.ndarray],
 ) -> tuple[list[str], list[bool]]:
-    """The first special cause rule each point is part of (or none), and whether it is high."""
+    """The first special cause rule each point is part of (or none), and whether it is high.
+
+    Each rule looks within the point's segment only (``segment``: its number).
+    """
     n = len(y)
     outside = (y > upl) | (y < lpl)
-    side = np.sign(y - mean).astype(int)
+    side = np.sign(y - mean).astype(np.int64)
     near_lower, near_upper = near
     close = ~outside & ((y < near_lower) | (y > near_upper))
-    shift = np.zeros(n, dtype=bool)
+    new_segment = np.ones(n, dtype=bool)
+    new_segment[1:] = segment[1:] != segment[:-1]
+    # A shift: RUN points in a row on one side of the mean.
+    shift = _in_runs(side, new_segment, RUN)
+    # A trend: RUN - 1 equal steps in a row (within a segment), and both ends of each step.
+    steps = np.sign(np.diff(y)).astype(np.int64)
+    steps[new_segment[1:]] = 0  # no step across a rebase
+    rising_or_falling = _in_runs(steps, new_segment[1:], RUN - 1)
     trend = np.zeros(n, dtype=bool)
+    trend[:-1] |= rising_or_falling
+    trend[1:] |= rising_or_falling
+    # Two of three: windows of 3 in one segment, on one side, with 2 or more near a limit.
     two_in_three = np.zeros(n, dtype=bool)
-    steps = np.sign(np.diff(y)).astype(int)
-    for end in range(RUN - 1, n):
-        window = slice(end - RUN + 1, end + 1)
-        if side[end] != 0 and np.all(side[window] == side[end]):
-            shift[window] = True
-        run = steps[end - RUN + 1 : end]  # the 6 steps between 7 points
-        if run[0] != 0 and np.all(run == run[0]):
-            trend[window] = True
-    for first in range(n - 2):
-        window = slice(first, first + 3)
-        same_side = abs(int(side[window].sum())) == 3
-        if same_side and int(close[window].sum()) >= 2:
-            two_in_three[window] |= close[window]
-    names: list[str] = []
-    highs: list[bool] = []
-    for i in range(n):
-        above = bool(side[i] > 0)
-        if outside[i]:
-            names.append("outside_limits")
-        elif trend[i]:
-            names.append("trend")
-            # The trend's own direction: the step after the point when the next point is in a
-            # trend too (the first point of a trend, or a peak starting a fall), else the step
-            # into it (the last point of a trend).
-            step = steps[i] if i + 1 < n and trend[i + 1] else steps[i - 1]
-            above = bool(step > 0)
-        elif two_in_three[i]:
-            names.append("two_in_three")
-        elif shift[i]:
-            names.append("shift")
-        else:
-            names.append("none")
-        highs.append(above)
-    return names, highs
+    if n >= 3:
+        same_segment = segment[2:] == segment[:-2]
+        same_side = np.abs(side[:-2] + side[1:-1] + side[2:]) == 3
+        near_count = close[:-2].astype(int) + close[1:-1] + close[2:]
+        window = same_segment & same_side & (near_count >= 2)
+        for offset in range(3):
+            two_in_three[offset : n - 2 + offset] |= window & close[offset : n - 2 + offset]
+    names = np.select(
+        [outside, trend, two_in_three, shift],
+        ["outside_limits", "trend", "two_in_three", "shift"],
+        "none",
+    )
+    # A trend point takes the trend's own direction: the step after it when the next point is
+    # in the trend too (its first point, or a peak starting a fall), else the step into it.
+    after = np.zeros(n, dtype=np.int64)
+    after[:-1] = steps
+    before = np.zeros(n, dtype=np.int64)
+    before[1:] = steps
+    next_in_trend = np.zeros(n, dtype=bool)
+    next_in_trend[:-1] = trend[1:] & ~new_segment[1:]
+    trend_step = np.where(next_in_trend, after, before)
+    highs = np.where(~outside & trend, trend_step > 0, side > 0)
+    return [str(name) for name in names], [bool(high) for high in highs]
 
 
 def _point_type(rule: str, high: bool, direction: Direction) -> str:

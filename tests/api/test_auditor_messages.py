@@ -8,6 +8,7 @@ the validator's, unchanged.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import time
@@ -275,6 +276,31 @@ def test_auditors_see_no_value_of_a_rejected_file_and_trusts_see_theirs(
             or e["column"] == ",".join(DATASET.key)
             for e in auditor
         ), (name, auditor)
+
+
+def test_auditors_see_neither_the_files_name_nor_its_hash(
+    client: TestClient, orgs: dict[str, Headers], running_worker: worker.WorkerHandle
+) -> None:
+    """A name can say whose file it is, and a tiny file's hash gives its values to whoever
+    tries them: the trust sees both, an auditor neither (API, audit log, the trust's page)."""
+    case = CASES["unreadable file"]
+    submission_id = send(client, orgs["RJ1"], case)
+    digest = hashlib.sha256(case.content).hexdigest()
+    own = client.get(f"/v1/submissions/{submission_id}", headers=orgs["RJ1"]).json()
+    assert (own["filename"], own["sha256"]) == (case.filename, digest)
+    one = client.get(f"/v1/submissions/{submission_id}", headers=orgs["NAO"])
+    listed = client.get("/v1/submissions", headers=orgs["NAO"], params={"org_code": "RJ1"})
+    assert (one.json()["filename"], one.json()["sha256"]) == (None, None)
+    assert [(s["filename"], s["sha256"]) for s in listed.json()] == [(None, None)]
+    for shown in (
+        one,
+        listed,
+        client.get("/v1/audit-events", headers=orgs["NAO"], params={"limit": 10_000}),
+        client.get("/trusts/RJ1", headers=orgs["NAO"]),
+    ):
+        assert shown.status_code == 200, shown.text
+        assert digest not in shown.text, shown.url
+        assert "smith" not in shown.text, shown.url
 
 
 def test_every_check_of_every_dataset_has_a_value_free_wording() -> None:

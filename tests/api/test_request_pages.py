@@ -220,6 +220,29 @@ def test_a_request_page_shows_the_apis_figures(world: World) -> None:
         assert f'href="/extracts/{extract["id"]}.parquet"' in html
 
 
+@pytest.mark.parametrize("population", ["named trusts", "every trust", "a region"])
+def test_a_request_page_says_whom_it_asks(world: World, population: str) -> None:
+    """Each way a request names its trusts (a list, {"kind": "trust"}, {"region": ...})."""
+    if population == "named trusts":
+        body, request_id, words = "CQC", world.request_id, "2 trusts, figures by trust"
+    elif population == "every trust":
+        body, request_id, words = "NHSE", world.other_id, "2 trusts: every registered trust"
+    else:
+        body, words = "NHSE", "1 trust of region Y62"
+        request_id = _register(
+            world.client,
+            world.orgs[body],
+            items=["ae_admissions"],
+            organisations={"region": "Y62"},
+            period_start=HELD[0],
+            period_end=HELD[-1],
+        )
+    for who in (body, "NAO"):
+        status, html = get(world, who, f"/requests/{request_id}")
+        assert status == 200, html
+        assert words in html
+
+
 def test_the_download_link_is_the_apis_file_and_is_audited(world: World) -> None:
     extract = api(world, "CQC", "/v1/extracts", request_id=world.request_id)[0]
     since = datetime.now(UTC) - timedelta(milliseconds=1)

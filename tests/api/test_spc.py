@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -365,6 +366,98 @@ def test_post_spc_names_what_is_wrong(
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert any(field in str(error.get("field")) for error in answer.json()["errors"]), answer.json()
+
+
+# The chart and its bounds query nothing of the database: one is enough.
+ONE_DATABASE = pytest.mark.parametrize("catalogue_url", ["sqlite"], indirect=True)
+
+
+def series(count: int) -> list[dict[str, object]]:
+    """``count`` consecutive months from 1990-01, as POST /v1/spc takes them."""
+    return [{"period": p.period, "value": p.value} for p in months([1.0, 5.0] * count, 1990)][
+        :count
+    ]
+
+
+@ONE_DATABASE
+def test_a_chart_at_the_bounds_is_drawn(client: TestClient, orgs: dict[str, Headers]) -> None:
+    points = series(spc.MAX_POINTS)
+    step = spc.MAX_POINTS // (spc.MAX_REBASES + 1)
+    rebase = [points[step * n]["period"] for n in range(1, spc.MAX_REBASES + 1)]
+    answer = client.post("/v1/spc", headers=orgs["RJ1"], json={"points": points, "rebase": rebase})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["points"]) == spc.MAX_POINTS
+
+
+@ONE_DATABASE
+@pytest.mark.parametrize(
+    ("body", "field", "bound"),
+    [
+        ({"points": series(spc.MAX_POINTS + 1)}, "points", f"at most {spc.MAX_POINTS} points"),
+        # The issue's case: 10,000 points and thousands of rebases.
+        (
+            {"points": series(10_000), "rebase": [p["period"] for p in series(10_000)[2::2]]},
+            "points",
+            f"at most {spc.MAX_POINTS} points",
+        ),
+        (
+            {
+                "points": series(100),
+                "rebase": [p["period"] for p in series(100)[2 : 2 * spc.MAX_REBASES + 4 : 2]],
+            },
+            "rebase",
+            f"at most {spc.MAX_REBASES} rebases",
+        ),
+    ],
+)
+def test_post_spc_past_the_bounds_says_them(
+    client: TestClient, orgs: dict[str, Headers], body: dict[str, object], field: str, bound: str
+) -> None:
+    says_bound(client.post("/v1/spc", headers=orgs["RJ1"], json=body), field, bound)
+
+
+@ONE_DATABASE
+@pytest.mark.parametrize(
+    ("query", "field", "bound"),
+    [
+        (
+            {"period_start": "1900-01", "period_end": "2999-12"},
+            "period_end",
+            f"at most {spc.MAX_YEARS} years",
+        ),
+        (
+            {"period_start": "2000-01", "period_end": f"{2000 + spc.MAX_YEARS}-01"},
+            "period_end",
+            f"{spc.MAX_POINTS + 1} months",
+        ),
+        (
+            {
+                "period_start": "2000-01",
+                "period_end": "2009-12",
+                "rebase": [f"2000-{m:02d}" for m in range(1, 13)] * 2,
+            },
+            "rebase",
+            f"at most {spc.MAX_REBASES} rebases",
+        ),
+    ],
+)
+def test_an_indicator_read_past_the_bounds_says_them(
+    client: TestClient, orgs: dict[str, Headers], query: dict[str, object], field: str, bound: str
+) -> None:
+    answer = client.get(
+        "/v1/indicators/ae_attendances/spc",
+        headers=orgs["NAO"],
+        params={"org_code": "national", **query},
+    )
+    says_bound(answer, field, bound)
+
+
+def says_bound(answer: Any, field: str, bound: str) -> None:
+    """A 422 whose message for ``field`` says the bound passed."""
+    assert answer.status_code == 422, answer.text
+    messages = [e["message"] for e in answer.json()["errors"] if e["field"] == field]
+    assert messages, answer.json()
+    assert bound in messages[0], messages
 
 
 def test_post_spc_needs_a_token(client: TestClient) -> None:

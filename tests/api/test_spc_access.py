@@ -16,24 +16,29 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from services.catalogue import indicators
+from services.catalogue.periods import parse_month
+from services.catalogue.runtime import Runtime
 from services.validator import worker
 from tests.schema_samples import ae_monthly_sample
 
 Headers = dict[str, str]
 
-# Two London trusts and one in the North West, a body, an auditor, a steward.
+# Three London trusts and one in the North West, a body, an auditor, a steward.
 ROLES: dict[str, tuple[str, ...]] = {
     "RJ1": ("trust", "Y56"),
     "RJZ": ("trust", "Y56"),
+    "RYJ": ("trust", "Y56"),
     "R0A": ("trust", "Y62"),
     "CQC": ("oversight_body",),
     "NAO": ("auditor",),
     "DRB": ("steward",),
 }
-TRUSTS = ("RJ1", "RJZ", "R0A")
+TRUSTS = ("RJ1", "RJZ", "RYJ", "R0A")
+LONDON = ("RJ1", "RJZ", "RYJ")
 MONTHS = ("2025-01", "2025-02", "2025-03")
 # Added to each department type's attendances, so that every (trust, month) differs.
-EXTRA = {"RJ1": 0, "RJZ": 100, "R0A": 200}
+EXTRA = {"RJ1": 0, "RJZ": 100, "RYJ": 300, "R0A": 200}
 
 
 def attendances(org_code: str, month: str) -> int:
@@ -210,14 +215,18 @@ def test_a_region_level_request_gives_its_regions_figures(
 ) -> None:
     request_id = ask(client, orgs["CQC"], organisations=list(TRUSTS), org_level="region")
     london = chart(client, orgs["CQC"], "Y56")
-    assert values(london) == of("RJ1", "RJZ")
+    assert values(london) == of(*LONDON)
     # The region's figure is the sum of its trusts' values, as their own trusts chart them.
-    own = [values(chart(client, orgs[t], t)) for t in ("RJ1", "RJZ")]
-    assert [v for _, v in values(london)] == [a + b for (_, a), (_, b) in zip(*own, strict=True)]
+    own = [values(chart(client, orgs[t], t)) for t in LONDON]
+    totals = [sum(v for _, v in row) for row in zip(*own, strict=True)]
+    assert [v for _, v in values(london)] == totals
     assert london.json()["org_level"] == "region"
-    assert values(chart(client, orgs["CQC"], "Y62")) == of("R0A")
+    assert (london.json()["min_trusts"], london.json()["suppressed"]) == (3, [])
+    # The North West has one trust: its "region" would be R0A's own figures.
+    refused(chart(client, orgs["CQC"], "Y62"), "at least 3 trusts", "1 trust(s)")
     refused(chart(client, orgs["CQC"], "RJ1"), request_id, "region level", "org_code=Y56")
     refused(chart(client, orgs["CQC"], "R0A"), "org_code=Y62")
+    refused(chart(client, orgs["CQC"], "RYJ"), "org_code=Y56")
     refused(chart(client, orgs["CQC"], "Y58"), "Y58")
     refused(chart(client, orgs["CQC"], "national"), "region level")
 
@@ -225,8 +234,18 @@ def test_a_region_level_request_gives_its_regions_figures(
 def test_a_region_level_request_covers_only_its_own_trusts_of_the_region(
     client: TestClient, orgs: dict[str, Headers], held: None
 ) -> None:
-    ask(client, orgs["CQC"], organisations=["RJ1", "R0A"], org_level="region")
-    assert values(chart(client, orgs["CQC"], "Y56")) == of("RJ1")
+    ask(client, orgs["CQC"], organisations=["RJ1", "RJZ", "R0A"], org_level="region")
+    # RYJ is in London too, but not in the request: London would be RJ1 and RJZ alone.
+    refused(chart(client, orgs["CQC"], "Y56"), "at least 3 trusts", "2 trust(s) at Y56")
+    refused(chart(client, orgs["CQC"], "Y56", end="2025-01"), "disclosure")
+
+
+@pytest.mark.parametrize("trusts", [1, 2])
+def test_a_national_request_of_too_few_trusts_charts_nothing(
+    client: TestClient, orgs: dict[str, Headers], held: None, trusts: int
+) -> None:
+    ask(client, orgs["CQC"], organisations=list(LONDON[:trusts]), org_level="national")
+    refused(chart(client, orgs["CQC"], "national"), "at least 3 trusts", f"{trusts} trust(s)")
 
 
 def test_trusts_auditors_and_stewards(
@@ -241,7 +260,10 @@ def test_trusts_auditors_and_stewards(
     for other in ("RJZ", "Y56", "national"):
         refused(chart(client, orgs["RJ1"], other), "its own")
     assert values(chart(client, orgs["NAO"], "RJZ")) == of("RJZ")
-    assert values(chart(client, orgs["NAO"], "Y56")) == of("RJ1", "RJZ")
+    assert values(chart(client, orgs["NAO"], "Y56")) == of(*LONDON)
+    # Auditors may chart any trust: no minimum of trusts applies to them.
+    assert values(chart(client, orgs["NAO"], "Y62")) == of("R0A")
+    assert chart(client, orgs["NAO"], "Y62").json()["min_trusts"] is None
     assert values(chart(client, orgs["NAO"], "national")) == of(*TRUSTS)
     refused(chart(client, orgs["DRB"], "RJ1"), "steward")
     # A region's month is charted only when every trust of it is held.
@@ -249,6 +271,28 @@ def test_trusts_auditors_and_stewards(
     nothing = chart(client, orgs["NAO"], "Y56")
     assert nothing.status_code == 422, nothing.text
     assert chart(client, orgs["NAO"], "nowhere").status_code == 404
+
+
+@pytest.mark.parametrize("minimum", [3, 4])
+def test_a_month_from_fewer_trusts_than_the_minimum_is_suppressed(
+    runtime: Runtime, held: None, minimum: int
+) -> None:
+    """Each month counts the trusts with a value in it: below the minimum it is not shown."""
+    scope = indicators.Scope(org_level="region", org_codes=LONDON, min_trusts=minimum)
+    with runtime.factory() as session:
+        series = indicators.monthly_series(
+            session=session,
+            settings=runtime.settings,
+            item="ae_attendances",
+            scope=scope,
+            first=parse_month(MONTHS[0]),
+            last=parse_month(MONTHS[-1]),
+        )
+    shown = minimum <= len(LONDON)
+    assert [(p.period, p.value) for p in series.points] == (of(*LONDON) if shown else [])
+    assert series.suppressed == ([] if shown else list(MONTHS))
+    assert series.missing == []
+    assert len(series.sources) == (len(LONDON) * len(MONTHS) if shown else 0)
 
 
 # ---------------------------------------------------------------------------

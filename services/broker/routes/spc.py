@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.broker.dependencies import PrincipalDep, RuntimeDep, SessionDep
 from services.broker.responses import IndicatorChart, SpcChart, SpcPointOut
@@ -19,8 +19,29 @@ from services.catalogue.periods import PeriodError, month_label, parse_month
 from services.catalogue.states import OrgKind
 
 router = APIRouter(tags=["measurement for improvement"])
+T = TypeVar("T")
 
-MAX_POINTS = 10_000
+POINTS_BOUND = (
+    f"at most {spc.MAX_POINTS} points ({spc.MAX_YEARS} years of months: what a chart can show)"
+)
+REBASES_BOUND = f"at most {spc.MAX_REBASES} rebases (one a year over the longest chart)"
+RANGE_BOUND = f"at most {spc.MAX_YEARS} years ({spc.MAX_POINTS} months)"
+
+
+def _past(count: int, bound: int, words: str) -> str | None:
+    """What a 422 says of ``count`` past ``bound`` (a longer chart costs CPU and shows no more)."""
+    return f"{count} sent; a chart takes {words}" if count > bound else None
+
+
+def _at_most(bound: int, words: str) -> AfterValidator:
+    """A list's check against its bound, in the 422's words (the schema gives ``maxItems``)."""
+
+    def check(values: list[T]) -> list[T]:
+        if message := _past(len(values), bound, words):
+            raise ValueError(message)
+        return values
+
+    return AfterValidator(check)
 
 
 class SpcPoint(BaseModel):
@@ -46,16 +67,22 @@ class SpcOptions(BaseModel):
         ge=2,
         description="Base each segment's mean and limits on its first n points only.",
     )
-    rebase: list[Annotated[str, Field(max_length=16)]] = Field(
+    rebase: Annotated[
+        list[Annotated[str, Field(max_length=16)]],
+        _at_most(spc.MAX_REBASES, REBASES_BOUND),
+    ] = Field(
         default_factory=list,
-        # Every segment needs 2 points, so a chart has at most half as many rebases as points.
-        max_length=MAX_POINTS // 2,
-        description="Months (YYYY-MM) where new limits start.",
+        json_schema_extra={"maxItems": spc.MAX_REBASES},
+        description=f"Months (YYYY-MM) where new limits start: {REBASES_BOUND}.",
     )
 
 
 class SpcRequest(SpcOptions):
-    points: list[SpcPoint] = Field(min_length=2, max_length=MAX_POINTS)
+    points: Annotated[list[SpcPoint], _at_most(spc.MAX_POINTS, POINTS_BOUND)] = Field(
+        min_length=2,
+        json_schema_extra={"maxItems": spc.MAX_POINTS},
+        description=f"The series, one point a month: {POINTS_BOUND}.",
+    )
 
 
 @router.post("/v1/spc", summary="An SPC chart (XmR, Making Data Count) of the points sent")
@@ -63,12 +90,14 @@ def spc_chart(body: SpcRequest, _caller: PrincipalDep) -> SpcChart:
     """Process limits, special cause rules, point types and the icons (any role)."""
     errors: list[dict[str, object]] = []
     periods: list[str] = []
+    seen: set[str] = set()
     for n, point in enumerate(body.points):
         field = f"points[{n}]"
         label = _month(point.period, f"{field}.period", errors)
         if label is not None:
-            if label in periods:
+            if label in seen:
                 errors.append({"field": f"{field}.period", "message": f"{label} appears twice"})
+            seen.add(label)
             periods.append(label)
         if not math.isfinite(point.value):
             errors.append({"field": f"{field}.value", "message": "must be a finite number"})
@@ -114,24 +143,43 @@ def indicator_chart(
         ),
     ],
     period_start: Annotated[str, Query(description="First month, YYYY-MM.")],
-    period_end: Annotated[str, Query(description="Last month, YYYY-MM.")],
+    period_end: Annotated[
+        str, Query(description=f"Last month, YYYY-MM: a range of {RANGE_BOUND}.")
+    ],
     improvement_direction: spc.Direction = "increase",
     target: float | None = None,
     screen_outliers: bool = True,
     fix_after_n_points: Annotated[int | None, Query(ge=2)] = None,
-    rebase: Annotated[list[str] | None, Query(description="Months where new limits start.")] = None,
+    rebase: Annotated[
+        list[str] | None,
+        Query(description=f"Months where new limits start: {REBASES_BOUND}."),
+    ] = None,
 ) -> IndicatorChart:
     """The same chart for data held. Trusts: their own. Oversight bodies: only the cells their
     active requests cover (those items, organisations, months, and grain: a region-level
     request gives its trusts of a region together, a national one all its trusts together,
     never one trust). Auditors: any trust, region or the nation. Months in the range with
     nothing held (for a region or the nation: not held for every trust) are left out and
-    listed in ``missing``. Every read is audited, and every refused one."""
+    listed in ``missing``. Disclosure control: a body's region or national chart needs at least
+    3 trusts with a value in every month shown (``min_trusts``); a body whose requests cover
+    fewer trusts there gets a 403, and a month from fewer is left out and listed in
+    ``suppressed``. Every read is audited, and every refused one."""
     errors: list[dict[str, object]] = []
     first = _month(period_start, "period_start", errors)
     last = _month(period_end, "period_end", errors)
-    if first is not None and last is not None and last < first:
-        errors.append({"field": "period_end", "message": "period_end is before period_start"})
+    if first is not None and last is not None:
+        months = parse_month(last) - parse_month(first) + 1
+        if months < 1:
+            errors.append({"field": "period_end", "message": "period_end is before period_start"})
+        elif months > spc.MAX_POINTS:
+            errors.append(
+                {
+                    "field": "period_end",
+                    "message": f"{first} to {last} is {months} months; a chart takes {RANGE_BOUND}",
+                }
+            )
+    if message := _past(len(rebase or []), spc.MAX_REBASES, REBASES_BOUND):
+        errors.append({"field": "rebase", "message": message})
     _raise_if(errors)
     assert first is not None
     assert last is not None
@@ -170,9 +218,15 @@ def indicator_chart(
         last=parse_month(last),
     )
     if len(series.points) < 2:
+        suppressed = (
+            f" ({len(series.suppressed)} more suppressed: fewer than {scope.min_trusts} trusts"
+            " with a value)"
+            if series.suppressed
+            else ""
+        )
         raise Invalid(
             f"{len(series.points)} month(s) of {item} are held for {org_code} between"
-            f" {first} and {last}; a chart needs at least 2.",
+            f" {first} and {last}{suppressed}; a chart needs at least 2.",
             [{"field": "period_start", "message": "too few months held in the range"}],
         )
     options = SpcOptions(
@@ -198,6 +252,8 @@ def indicator_chart(
         **charted.model_dump(),
         missing=series.missing,
         sources=series.sources,
+        min_trusts=scope.min_trusts,
+        suppressed=series.suppressed,
     )
 
 
@@ -205,15 +261,16 @@ def _chart(points: list[spc.Point], options: SpcOptions) -> SpcChart:
     """The chart, after checking the options against the points (422 naming the field)."""
     errors: list[dict[str, object]] = []
     periods = sorted(p.period for p in points)
+    index = {period: n for n, period in enumerate(periods)}
     starts = [0]
     for n, raw in enumerate(options.rebase):
         label = _month(raw, f"rebase[{n}]", errors)
         if label is None:
             continue
-        if label not in periods:
+        if label not in index:
             errors.append({"field": f"rebase[{n}]", "message": f"{label} is not a point's period"})
-        elif periods.index(label) > 0:
-            starts.append(periods.index(label))
+        elif index[label] > 0:
+            starts.append(index[label])
     bounds = [*sorted(set(starts)), len(periods)]
     if not errors and any(end - first < 2 for first, end in itertools.pairwise(bounds)):
         errors.append({"field": "rebase", "message": "every segment needs at least 2 points"})

@@ -2,11 +2,12 @@
 the API's documentation (``/docs``, ``/redoc``).
 
 Server-rendered with Jinja2 (autoescaped). Everything a page loads comes from the broker itself:
-``/assets/nhsuk``, ``/assets/chart.js``, ``/assets/swagger-ui`` and ``/assets/redoc`` are served
-straight from ``node_modules`` (installed from ``package-lock.json`` by ``npm ci``, see the
-Makefile), ``/assets/web`` from this package's
+``/assets/nhsuk``, ``/assets/chart.js``, ``/assets/swagger-ui`` and ``/assets/redoc`` serve the
+few files the pages need (``assets.PACKAGES``) from ``node_modules`` (installed from
+``package-lock.json`` by ``npm ci``, see the Makefile), ``/assets/web`` this package's
 ``static/``, where ``build/app.css`` is the NHS.UK stylesheet compiled by ``make`` from
-``scss/app.scss`` (the package's precompiled CSS loads its font from a CDN).
+``scss/app.scss`` (the package's precompiled CSS loads its font from a CDN); all of them under
+the pages' security headers.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import jinja2
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from services.broker.web import api_docs, request_pages
+from services.broker.web.assets import PACKAGES, Assets
 from services.broker.web.pages import router
 from services.broker.web.sessions import SessionStore
 from services.catalogue.states import (
@@ -36,13 +37,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE.parents[2] / "node_modules"  # the repository root's, next to package.json
 STATIC = HERE / "static"
-# URL prefix -> directory; node_modules paths are the packages' documented dist folders.
-ASSETS = {
-    "/assets/nhsuk": Path("nhsuk-frontend/dist/nhsuk"),
-    "/assets/chart.js": Path("chart.js/dist"),
-    "/assets/swagger-ui": Path("swagger-ui-dist"),
-    "/assets/redoc": Path("redoc/bundles"),
-}
 STYLESHEET = STATIC / "build" / "app.css"
 
 __all__ = ["install", "router"]
@@ -73,13 +67,13 @@ def install(app: FastAPI, *, node_modules: Path = NODE_MODULES) -> None:
     app.include_router(router)
     app.include_router(api_docs.router)
     app.include_router(request_pages.router)
-    needed = [*(node_modules / directory for directory in ASSETS.values()), STYLESHEET]
+    needed = [*(node_modules / directory for directory, _ in PACKAGES.values()), STYLESHEET]
     missing = [path for path in needed if not path.exists()]
     if missing:
         log.warning(
             "web assets missing (%s): the pages will be unstyled; run `make assets`",
             ", ".join(str(p) for p in missing),
         )
-    for prefix, directory in ASSETS.items():
-        app.mount(prefix, StaticFiles(directory=node_modules / directory, check_dir=False))
-    app.mount("/assets/web", StaticFiles(directory=STATIC), name="web-assets")
+    for prefix, (directory, files) in PACKAGES.items():
+        app.mount(prefix, Assets(node_modules / directory, files))
+    app.mount("/assets/web", Assets(STATIC), name="web-assets")
