@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalogue import burden_report, coverage_index, data_requests
 from services.catalogue.db import session_scope
-from services.catalogue.models import Organisation
+from services.catalogue.models import Ask, Organisation, Submission
 from services.catalogue.periods import parse_month
-from services.catalogue.states import OrgKind
+from services.catalogue.states import AskStatus, OrgKind, SubmissionStatus
 from tests.databases import rolled_back
 
 BODIES = ("CQC", "NHSE", "UKHSA")
@@ -277,3 +277,42 @@ def test_the_report_reads_a_few_rows_however_many_asks(db_engine: Engine) -> Non
     assert many["report"][1] <= 2 * keys + 10
     assert many["completeness"][1] <= trusts + 3
     assert many["ledger page"][1] <= 50 + 1 + 10 + 1
+
+
+@pytest.mark.parametrize(
+    ("received", "on_time"),
+    [(time(23, 59, 59), True), (time(0, 0, 1), False)],
+    ids=["last-second-of-the-due-day", "first-second-after"],
+)
+def test_on_time_is_by_the_utc_day_of_receipt_whatever_the_sessions_time_zone(
+    db_engine: Engine, received: time, on_time: bool
+) -> None:
+    with broker(db_engine, 1) as (factory, index):
+        register(factory, index, "CQC", ("ae_attendances",), ["T000"], "2025-01", "2025-01")
+        with session_scope(factory) as session:
+            [ask] = session.scalars(select(Ask)).all()
+            ask.status = AskStatus.ACCEPTED
+            day = ask.due_date if on_time else ask.due_date + timedelta(days=1)
+            session.add(
+                Submission(
+                    org_code="T000",
+                    dataset_code="ae_monthly",
+                    dataset_version=1,
+                    period="2025-01",
+                    status=SubmissionStatus.ACCEPTED,
+                    filename="r.csv",
+                    size_bytes=1,
+                    sha256="0" * 64,
+                    revision=1,
+                    received_at=datetime.combine(day, received, UTC),
+                )
+            )
+        with factory() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # A day ahead of UTC: 23:59:59 UTC is already tomorrow there.
+                session.execute(text("SET TIME ZONE 'Pacific/Kiritimati'"))
+            per = burden_report.completeness(
+                session=session, window=burden_report.Window(), today=date(2026, 1, 1)
+            )
+        counts = per["trust"]["T000"]
+        assert (counts.returned, counts.on_time, counts.late) == (1, int(on_time), int(not on_time))
