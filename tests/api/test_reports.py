@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import itertools
+import json
 import re
 import time
 from collections.abc import Callable
@@ -275,7 +277,16 @@ def test_the_ledger_comes_a_page_at_a_time_with_links_and_the_total(
 def test_the_ledgers_limits_cursor_and_csv(
     client: TestClient, orgs: dict[str, Headers], two_requests: list[dict[str, object]]
 ) -> None:
-    for query in ("limit=0", "limit=10001", "limit=ten", "cursor=abc", "cursor=WyJhIiwiciJd"):
+    huge = base64.urlsafe_b64encode(json.dumps(["a", "i", "2025-01", "d", "o", 10**30]).encode())
+    for query in (
+        "limit=0",
+        "limit=10001",
+        "limit=ten",
+        "cursor=abc",
+        "cursor=WyJhIiwiciJd",  # ["a","r"]
+        f"cursor={huge.decode()}",  # a seq no database column holds
+        f"cursor={'x' * 1000}",
+    ):
         response = client.get(f"/v1/reports/burden/ledger?{query}", headers=orgs["NAO"])
         assert response.status_code == 422, query
         fields = [e["field"].removeprefix("query.") for e in response.json()["errors"]]

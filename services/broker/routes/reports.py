@@ -73,6 +73,7 @@ def window_of(month_from: str | None, month_to: str | None) -> burden_report.Win
 
 CSV_CHUNK_ROWS = 1000
 LEDGER_LIMIT, LEDGER_MAX_LIMIT = 1000, 10_000
+MAX_CURSOR = 400  # characters: a cursor this API gives is under 150
 
 
 def csv_response(
@@ -115,15 +116,19 @@ def cursor_of(
     if text is None:
         return None, None
     try:
+        if len(text) > MAX_CURSOR:
+            raise ValueError(text)
         data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         match data:
-            case [("a" | "b") as side, "r", int(index)] if index >= 0:
+            case [("a" | "b") as side, "r", int(index)] if 0 <= index < 2**53:
                 position = burden_report.Position(requested=index)
-            case [("a" | "b") as side, "i", str(period), str(dataset), str(org), int(seq)]:
+            case [("a" | "b") as side, "i", str(period), str(dataset), str(org), int(seq)] if (
+                0 <= seq < 2**31 and max(len(period), len(dataset), len(org)) <= 64
+            ):
                 position = burden_report.Position(imposed=(period, dataset, org, seq))
             case _:
                 raise ValueError(text)
-    except ValueError:  # bad base64, JSON or shape (binascii.Error is a ValueError)
+    except (ValueError, RecursionError):  # bad base64, UTF-8, JSON or shape
         raise Invalid(
             "The cursor is not one this API gave; follow the links of a page.",
             [{"field": "cursor", "message": "not a cursor of this ledger"}],
