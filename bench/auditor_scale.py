@@ -157,9 +157,9 @@ def build(url: str, *, requests: int, years: int, seed: int) -> tuple[dict[str, 
             data_requests.withdraw(session=session, request_id=request_id, body_code=body)
     with session_scope(factory) as session:
         due = session.execute(
-            select(Ask.id, Ask.org_code, Ask.dataset_code, Ask.period, Ask.due_date).where(
-                Ask.status == AskStatus.OUTSTANDING, Ask.due_date <= TODAY.date()
-            )
+            select(Ask.id, Ask.org_code, Ask.dataset_code, Ask.period, Ask.due_date)
+            .where(Ask.status == AskStatus.OUTSTANDING, Ask.due_date <= TODAY.date())
+            .order_by(Ask.dataset_code, Ask.org_code, Ask.period)  # the same draws on each backend
         ).all()
         answered = [row for row in due if rng.random() < 0.6]
         versions = {code: d.version for code, d in schemas.DATASETS.items()}
