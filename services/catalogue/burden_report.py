@@ -9,20 +9,19 @@ Avoided = counterfactual - imposed. Every figure can be traced in the ledger.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 import schemas
 from services.catalogue.burden import ReturnCost, Tally
-from services.catalogue.periods import month_label, parse_month, periods_between
+from services.catalogue.periods import month_label, periods_between
 from services.catalogue.repositories import asks as ask_repo
 from services.catalogue.repositories import requests as request_repo
-from services.catalogue.repositories import submissions as submission_repo
-from services.catalogue.states import AskStatus
 
 FIGURES = (
     "returns_requested",
@@ -64,48 +63,221 @@ class Window:
             self.last is None or month <= self.last
         )
 
+    def labels(self) -> tuple[str | None, str | None]:
+        """The first and last month as ``YYYY-MM`` (as asks store their period), or None."""
+        return (
+            None if self.first is None else month_label(self.first),
+            None if self.last is None else month_label(self.last),
+        )
 
-def ledger(*, session: Session, window: Window) -> Iterator[LedgerRow]:
-    """Every requested and imposed return behind the report's figures."""
-    for request in request_repo.active(session=session):
+
+@dataclass(frozen=True)
+class Requested:
+    """What one active request would have cost sent alone, inside the window: a return per
+    (primary dataset of its items, trust, month), each at ``minutes`` of its dataset."""
+
+    id: str
+    body: str
+    org_codes: tuple[str, ...]
+    months: tuple[int, ...]
+    # (dataset, items of the request it carries, its cost), by dataset code.
+    datasets: tuple[tuple[str, int, ReturnCost], ...]
+
+    @property
+    def rows(self) -> int:
+        """How many requested returns (ledger rows) it counts."""
+        return len(self.datasets) * len(self.org_codes) * len(self.months)
+
+    def row(self, index: int) -> LedgerRow:
+        """Its ``index``-th ledger row: by dataset, then trust (as listed), then month."""
+        per_dataset = len(self.org_codes) * len(self.months)
+        (dataset, items, cost), rest = self.datasets[index // per_dataset], index % per_dataset
+        org_code, month = self.org_codes[rest // len(self.months)], rest % len(self.months)
+        return LedgerRow(
+            self.id,
+            self.body,
+            "requested",
+            dataset,
+            org_code,
+            month_label(self.months[month]),
+            1,
+            cost.minutes(items=items),
+        )
+
+    def count_into(self, report: Report) -> None:
+        """Add its returns and minutes to the report, the formula applied once per group."""
+
+        def tally(returns: int) -> Tally:
+            return Tally(
+                returns_requested=returns * len(self.datasets),
+                minutes_requested=sum(
+                    cost.minutes(items=items * returns, returns=returns)
+                    for _dataset, items, cost in self.datasets
+                ),
+            )
+
+        if not self.rows:
+            return
+        every = len(self.org_codes) * len(self.months)
+        report.totals.add(tally(every))
+        report.by["body"][self.body].add(tally(every))
+        for dataset, items, cost in self.datasets:
+            report.by["dataset"][dataset].add(
+                Tally(
+                    returns_requested=every,
+                    minutes_requested=cost.minutes(items=items * every, returns=every),
+                )
+            )
+        for org_code in self.org_codes:
+            report.by["trust"][org_code].add(tally(len(self.months)))
+        for month in self.months:
+            report.by["month"][month_label(month)].add(tally(len(self.org_codes)))
+
+
+def requested(
+    *, session: Session, window: Window, request_id: str | None = None
+) -> list[Requested]:
+    """Every active request's counterfactual (or one request's), oldest first."""
+    found = []
+    for row in request_repo.active_terms(session=session, request_id=request_id):
         by_primary: dict[str, int] = defaultdict(int)
-        for item in request.items:
+        for item in row.items:
             by_primary[schemas.ITEMS[item].primary_dataset] += 1
-        months = [
+        months = tuple(
             m
-            for p in periods_between(request.period_start, request.period_end, request.period_type)
+            for p in periods_between(row.period_start, row.period_end, row.period_type)
             for m in range(p.first_month, p.end_month)
             if window.holds(m)
-        ]
-        for dataset, count in sorted(by_primary.items()):
-            minutes = ReturnCost.of(schemas.get_dataset(dataset).burden).minutes(items=count)
-            for org_code in request.org_codes:
-                for month in months:
-                    yield LedgerRow(
-                        request.id,
-                        request.body_code,
-                        "requested",
-                        dataset,
-                        org_code,
-                        month_label(month),
-                        1,
-                        minutes,
-                    )
-    for link, ask, body in ask_repo.active_links(session=session):
-        if not window.holds(parse_month(ask.period)):
-            continue
-        if link.imposer or link.minutes_imposed:
-            yield LedgerRow(
-                link.request_id,
-                body,
+        )
+        datasets = tuple(
+            (dataset, count, ReturnCost.of(schemas.get_dataset(dataset).burden))
+            for dataset, count in sorted(by_primary.items())
+        )
+        found.append(Requested(row.id, row.body_code, tuple(row.org_codes), months, datasets))
+    return found
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a ledger row stands: the n-th requested return (all come first), or an imposed
+    share's key (``ask_repo.ImposedKey``)."""
+
+    requested: int | None = None
+    imposed: ask_repo.ImposedKey | None = None
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """Some rows of the ledger, how many it has in all, and where the pages beside start:
+    ``next`` is the position the next page comes after, ``previous`` the one the previous page
+    comes before (None at either end)."""
+
+    rows: list[LedgerRow]
+    total: int | None  # None when not asked for (``counted=False``)
+    next: Position | None
+    previous: Position | None
+
+
+def _imposed_rows(found: list[Any]) -> list[tuple[LedgerRow, Position]]:
+    return [
+        (
+            LedgerRow(
+                row.request_id,
+                row.body_code,
                 "imposed",
-                ask.dataset_code,
-                ask.org_code,
-                ask.period,
-                1 if link.imposer else 0,
-                link.minutes_imposed,
-                ask.id,
+                row.dataset_code,
+                row.org_code,
+                row.period,
+                1 if row.imposer else 0,
+                row.minutes_imposed,
+                row.id,
+            ),
+            Position(imposed=(row.period, row.dataset_code, row.org_code, row.seq)),
+        )
+        for row in found
+    ]
+
+
+def _requested_rows(
+    terms: list[Requested], start: int, stop: int
+) -> list[tuple[LedgerRow, Position]]:
+    """The requested returns numbered ``start`` to ``stop`` (exclusive), computed, not read."""
+    rows: list[tuple[LedgerRow, Position]] = []
+    offset = 0
+    for term in terms:
+        low, high = max(start, offset), min(stop, offset + term.rows)
+        rows.extend((term.row(n - offset), Position(requested=n)) for n in range(low, high))
+        offset += term.rows
+        if offset >= stop:
+            break
+    return rows
+
+
+def ledger_page(
+    *,
+    session: Session,
+    window: Window,
+    limit: int,
+    request_id: str | None = None,
+    after: Position | None = None,
+    before: Position | None = None,
+    counted: bool = True,
+) -> LedgerPage:
+    """Up to ``limit`` ledger rows after ``after`` (from the start without it), or the last
+    ``limit`` before ``before``: every requested return (by request, oldest first), then every
+    imposed share (by month, dataset, trust, then the order the ask's burden was shared out).
+
+    A few queries, however long the ledger: the requests' terms (the requested rows are
+    computed from them), a count (unless not ``counted``) and a keyset page of the imposed
+    shares.
+    """
+    terms = requested(session=session, window=window, request_id=request_id)
+    in_requested = sum(term.rows for term in terms)
+    first, last = window.labels()
+    page_of = functools.partial(
+        ask_repo.imposed_page, session=session, first=first, last=last, request_id=request_id
+    )
+    total = (
+        in_requested
+        + ask_repo.imposed_count(session=session, first=first, last=last, request_id=request_id)
+        if counted
+        else None
+    )
+    wanted = limit + 1  # one more than shown says whether there is more
+    if before is None:
+        rows: list[tuple[LedgerRow, Position]] = []
+        if after is None or after.imposed is None:
+            start = 0 if after is None else (after.requested or 0) + 1
+            rows = _requested_rows(terms, start, start + wanted)
+        if len(rows) < wanted:
+            key = after.imposed if after is not None else None
+            found = page_of(after=key, limit=wanted - len(rows))
+            rows += _imposed_rows(found)
+        more, rows = len(rows) > limit, rows[:limit]
+        return LedgerPage(
+            [row for row, _ in rows],
+            total,
+            next=rows[-1][1] if more else None,
+            previous=rows[0][1] if rows and after is not None else None,
+        )
+    if before.imposed is not None:
+        found = page_of(before=before.imposed, limit=wanted)
+        rows = _imposed_rows(found[::-1])
+        if len(rows) < wanted:
+            rows = (
+                _requested_rows(terms, max(0, in_requested - wanted + len(rows)), in_requested)
+                + rows
             )
+    else:
+        end = before.requested or 0
+        rows = _requested_rows(terms, max(0, end - wanted), end)
+    more, rows = len(rows) > limit, rows[-limit:]
+    return LedgerPage(
+        [row for row, _ in rows],
+        total,
+        next=rows[-1][1] if rows else None,
+        previous=rows[0][1] if more else None,
+    )
 
 
 @dataclass
@@ -135,10 +307,19 @@ class Report:
 
 
 def build(*, session: Session, window: Window) -> Report:
-    """The report over a window of months."""
+    """The report over a window of months: the requested returns counted per request, the
+    imposed ones summed in the database (a handful of rows, however many asks)."""
     report = Report()
-    for row in ledger(session=session, window=window):
-        report.add(row)
+    for term in requested(session=session, window=window):
+        term.count_into(report)
+    first, last = window.labels()
+    for breakdown, key, returns, minutes in ask_repo.imposed_by(
+        session=session, first=first, last=last
+    ):
+        tally = Tally(returns_imposed=returns, minutes_imposed=minutes)
+        report.by[breakdown][key].add(tally)
+        if breakdown == "body":  # every share is some body's: the bodies add up to the total
+            report.totals.add(tally)
     return report
 
 
@@ -153,16 +334,6 @@ class Completion:
     late: int = 0
     outstanding: int = 0
     overdue: int = 0
-
-    def add(self, *, due: bool, returned: bool, on_time: bool) -> None:
-        """Count one ask in."""
-        self.asks += 1
-        self.due += due
-        self.returned += returned
-        self.on_time += on_time
-        self.late += returned and not on_time
-        self.outstanding += not returned
-        self.overdue += due and not returned
 
     @property
     def reporting_rate(self) -> float | None:
@@ -179,17 +350,19 @@ def completeness(
     *, session: Session, window: Window, today: date
 ) -> dict[str, dict[str, Completion]]:
     """Asks due, returned, on time, late and outstanding, per trust and per dataset (``"trust"``
-    and ``"dataset"``, each by its code)."""
-    first_accepted = submission_repo.first_accepted_received(session=session)
+    and ``"dataset"``, each by its code), counted in the database."""
     per: dict[str, dict[str, Completion]] = {"trust": {}, "dataset": {}}
-    for ask in ask_repo.not_cancelled(session=session):
-        if not window.holds(parse_month(ask.period)):
-            continue
-        received = first_accepted.get((ask.org_code, ask.dataset_code, ask.period))
-        returned = ask.status == AskStatus.ACCEPTED and received is not None
-        on_time = returned and received is not None and received.date() <= ask.due_date
-        for name, key in (("trust", ask.org_code), ("dataset", ask.dataset_code)):
-            per[name].setdefault(key, Completion()).add(
-                due=ask.due_date <= today, returned=returned, on_time=on_time
-            )
+    first, last = window.labels()
+    for breakdown, key, asks, due, returned, on_time, overdue in ask_repo.completeness_by(
+        session=session, first=first, last=last, today=today
+    ):
+        per[breakdown][key] = Completion(
+            asks=asks,
+            due=due,
+            returned=returned,
+            on_time=on_time,
+            late=returned - on_time,
+            outstanding=asks - returned,
+            overdue=overdue,
+        )
     return per

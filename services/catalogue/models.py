@@ -267,7 +267,11 @@ class Ask(Base):
 
     __tablename__ = "asks"
     # One row per key, ever: a cancelled ask that is needed again is reopened, not duplicated.
-    __table_args__ = (UniqueConstraint("dataset_code", "org_code", "period"),)
+    __table_args__ = (
+        UniqueConstraint("dataset_code", "org_code", "period"),
+        # The burden ledger's order (month, dataset, trust): its pages are read from here.
+        Index("ix_asks_period_dataset_org", "period", "dataset_code", "org_code", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     dataset_code: Mapped[str] = mapped_column(ForeignKey("datasets.code"))
@@ -286,7 +290,11 @@ class AskLink(Base):
     """That a request needs an ask, for which items, and the burden it bears for it."""
 
     __tablename__ = "ask_links"
-    __table_args__ = (Index("ix_ask_links_request_id_active", "request_id", "active"),)
+    __table_args__ = (
+        Index("ix_ask_links_request_id_active", "request_id", "active"),
+        # An ask's links in the order its burden is shared out (the ledger's order within it).
+        Index("ix_ask_links_ask_id_seq", "ask_id", "seq"),
+    )
 
     ask_id: Mapped[str] = mapped_column(ForeignKey("asks.id"), primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), primary_key=True)

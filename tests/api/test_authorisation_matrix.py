@@ -122,6 +122,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/sign-out"): rule(*ROLES, anonymous=PUBLIC),
     ("GET", "/reports/burden"): rule(AUDITOR, anonymous=SIGNED_IN_PAGE),
     ("GET", "/reports/burden.csv"): rule(AUDITOR, anonymous=SIGNED_IN_PAGE),
+    ("GET", "/reports/burden/ledger"): rule(AUDITOR, anonymous=SIGNED_IN_PAGE),
     ("GET", "/trusts"): rule(TRUST, BODY, AUDITOR, anonymous=SIGNED_IN_PAGE),
     # The first trust's page: its own trust, the body whose request names it, any auditor.
     ("GET", "/trusts/{code}"): rule(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import itertools
+import json
+import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -230,3 +234,82 @@ def test_audit_log_lists_and_verifies(
     assert client.get("/v1/audit-events/verify", headers=orgs["NAO"]).json()["valid"] is True
     naive = client.get("/v1/audit-events?since=2026-01-01T00:00:00", headers=orgs["NAO"])
     assert naive.status_code == 422
+
+
+def link_of(response: Any, rel: str) -> str | None:
+    """The address of a page's ``Link: <...>; rel="..."`` (RFC 8288), or None."""
+    for part in response.headers.get("link", "").split(","):
+        found = re.fullmatch(r'\s*<([^>]+)>;\s*rel="(\w+)"\s*', part)
+        if found and found[2] == rel:
+            return found[1]
+    return None
+
+
+@pytest.mark.parametrize("limit", [1, 5, 17])
+def test_the_ledger_comes_a_page_at_a_time_with_links_and_the_total(
+    client: TestClient, orgs: dict[str, Headers], two_requests: list[dict[str, object]], limit: int
+) -> None:
+    whole = client.get("/v1/reports/burden/ledger", headers=orgs["NAO"])
+    assert whole.status_code == 200
+    everything = whole.json()  # the default page holds this small ledger
+    assert whole.headers["x-total-count"] == str(len(everything))
+    assert link_of(whole, "next") is None
+    assert link_of(whole, "prev") is None
+
+    pages = [client.get(f"/v1/reports/burden/ledger?limit={limit}", headers=orgs["NAO"])]
+    while (following := link_of(pages[-1], "next")) is not None:
+        assert "limit=" in following  # the links keep the page's parameters
+        pages.append(client.get(following, headers=orgs["NAO"]))
+    assert all(p.status_code == 200 for p in pages)
+    assert all(len(p.json()) == limit for p in pages[:-1])
+    assert 0 < len(pages[-1].json()) <= limit
+    assert {p.headers["x-total-count"] for p in pages} == {str(len(everything))}
+    assert [row for p in pages for row in p.json()] == everything
+    assert link_of(pages[0], "prev") is None
+    # Each page's previous link gives the page before it.
+    for before, page in itertools.pairwise(pages):
+        previous = link_of(page, "prev")
+        assert previous is not None
+        assert client.get(previous, headers=orgs["NAO"]).json() == before.json()
+    assert link_of(pages[-1], "first") == f"/v1/reports/burden/ledger?limit={limit}"
+
+
+def test_the_ledgers_limits_cursor_and_csv(
+    client: TestClient, orgs: dict[str, Headers], two_requests: list[dict[str, object]]
+) -> None:
+    huge = base64.urlsafe_b64encode(json.dumps(["a", "i", "2025-01", "d", "o", 10**30]).encode())
+    for query in (
+        "limit=0",
+        "limit=10001",
+        "limit=ten",
+        "cursor=abc",
+        "cursor=WyJhIiwiciJd",  # ["a","r"]
+        f"cursor={huge.decode()}",  # a seq no database column holds
+        f"cursor={'x' * 1000}",
+    ):
+        response = client.get(f"/v1/reports/burden/ledger?{query}", headers=orgs["NAO"])
+        assert response.status_code == 422, query
+        fields = [e["field"].removeprefix("query.") for e in response.json()["errors"]]
+        assert query.split("=")[0] in fields
+    window = "month_from=2025-04&month_to=2025-06"
+    first = client.get(f"/v1/reports/burden/ledger?{window}&limit=4", headers=orgs["NAO"])
+    following = link_of(first, "next")
+    assert following is not None
+    assert "month_from=2025-04" in following
+    assert "month_to=2025-06" in following
+    assert all("2025-04" <= r["period"] <= "2025-06" for r in first.json())
+
+    # The CSV is the whole ledger, streamed; not a page of it.
+    pages = client.get("/v1/reports/burden/ledger?limit=10000", headers=orgs["NAO"]).json()
+    as_csv = client.get("/v1/reports/burden/ledger?format=csv", headers=orgs["NAO"])
+    assert as_csv.status_code == 200
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert "content-length" not in as_csv.headers  # streamed
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [r["ask_id"] or None for r in rows] == [r["ask_id"] for r in pages]
+    assert [float(r["hours"]) for r in rows] == [r["hours"] for r in pages]
+    refused = client.get("/v1/reports/burden/ledger?format=csv&limit=5", headers=orgs["NAO"])
+    assert refused.status_code == 422
+    report_csv = client.get("/v1/reports/burden?format=csv", headers=orgs["NAO"])
+    assert "content-length" not in report_csv.headers
+    assert report_csv.text.startswith("breakdown,key,")

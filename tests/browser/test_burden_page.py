@@ -179,8 +179,10 @@ def test_a_bad_month_shows_an_error_summary(page: Any, console: Console, demo: D
         ("/sign-in", False),
         ("/reports/burden", True),
         ("/reports/burden?month_from=2019-01&month_to=2018-01", True),
+        ("/reports/burden/ledger?limit=50", True),
+        ("/reports/burden/ledger?limit=0", True),
     ],
-    ids=["sign-in", "report", "report-with-errors"],
+    ids=["sign-in", "report", "report-with-errors", "ledger", "ledger-with-errors"],
 )
 def test_pages_have_no_accessibility_violations(
     axe_page: Any, demo: Demo, path: str, signed_in: bool

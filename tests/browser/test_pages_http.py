@@ -252,3 +252,41 @@ def test_a_refused_sign_in_with_a_real_token_is_in_the_audit_log(demo: Demo) -> 
         )
     assert posted.status_code == 403
     assert _web_events(demo, issued["id"], since) == [("web.sign_in_refused", "DRB-DEMO")]
+
+
+def test_the_ledger_page_shows_a_page_of_the_apis_ledger_with_links_to_the_others(
+    demo: Demo,
+) -> None:
+    query = {"month_from": "2018-10", "limit": "40"}
+    first = httpx.get(
+        f"{demo.base}/reports/burden/ledger", params=query, headers=bearer(demo.auditor)
+    )
+    assert first.status_code == 200
+    api = demo.api("/v1/reports/burden/ledger", demo.auditor, **query)
+    total = re.search(r'data-total-entries="(\d+)"', first.text)
+    assert total is not None
+    assert total[1] == api.headers["x-total-count"]
+    assert int(total[1]) > 40
+    assert first.text.count("data-entry=") == len(api.json()) == 40
+    assert 'data-page="prev"' not in first.text
+    following = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert following is not None
+    second = httpx.get(
+        f"{demo.base}{following[1].replace('&amp;', '&')}", headers=bearer(demo.auditor)
+    )
+    assert second.status_code == 200
+    assert 'rel="prev"' in second.text
+    assert "month_from=2018-10" in following[1]
+    # The report links to the ledger of the same months.
+    report = httpx.get(
+        f"{demo.base}/reports/burden",
+        params={"month_from": "2018-10"},
+        headers=bearer(demo.auditor),
+    )
+    assert 'href="/reports/burden/ledger?month_from=2018-10"' in report.text
+    for bad in ("limit=0", "cursor=nonsense", "colour=blue"):
+        page = httpx.get(f"{demo.base}/reports/burden/ledger?{bad}", headers=bearer(demo.auditor))
+        assert page.status_code == 422, bad
+        assert "nhsuk-error-summary" in page.text
+    refused = httpx.get(f"{demo.base}/reports/burden/ledger", headers=bearer(demo.tokens["RJ1"]))
+    assert refused.status_code == 403

@@ -181,7 +181,7 @@ def submission(org: str, period: str, status: str, received: int) -> Submission:
     )
 
 
-def test_first_accepted_received_ignores_returns_not_accepted(db_session: Session) -> None:
+def test_first_accepted_ignores_returns_not_accepted(db_session: Session) -> None:
     organisations(db_session, "RJ1", "R1K")
     db_session.add_all(
         [
@@ -194,7 +194,12 @@ def test_first_accepted_received_ignores_returns_not_accepted(db_session: Sessio
     )
     db_session.flush()
 
-    firsts = submission_repo.first_accepted_received(session=db_session)
+    firsts = {
+        (org, dataset, period): received
+        for org, dataset, period, received in db_session.execute(
+            select(submission_repo.first_accepted())
+        )
+    }
     # SQLite hands back naive datetimes (UTC by convention); PostgreSQL aware ones.
     naive = {key: value.replace(tzinfo=None) for key, value in firsts.items()}
     assert naive == {

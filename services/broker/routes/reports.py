@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
-from collections.abc import Callable, Iterable
+import itertools
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.broker.dependencies import RuntimeDep, SessionDep, require
 from services.broker.responses import (
@@ -23,6 +28,7 @@ from services.broker.responses import (
     LedgerEntry,
 )
 from services.catalogue import audit, auth, burden_report
+from services.catalogue.db import session_scope
 from services.catalogue.errors import Invalid
 from services.catalogue.periods import PeriodError, parse_month
 from services.catalogue.states import OrgKind
@@ -65,14 +71,105 @@ def window_of(month_from: str | None, month_to: str | None) -> burden_report.Win
     return burden_report.Window(first=parsed["month_from"], last=parsed["month_to"])
 
 
-def _csv(rows: Iterable[Iterable[object]], filename: str) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows(rows)
-    return Response(
-        out.getvalue(),
+CSV_CHUNK_ROWS = 1000
+LEDGER_LIMIT, LEDGER_MAX_LIMIT = 1000, 10_000
+MAX_CURSOR = 400  # characters: a cursor this API gives is under 150
+
+
+def csv_response(
+    rows: Iterable[Iterable[object]], filename: str, headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    """``rows`` as a CSV attachment, streamed ``CSV_CHUNK_ROWS`` at a time as they come."""
+
+    def chunks() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        remaining = iter(rows)
+        while batch := list(itertools.islice(remaining, CSV_CHUNK_ROWS)):
+            writer.writerows(batch)
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+    return StreamingResponse(
+        chunks(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
+    )
+
+
+def cursor_text(after: burden_report.Position | None, before: burden_report.Position | None) -> str:
+    """A page's ``cursor`` parameter: the position it starts after, or ends before (opaque)."""
+    position = after or before
+    assert position is not None
+    place: list[object] = (
+        ["r", position.requested] if position.imposed is None else ["i", *position.imposed]
+    )
+    data = json.dumps(["a" if after else "b", *place], separators=(",", ":"))
+    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def cursor_of(
+    text: str | None,
+) -> tuple[burden_report.Position | None, burden_report.Position | None]:
+    """``(after, before)`` of a ``cursor`` parameter (422 for one this API did not give)."""
+    if text is None:
+        return None, None
+    try:
+        if len(text) > MAX_CURSOR:
+            raise ValueError(text)
+        data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        match data:
+            case [("a" | "b") as side, "r", int(index)] if 0 <= index < 2**53:
+                position = burden_report.Position(requested=index)
+            case [("a" | "b") as side, "i", str(period), str(dataset), str(org), int(seq)] if (
+                0 <= seq < 2**31 and max(len(period), len(dataset), len(org)) <= 64
+            ):
+                position = burden_report.Position(imposed=(period, dataset, org, seq))
+            case _:
+                raise ValueError(text)
+    except (ValueError, RecursionError):  # bad base64, UTF-8, JSON or shape
+        raise Invalid(
+            "The cursor is not one this API gave; follow the links of a page.",
+            [{"field": "cursor", "message": "not a cursor of this ledger"}],
+        ) from None
+    return (position, None) if side == "a" else (None, position)
+
+
+def ledger_links(
+    path: str, query: Mapping[str, str], page: burden_report.LedgerPage
+) -> dict[str, str]:
+    """The first, next and previous pages' addresses (relative), as ``rel: address``."""
+    kept = {name: value for name, value in query.items() if name != "cursor"}
+
+    def address(**cursor: str) -> str:
+        return f"{path}?{urlencode({**kept, **cursor})}" if kept or cursor else path
+
+    links = {"first": address()}
+    if page.next is not None:
+        links["next"] = address(cursor=cursor_text(page.next, None))
+    if page.previous is not None:
+        links["prev"] = address(cursor=cursor_text(None, page.previous))
+    return links
+
+
+def ledger_page(
+    *,
+    session: Session,
+    window: burden_report.Window,
+    request_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> burden_report.LedgerPage:
+    """One page of the ledger, for the API and the ledger page alike."""
+    after, before = cursor_of(cursor)
+    return burden_report.ledger_page(
+        session=session,
+        window=window,
+        limit=limit,
+        request_id=request_id,
+        after=after,
+        before=before,
     )
 
 
@@ -96,7 +193,7 @@ def burden(
     rate = runtime.settings.hourly_rate_gbp
     report = BurdenBreakdowns.of(burden_report.build(session=session, window=window), rate)
     if format == "csv":
-        return _csv(report.csv_rows(), "burden-report.csv")
+        return csv_response(report.csv_rows(), "burden-report.csv")
     return BurdenReport(**dict(report), parameters=burden_parameters(rate))
 
 
@@ -123,34 +220,109 @@ def burden_parameters(rate: float) -> BurdenParameters:
     )
 
 
+LedgerLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=LEDGER_MAX_LIMIT,
+        description=f"Rows a page (default {LEDGER_LIMIT}, at most {LEDGER_MAX_LIMIT}).",
+    ),
+]
+LedgerCursor = Annotated[
+    str | None,
+    Query(description="Where the page starts or ends: from a `next` or `prev` link."),
+]
+
+
 @router.get(
     "/v1/reports/burden/ledger",
-    summary="Every requested and imposed return behind the burden figures",
-    dependencies=[Depends(only("month_from", "month_to", "format", "request_id"))],
+    summary="Every requested and imposed return behind the burden figures, a page at a time",
+    dependencies=[
+        Depends(only("month_from", "month_to", "format", "request_id", "limit", "cursor"))
+    ],
     response_model=list[LedgerEntry],
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "headers": {
+                "X-Total-Count": {
+                    "description": "Rows of the whole ledger (this window and request)",
+                    "schema": {"type": "integer"},
+                },
+                "Link": {
+                    "description": 'The first, next and previous pages (rel="first", "next",'
+                    ' "prev"), RFC 8288',
+                    "schema": {"type": "string"},
+                },
+            },
+        }
+    },
 )
 def burden_ledger(
+    request: Request,
+    response: Response,
     session: SessionDep,
+    runtime: RuntimeDep,
     _auditor: AuditorDep,
     month_from: Month = None,
     month_to: Month = None,
     request_id: str | None = None,
     format: Literal["json", "csv"] = "json",
+    limit: LedgerLimit = LEDGER_LIMIT,
+    cursor: LedgerCursor = None,
 ) -> list[LedgerEntry] | Response:
-    """One row per counterfactual return and per share of an ask, traceable to its request."""
+    """One row per counterfactual return and per share of an ask, traceable to its request:
+    requested returns first (by request, oldest first), then imposed shares (by month, dataset
+    and trust). JSON a page at a time (``limit``, ``cursor``; ``Link`` and ``X-Total-Count``
+    headers); ``?format=csv`` the whole ledger, streamed."""
     window = window_of(month_from, month_to)
-    rows = [
-        row
-        for row in burden_report.ledger(session=session, window=window)
-        if request_id is None or row.request_id == request_id
-    ]
-    entries = [LedgerEntry.of(row) for row in rows]
     if format == "csv":
+        paged = sorted({"limit", "cursor"} & set(request.query_params))
+        if paged:
+            raise Invalid(
+                "The CSV is the whole ledger; leave out limit and cursor.",
+                [{"field": name, "message": "not with format=csv"} for name in paged],
+            )
         columns = tuple(LedgerEntry.model_fields)
-        table = [columns, *([getattr(e, c) for c in columns] for e in entries)]
-        return _csv(table, "burden-ledger.csv")
-    return entries
+        entries = (
+            LedgerEntry.of(row)
+            for row in ledger_rows(runtime.factory, window=window, request_id=request_id)
+        )
+        rows = itertools.chain([columns], ([getattr(e, c) for c in columns] for e in entries))
+        return csv_response(rows, "burden-ledger.csv")
+    page = ledger_page(
+        session=session, window=window, request_id=request_id, limit=limit, cursor=cursor
+    )
+    links = ledger_links(request.url.path, request.query_params, page)
+    response.headers["X-Total-Count"] = str(page.total)
+    response.headers["Link"] = ", ".join(f'<{url}>; rel="{rel}"' for rel, url in links.items())
+    return [LedgerEntry.of(row) for row in page.rows]
+
+
+def ledger_rows(
+    factory: sessionmaker[Session],
+    *,
+    window: burden_report.Window,
+    request_id: str | None,
+    chunk: int = LEDGER_MAX_LIMIT,
+) -> Iterator[burden_report.LedgerRow]:
+    """Every row of the ledger, a page at a time, each page read in its own unit of work (so a
+    slow reader of the stream holds no connection)."""
+    after = None
+    while True:
+        with session_scope(factory) as session:
+            page = burden_report.ledger_page(
+                session=session,
+                window=window,
+                limit=chunk,
+                request_id=request_id,
+                after=after,
+                counted=False,
+            )
+        yield from page.rows
+        if page.next is None:
+            return
+        after = page.next
 
 
 @router.get(

@@ -16,11 +16,10 @@ that the posted form must match.
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
 import math
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
@@ -33,7 +32,14 @@ from sqlalchemy.orm import Session
 
 import schemas
 from services.broker.dependencies import RuntimeDep, SessionDep
-from services.broker.responses import AskOut, BurdenBreakdowns, Completeness, SubmissionOut
+from services.broker.responses import (
+    AskOut,
+    BurdenBreakdowns,
+    Completeness,
+    LedgerEntry,
+    SubmissionOut,
+)
+from services.broker.routes import reports
 from services.broker.routes.reports import burden_parameters, window_of
 from services.broker.web import report_view as view
 from services.broker.web import spc_view
@@ -390,6 +396,13 @@ def _window(request: Request) -> tuple[burden_report.Window | None, list[dict[st
             {"field": name, "message": f"“{name}” is not something this report can filter by"}
             for name in unknown
         ]
+    return _window_of_query(query)
+
+
+def _window_of_query(
+    query: Mapping[str, str],
+) -> tuple[burden_report.Window | None, list[dict[str, object]]]:
+    """The months of ``month_from`` and ``month_to``, validated as the API does, or the errors."""
     try:
         return window_of(query.get("month_from") or None, query.get("month_to") or None), []
     except Invalid as error:
@@ -495,6 +508,7 @@ def burden_page(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respon
                 (code, dataset_names[code], spec) for code, spec in parameters.datasets.items()
             ],
             "csv_href": "/reports/burden.csv" + (f"?{query}" if query else ""),
+            "ledger_href": "/reports/burden/ledger" + (f"?{query}" if query else ""),
             "format": view.FORMATS,
         },
         viewer=viewer,
@@ -511,16 +525,81 @@ def burden_csv(request: Request, db: SessionDep, runtime: RuntimeDep) -> Respons
     report = BurdenBreakdowns.of(
         burden_report.build(session=db, window=window), runtime.settings.hourly_rate_gbp
     )
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(report.csv_rows())
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": 'attachment; filename="burden-report.csv"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
+    return reports.csv_response(
+        report.csv_rows(),
+        "burden-report.csv",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+LEDGER_PARAMETERS = (*REPORT_PARAMETERS, "request_id", "limit", "cursor")
+LEDGER_ENTRIES = {"requested": "Requested", "imposed": "Imposed"}
+
+
+def _ledger_query(request: Request) -> tuple[dict[str, Any], list[dict[str, object]]]:
+    """The ledger page's window, request, limit and cursor from the query, or the errors."""
+    query = request.query_params
+    errors: list[dict[str, object]] = [
+        {"field": name, "message": f"“{name}” is not something the ledger can filter by"}
+        for name in sorted(set(query) - set(LEDGER_PARAMETERS))
+    ]
+    limit_text = query.get("limit") or str(reports.LEDGER_LIMIT)
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= reports.LEDGER_MAX_LIMIT:
+        errors.append(
+            {"field": "limit", "message": f"Rows a page: 1 to {reports.LEDGER_MAX_LIMIT:,}"}
+        )
+    window, window_errors = _window_of_query(query)
+    errors += window_errors
+    if errors or window is None:
+        return {}, errors
+    return {
+        "window": window,
+        "request_id": query.get("request_id") or None,
+        "limit": int(limit_text),
+        "cursor": query.get("cursor") or None,
+    }, []
+
+
+@router.get("/reports/burden/ledger")
+def ledger_page(request: Request, db: SessionDep) -> Response:
+    """The ledger behind the report's figures, a page at a time, with links to the pages
+    before and after and the number of entries in all."""
+    viewer = _viewer(request, db, AUDITORS, REPORT_REFUSED)
+    if isinstance(viewer, Response):
+        return viewer
+    asked, errors = _ledger_query(request)
+    page = None
+    if not errors:
+        try:
+            page = reports.ledger_page(session=db, **asked)
+        except Invalid as error:
+            errors = list(error.errors)
+    if page is None:
+        context = {"errors": errors, "page": None, "form": _form(request)}
+        return _page(request, "ledger.html", context, status=422, viewer=viewer)
+    window = asked["window"]
+    first = month_label(window.first) if window.first is not None else None
+    last = month_label(window.last) if window.last is not None else None
+    links = reports.ledger_links(request.url.path, request.query_params, page)
+    form = _form(request)
+    report_query = urlencode({k: v for k, v in form.items() if v})
+    return _page(
+        request,
+        "ledger.html",
+        {
+            "errors": [],
+            "form": form,
+            "page": page,
+            "entries": [LedgerEntry.of(row) for row in page.rows],
+            "entry_names": LEDGER_ENTRIES,
+            "names": organisations.names(session=db),
+            "request_id": asked["request_id"],
+            "window_text": view.window_text(first, last),
+            "links": links,
+            "report_href": "/reports/burden" + (f"?{report_query}" if report_query else ""),
+            "format": view.FORMATS,
         },
+        viewer=viewer,
     )
 
 

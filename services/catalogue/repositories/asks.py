@@ -4,12 +4,34 @@ requests that want them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import date
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import insert, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Row,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from services.catalogue.models import Ask, AskLink, DataRequest
+from services.catalogue.repositories import submissions as submission_repo
 from services.catalogue.states import AskStatus, RequestStatus
 
 
@@ -40,11 +62,6 @@ def of_request(*, session: Session, request_id: str) -> Sequence[Ask]:
         select(Ask).join(AskLink, AskLink.ask_id == Ask.id).where(AskLink.request_id == request_id)
     )
     return session.scalars(query).all()
-
-
-def not_cancelled(*, session: Session) -> Sequence[Ask]:
-    """Every ask still wanted or already answered."""
-    return session.scalars(select(Ask).where(Ask.status != AskStatus.CANCELLED)).all()
 
 
 def with_bodies(
@@ -110,17 +127,218 @@ def links_of_request(*, session: Session, request_id: str) -> Sequence[AskLink]:
     return session.scalars(select(AskLink).where(AskLink.request_id == request_id)).all()
 
 
-def active_links(*, session: Session) -> list[tuple[AskLink, Ask, str]]:
-    """Every active link of an active request, with its ask and the request's body: the
-    returns each request imposes, in the order their burden is shared out."""
-    rows = session.execute(
-        select(AskLink, Ask, DataRequest.body_code)
-        .join(Ask, Ask.id == AskLink.ask_id)
-        .join(DataRequest, DataRequest.id == AskLink.request_id)
-        .where(AskLink.active.is_(True), DataRequest.status == RequestStatus.ACTIVE)
-        .order_by(Ask.period, Ask.dataset_code, Ask.org_code, AskLink.seq)
+# An imposed share's place in the ledger: its ask's (period, dataset_code, org_code), then the
+# link's seq (the order the ask's burden is shared out); unique, and served by the indexes
+# ix_asks_period_dataset_org and ix_ask_links_ask_id_seq.
+ImposedKey = tuple[str, str, str, int]
+_Columns = TypeVarTuple("_Columns")
+BREAKDOWN_COLUMNS = ("body", "trust", "dataset", "month")
+
+
+def _imposing(
+    query: Select[*_Columns],
+    *,
+    first: str | None,
+    last: str | None,
+    request_id: str | None,
+    asks: bool = True,
+) -> Select[*_Columns]:
+    """``query`` over the active links that impose something (a return or minutes) of active
+    requests, joined to their asks, for asks of months ``first`` to ``last`` (``YYYY-MM``,
+    inclusive, which compare as text) and, given one, a single request's.
+
+    The request's status is an EXISTS, not a join's filter: a join lets SQLite's planner start
+    from the (few) active requests and sort every link, where the pages read the asks' index in
+    order and stop at the page's end.
+    """
+    linked = aliased(DataRequest)  # the query may join the requests too (for their body)
+    active = (
+        select(linked.id)
+        .where(linked.id == AskLink.request_id, linked.status == RequestStatus.ACTIVE)
+        .correlate(AskLink)
+        .exists()
     )
-    return [(link, ask, body) for link, ask, body in rows]
+    query = query.select_from(AskLink).where(
+        AskLink.active.is_(True),
+        or_(AskLink.imposer.is_(True), AskLink.minutes_imposed != 0),
+        active,
+    )
+    if asks or first is not None or last is not None:  # joined unless nothing reads them
+        query = query.join(Ask, Ask.id == AskLink.ask_id)
+    if first is not None:
+        query = query.where(Ask.period >= first)
+    if last is not None:
+        query = query.where(Ask.period <= last)
+    if request_id is not None:
+        query = query.where(AskLink.request_id == request_id)
+    return query
+
+
+def _label(name: str) -> ColumnElement[str]:
+    return cast(literal(name), String)
+
+
+def imposed_by(
+    *, session: Session, first: str | None, last: str | None
+) -> list[tuple[str, str, int, float]]:
+    """Returns and minutes imposed, summed per body, trust, dataset and month: ``(breakdown,
+    key, returns, minutes)``, one row per key, in one statement (the links are read once)."""
+    grouped = _imposing(
+        select(
+            DataRequest.body_code.label("body"),
+            Ask.org_code.label("trust"),
+            Ask.dataset_code.label("dataset"),
+            Ask.period.label("month"),
+            func.sum(case((AskLink.imposer.is_(True), 1), else_=0)).label("returns"),
+            func.sum(AskLink.minutes_imposed).label("minutes"),
+        ),
+        first=first,
+        last=last,
+        request_id=None,
+    ).join(DataRequest, DataRequest.id == AskLink.request_id)
+    imposed = grouped.group_by(
+        DataRequest.body_code, Ask.org_code, Ask.dataset_code, Ask.period
+    ).cte("imposed")
+    parts = [
+        select(
+            _label(name),
+            imposed.c[name],
+            func.sum(imposed.c.returns),
+            func.sum(imposed.c.minutes),
+        ).group_by(imposed.c[name])
+        for name in BREAKDOWN_COLUMNS
+    ]
+    return [
+        (breakdown, key, int(returns), float(minutes))
+        for breakdown, key, returns, minutes in session.execute(union_all(*parts))
+    ]
+
+
+def imposed_count(
+    *, session: Session, first: str | None, last: str | None, request_id: str | None
+) -> int:
+    """How many imposed shares :func:`imposed_page` pages through."""
+    query = _imposing(
+        select(func.count()), first=first, last=last, request_id=request_id, asks=False
+    )
+    return int(session.scalar(query) or 0)
+
+
+def imposed_page(
+    *,
+    session: Session,
+    first: str | None,
+    last: str | None,
+    request_id: str | None,
+    after: ImposedKey | None = None,
+    before: ImposedKey | None = None,
+    limit: int,
+) -> list[Row[str, str, str, str, str, bool, float, str, int]]:
+    """Up to ``limit`` imposed shares in ledger order (:data:`ImposedKey`) after ``after``, or
+    the last ``limit`` before ``before`` (then newest first): request_id, body_code,
+    dataset_code, org_code, period, imposer, minutes_imposed, ask_id, seq."""
+    query = _imposing(
+        select(
+            AskLink.request_id,
+            DataRequest.body_code,
+            Ask.dataset_code,
+            Ask.org_code,
+            Ask.period,
+            AskLink.imposer,
+            AskLink.minutes_imposed,
+            Ask.id,
+            AskLink.seq,
+        ),
+        first=first,
+        last=last,
+        request_id=request_id,
+    ).join(DataRequest, DataRequest.id == AskLink.request_id)
+    ask_key = tuple_(Ask.period, Ask.dataset_code, Ask.org_code)
+    key = tuple_(Ask.period, Ask.dataset_code, Ask.org_code, AskLink.seq)
+    order: list[Any] = [Ask.period, Ask.dataset_code, Ask.org_code, AskLink.seq]
+    if after is not None:
+        # The first condition is the index's range; the second the exact place in it.
+        query = query.where(ask_key >= tuple_(*after[:3]), key > tuple_(*after))
+    if before is not None:
+        query = query.where(ask_key <= tuple_(*before[:3]), key < tuple_(*before))
+        order = [column.desc() for column in order]
+    if after is None and before is None:
+        # The first page: a range on the index's first column, so that it is read in order too.
+        query = query.where(Ask.period >= (first or ""))
+    return list(session.execute(query.order_by(*order).limit(limit)))
+
+
+class utc_day(FunctionElement[date]):
+    """The UTC calendar day of a stored timestamp (SQLite keeps UTC text; PostgreSQL a
+    ``timestamptz``, whose day depends on the session's time zone unless converted)."""
+
+    type = Date()
+    inherit_cache = True
+    name = "utc_day"
+
+
+@compiles(utc_day)
+def _utc_day(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+def completeness_by(
+    *, session: Session, first: str | None, last: str | None, today: date
+) -> list[tuple[str, str, int, int, int, int, int]]:
+    """Asks not cancelled of months ``first`` to ``last``, per trust and per dataset:
+    ``(breakdown, key, asks, due, returned, on_time, overdue)``, one row per key. Due: by
+    ``today``; returned: accepted, with an accepted submission; on time: its first accepted
+    submission received (UTC day) by the due date; overdue: due and not returned."""
+    received = submission_repo.first_accepted()
+    returned = and_(Ask.status == AskStatus.ACCEPTED, received.c.received.is_not(None))
+    flags = (
+        select(
+            Ask.org_code.label("trust"),
+            Ask.dataset_code.label("dataset"),
+            case((Ask.due_date <= today, 1), else_=0).label("due"),
+            case((returned, 1), else_=0).label("returned"),
+            case((and_(returned, utc_day(received.c.received) <= Ask.due_date), 1), else_=0).label(
+                "on_time"
+            ),
+        )
+        .select_from(Ask)
+        .outerjoin(
+            received,
+            and_(
+                received.c.org_code == Ask.org_code,
+                received.c.dataset_code == Ask.dataset_code,
+                received.c.period == Ask.period,
+            ),
+        )
+        .where(Ask.status != AskStatus.CANCELLED)
+    )
+    if first is not None:
+        flags = flags.where(Ask.period >= first)
+    if last is not None:
+        flags = flags.where(Ask.period <= last)
+    each = flags.cte("flags")
+    overdue = case((and_(each.c.due == 1, each.c.returned == 0), 1), else_=0)
+    parts = [
+        select(
+            _label(name),
+            each.c[name],
+            func.count(),
+            func.sum(each.c.due),
+            func.sum(each.c.returned),
+            func.sum(each.c.on_time),
+            func.sum(overdue),
+        ).group_by(each.c[name])
+        for name in ("trust", "dataset")
+    ]
+    return [
+        (breakdown, key, int(asks), int(due), int(back), int(on_time), int(late))
+        for breakdown, key, asks, due, back, on_time, late in session.execute(union_all(*parts))
+    ]
 
 
 def set_status(

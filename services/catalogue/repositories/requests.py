@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
 from services.catalogue import db
@@ -35,6 +35,29 @@ def active(*, session: Session, body_code: str | None = None) -> Sequence[DataRe
     if body_code is not None:
         query = query.where(DataRequest.body_code == body_code)
     return session.scalars(query).all()
+
+
+def active_terms(
+    *, session: Session, request_id: str | None = None
+) -> Sequence[Row[str, str, list[str], list[str], str, str, str]]:
+    """What the burden ledger counts of each active request (or of one), oldest first: id,
+    body_code, items, org_codes, period_start, period_end, period_type; never the coverage."""
+    query = (
+        select(
+            DataRequest.id,
+            DataRequest.body_code,
+            DataRequest.items,
+            DataRequest.org_codes,
+            DataRequest.period_start,
+            DataRequest.period_end,
+            DataRequest.period_type,
+        )
+        .where(DataRequest.status == RequestStatus.ACTIVE)
+        .order_by(DataRequest.created_at, DataRequest.id)
+    )
+    if request_id is not None:
+        query = query.where(DataRequest.id == request_id)
+    return session.execute(query).all()
 
 
 def get_locked(*, session: Session, request_id: str) -> DataRequest | None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Subquery, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.catalogue import db
@@ -188,19 +187,20 @@ def accepted_summary(
     return sorted(str(code) for code, _period in rows), latest
 
 
-def first_accepted_received(*, session: Session) -> dict[tuple[str, str, str], datetime]:
-    """When each (trust, dataset, period) first had a return that was then accepted."""
-    rows = session.execute(
+def first_accepted() -> Subquery:
+    """When each (trust, dataset, period) first had a return that was then accepted: columns
+    org_code, dataset_code, period, received (a subquery, to join to its asks)."""
+    return (
         select(
             Submission.org_code,
             Submission.dataset_code,
             Submission.period,
-            func.min(Submission.received_at),
+            func.min(Submission.received_at).label("received"),
         )
         .where(Submission.status == SubmissionStatus.ACCEPTED)
         .group_by(Submission.org_code, Submission.dataset_code, Submission.period)
+        .subquery("first_accepted")
     )
-    return {(org, dataset, period): received for org, dataset, period, received in rows}
 
 
 def accepted_current(
