@@ -67,7 +67,7 @@ def workbook(
     parts = {
         "[Content_Types].xml": (
             '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-            f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package'
             '.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
             + "".join(
                 f'<Override PartName="{part}" ContentType="application/vnd.openxmlformats-'
