@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 from xml.parsers import expat
+
+import polars as pl
 
 from services.validator.reading.records import file_error
 
@@ -40,9 +42,8 @@ SHEET_ROWS = 1_048_576
 SHEET_COLUMNS = 16_384
 
 _BLOCK = 1024 * 1024
-_DIGITS = "0123456789"
 _CELL_BYTES = 32  # calamine's grid, per cell (measured from its failed allocations)
-_REFERENCE = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})")
+_REFERENCE = re.compile(r"^\s*\$?([A-Za-z]{1,3})\$?([0-9]{1,7})\s*$")
 _UNSAFE = "the XLSX workbook was refused as unsafe to read: "
 _SEND_AS = "send large returns as CSV or Parquet"
 
@@ -81,18 +82,22 @@ class _PartScan:
         self.max_row = 0
         self.max_column = 0
         self._local: dict[str, str] = {}
-        # Column numbers by their letters, as references name them (a sheet has few columns).
-        self._columns: dict[str, int] = {}
+        # References of the cells met since the last flush, placed together (_flush), and
+        # where the current row's start among them.
+        self._references: list[str] = []
+        self._row_start = 0
 
     def scan(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
         parser = expat.ParserCreate()
-        parser.StartElementHandler = self._start
+        parser.StartElementHandler = self._handler()
         parser.StartDoctypeDeclHandler = self._doctype
         try:
             with archive.open(member) as part:
                 while block := part.read(_BLOCK):
                     parser.Parse(block, False)
+                    self._flush()
                 parser.Parse(b"", True)
+                self._flush()
         except expat.ExpatError as error:
             if self.root is None:
                 return  # not XML (an image, a binary part): calamine does not parse it either
@@ -108,9 +113,26 @@ class _PartScan:
     def _doctype(self, *_args: object) -> None:
         raise file_error("unsafe_xlsx", _UNSAFE + f"{self.name} has a DOCTYPE")
 
+    def _handler(self) -> Callable[[str, dict[str, str]], None]:
+        """expat's handler of start tags. It is called for each of millions of elements, so a
+        value returns at once and a cell's reference is only kept, to be placed with the others
+        of its block by polars (_flush); the rest goes to ``_start``."""
+        keep = self._references.append
+        start = self._start
+
+        def handler(name: str, attributes: dict[str, str]) -> None:
+            if name == "v":
+                return
+            if name == "c":
+                reference = attributes.get("r")
+                if reference is not None:
+                    keep(reference)
+                    return
+            start(name, attributes)
+
+        return handler
+
     def _start(self, name: str, attributes: dict[str, str]) -> None:
-        # Called for each of millions of elements: the common case (a cell with its reference)
-        # is kept to a few dictionary look-ups.
         local = self._local.get(name)
         if local is None:
             local = self._local[name] = name.rpartition(":")[2]
@@ -121,7 +143,7 @@ class _PartScan:
             if reference is None:
                 self._implicit_cell()
             else:
-                self._cell(reference)
+                self._references.append(reference)
         elif local == "row":
             self._row(attributes.get("r"))
         elif local == "dimension":
@@ -135,21 +157,38 @@ class _PartScan:
         else:
             self.row = self._number(reference, f"a row numbered {reference[:20]!r}")
         self.column = 0
+        self._row_start = len(self._references)
         if self.row > SHEET_ROWS:
             self._refuse(f"{self.name} has a row {self.row:,}, beyond the last of a sheet")
 
-    def _cell(self, reference: str) -> None:
-        letters = reference.rstrip(_DIGITS)
-        column = self._columns.get(letters)
-        digits = reference[len(letters) :]
-        if column is None or not 0 < len(digits) <= 7 or not digits.isdigit():
-            column, row = self._reference(reference)
-        else:
-            row = int(digits)
-        self.column = column
+    def _flush(self) -> None:
+        """Place the cells whose references were kept: the box grows to hold them, and the
+        column of the last is where a next cell without a reference goes."""
+        if not self._references:
+            return
+        references = pl.Series(self._references, dtype=pl.String)
+        self._references.clear()  # (the row's start is used, then reset, below)
+        parts = references.str.extract_groups(_REFERENCE.pattern).struct.unnest()
+        letters, rows = parts.get_column("1"), parts.get_column("2").cast(pl.Int64)
+        bad = letters.is_null()
+        if bad.any():
+            self._reference(references.filter(bad)[0])  # refused, naming it
+        columns = {text: _column_number(text) for text in letters.unique().to_list()}
+        row = rows.max()
+        assert isinstance(row, int)
+        column = max(columns.values())
+        if column > SHEET_COLUMNS or row > SHEET_ROWS:
+            far = (letters.replace_strict(columns, return_dtype=pl.Int64) > SHEET_COLUMNS) | (
+                rows > SHEET_ROWS
+            )
+            self._place(*self._reference(references.filter(far)[0]))
         self._place(column, row)
+        if len(references) > self._row_start:  # the last cell is in the current row
+            self.column = columns[letters[-1]]
+        self._row_start = 0
 
     def _implicit_cell(self) -> None:
+        self._flush()  # the cell before it may be one whose reference was kept
         self.column += 1
         self._place(self.column, max(self.row, 1))
 
@@ -202,13 +241,10 @@ class _PartScan:
 
     def _reference(self, reference: str) -> tuple[int, int]:
         """(column, row) of an A1 reference; refused if it is not one."""
-        found = _REFERENCE.fullmatch(reference.strip())
+        found = _REFERENCE.match(reference)
         if found is None:
             self._refuse(f"{self.name} has a cell reference {reference[:20]!r} that is not A1")
-        letters = found.group(1)
-        if letters not in self._columns:
-            self._columns[letters] = _column_number(letters)
-        return self._columns[letters], int(found.group(2))
+        return _column_number(found.group(1)), int(found.group(2))
 
     def _number(self, text: str, what: str) -> int:
         if not text.strip().isdigit() or len(text.strip()) > 9:

@@ -68,6 +68,8 @@ A1 = f'<row r="1"><c r="A1">{V}</c></row>'  # calamine's box starts at the first
         (f'{A1}<row r="4"><c r="D4">{V}</c><c>{V}</c><c>{V}</c></row>', (6, 4)),
         (f"<row><c>{V}</c></row>" * 5, (1, 5)),
         (f'{A1}<row r="2"><c r="C7">{V}</c></row>', (3, 7)),
+        # A new row starts again at column A, whatever the row before ended with.
+        (f'<row r="1"><c r="E1">{V}</c></row><row><c>{V}</c><c>{V}</c></row>', (5, 2)),
     ],
 )
 def test_cells_are_placed_as_the_reader_places_them(
