@@ -30,13 +30,13 @@ import xlsxwriter  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._ecds import blocks  # noqa: E402
-from schemas import get_dataset  # noqa: E402
-from services.validator.reading.xlsx_source import (  # noqa: E402
+from bench._ecds import blocks
+from schemas import get_dataset
+from services.validator.reading.xlsx_source import (
     check_xlsx_limits,
     read_first_sheet,
 )
-from services.validator.validation import validate_file  # noqa: E402
+from services.validator.validation import validate_file
 
 
 def write_workbook(frame: pl.DataFrame, path: Path) -> None:
@@ -69,6 +69,23 @@ def in_process(path: Path) -> object:
     return sheet.to_arrow()
 
 
+def steps(path: Path, code: str) -> dict[str, Callable[[], object]]:
+    return {
+        "zip checks and declared sizes": lambda: check_xlsx_limits(path),
+        "read in this process (before)": lambda: in_process(path),
+        "read in a child (now)": lambda: read_first_sheet(path),
+        "validate_file (now)": lambda: validate_file(
+            path=path,
+            filename=path.name,
+            dataset=get_dataset(code),
+            org_code="RJ1",
+            period="2025-01",
+            write_to=path.with_suffix(".out"),
+            chunk_rows=100_000,
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000)
@@ -99,24 +116,9 @@ def main() -> None:
             (small, "ae_monthly", "3 rows"),
         ):
             size = f"{path.stat().st_size / 2**20:.1f} MiB"
-            steps: dict[str, Callable[[], object]] = {
-                "zip checks and declared sizes": lambda: check_xlsx_limits(path),
-                "read in this process (before)": lambda: in_process(path),
-                "read in a child (now)": lambda: read_first_sheet(path),
-                "validate_file (now)": lambda: validate_file(
-                    path=path,
-                    filename=path.name,
-                    dataset=get_dataset(code),
-                    org_code="RJ1",
-                    period="2025-01",
-                    write_to=path.with_suffix(".out"),
-                    chunk_rows=100_000,
-                ),
-            }
-            for step, run in steps.items():
-                print(
-                    f"| {label} | {size} | {step} | {median_seconds(run, options.repeat):.2f} s |"
-                )
+            for step, run in steps(path, code).items():
+                seconds = median_seconds(run, options.repeat)
+                print(f"| {label} | {size} | {step} | {seconds:.2f} s |")
 
 
 if __name__ == "__main__":
