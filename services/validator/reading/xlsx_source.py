@@ -39,10 +39,11 @@ XLSX_MAX_TOTAL_RATIO = 100
 XLSX_MAX_MEMBER_RATIO = 100
 XLSX_RATIO_FLOOR = 1024 * 1024  # members smaller than this may compress as well as they like
 XLSX_MAX_MEMBERS = 1_000
-# The reader's process may use this much address space (pyarrow's and calamine's arenas and
-# the grid of cells). A 200,000-row return (2.4M cells) peaks at 580 MB of it; the largest sheet
-# the limits above let through (XLSX_MAX_CELLS, 256 MiB of XML) fits in 2 GiB.
-XLSX_READER_MEMORY = 2 * 1024**3
+# The reader's process may use this much address space (pyarrow's and calamine's arenas, mostly
+# reserved rather than used, and the grid of cells). A 200,000-row return (2.4M cells) peaks at
+# 580 MB of it (230 MB resident); about the largest sheet the limits above let through, 7.7M
+# cells of shared strings in 256 MiB of XML, at 1.98 GB (650 MB resident).
+XLSX_READER_MEMORY = 4 * 1024**3
 XLSX_READER_SECONDS = 300
 _CHILD = Path(xlsx_child.__file__)
 # How a reader out of memory ends: a MemoryError, the Rust allocator's abort, or the kernel's

@@ -130,7 +130,7 @@ def test_a_reader_that_aborts_ends_only_its_own_process(
         (
             None,
             "too_large",
-            "the XLSX workbook could not be read within 2,048 MiB of memory:"
+            "the XLSX workbook could not be read within 4,096 MiB of memory:"
             " send large returns as CSV or Parquet",
         )
     ]
