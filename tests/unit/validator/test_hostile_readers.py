@@ -7,6 +7,8 @@ tests/e2e/test_hostile_uploads.py; here each case is checked quickly, without HT
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import fastexcel
@@ -19,6 +21,7 @@ from tests.hostile_files import CASES, PERIOD, Case, header_row, workbook
 from tests.unit.validator.files import ecds_frame, write_xlsx
 
 XLSX_CASES = [case for case in CASES if case.filename.endswith(".xlsx")]
+OTHER_CASES = [case for case in CASES if case not in XLSX_CASES]
 
 
 def refused(path: Path) -> tuple[str, str]:
@@ -135,6 +138,54 @@ def test_a_reader_that_aborts_ends_only_its_own_process(
         )
     ]
     assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("case", OTHER_CASES, ids=[case.name for case in OTHER_CASES])
+def test_a_hostile_csv_or_parquet_file_is_rejected_with_one_plain_error(
+    case: Case, tmp_path: Path
+) -> None:
+    path = tmp_path / case.filename
+    case.build(path)
+    report = validate_file(
+        path=path,
+        filename=case.filename,
+        dataset=get_dataset("ae_monthly"),
+        org_code="RJ1",
+        period=PERIOD,
+        write_to=tmp_path / "out.parquet",
+    )
+    assert report.status == "rejected"
+    assert [(e.row, e.check) for e in report.errors] == [(case.row, case.check)], report.errors
+    assert case.says in report.errors[0].message
+    assert all(len(e.value or "") <= 100 for e in report.errors)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+CSV_CASES = [case for case in CASES if case.filename.endswith(".csv")]
+
+
+@pytest.mark.parametrize("case", CSV_CASES, ids=[case.name for case in CSV_CASES])
+def test_a_process_that_read_a_hostile_csv_still_exits_cleanly(case: Case, tmp_path: Path) -> None:
+    """A CSV not in UTF-8 once left pyarrow's half-open reader in a reference cycle that
+    aborted the process as it exited (`drb serve` stopped with SIGABRT, not 0)."""
+    path = tmp_path / case.filename
+    case.build(path)
+    script = (
+        "import sys\nfrom pathlib import Path\n"
+        "from services.validator.reading.csv_source import CsvSource, FileError\n"
+        "try:\n    source = CsvSource(Path(sys.argv[1]), max_ragged=10)\n"
+        "    print(sum(table.num_rows for table in source.tables(1000)))\n"
+        "except FileError:\n    print('refused')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_a_part_that_is_not_well_formed_is_refused(tmp_path: Path) -> None:
