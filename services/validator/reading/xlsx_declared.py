@@ -117,7 +117,8 @@ class _PartScan:
         """expat's handler of start tags. It is called for each of millions of elements, so a
         value returns at once and a cell's reference is only kept, to be placed with the others
         of its block by polars (_flush); the rest goes to ``_start``."""
-        keep = self._references.append
+        references = self._references
+        keep = references.append
         start = self._start
 
         def handler(name: str, attributes: dict[str, str]) -> None:
@@ -127,6 +128,11 @@ class _PartScan:
                 reference = attributes.get("r")
                 if reference is not None:
                     keep(reference)
+                    return
+            elif name == "row":
+                number = attributes.get("r", "")
+                if number.isdecimal() and 0 < len(number) <= 7 and int(number) <= SHEET_ROWS:
+                    self.row, self.column, self._row_start = int(number), 0, len(references)
                     return
             start(name, attributes)
 
