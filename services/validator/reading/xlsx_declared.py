@@ -42,6 +42,8 @@ SHEET_ROWS = 1_048_576
 SHEET_COLUMNS = 16_384
 
 _BLOCK = 1024 * 1024
+# What a cell holds (its value, formula, inline string and its runs): nothing declared there.
+_WITHIN_CELLS = frozenset({"v", "f", "is", "t", "r", "rPr"})
 _CELL_BYTES = 32  # calamine's grid, per cell (measured from its failed allocations)
 _REFERENCE = re.compile(r"^\s*\$?([A-Za-z]{1,3})\$?([0-9]{1,7})\s*$")
 _UNSAFE = "the XLSX workbook was refused as unsafe to read: "
@@ -89,7 +91,14 @@ class _PartScan:
 
     def scan(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
         parser = expat.ParserCreate()
-        parser.StartElementHandler = self._handler()
+        handler = self._handler()
+
+        def first(name: str, attributes: dict[str, str]) -> None:
+            self.root = name.rpartition(":")[2]
+            parser.StartElementHandler = handler
+            handler(name, attributes)
+
+        parser.StartElementHandler = first
         parser.StartDoctypeDeclHandler = self._doctype
         try:
             with archive.open(member) as part:
@@ -114,15 +123,16 @@ class _PartScan:
         raise file_error("unsafe_xlsx", _UNSAFE + f"{self.name} has a DOCTYPE")
 
     def _handler(self) -> Callable[[str, dict[str, str]], None]:
-        """expat's handler of start tags. It is called for each of millions of elements, so a
-        value returns at once and a cell's reference is only kept, to be placed with the others
-        of its block by polars (_flush); the rest goes to ``_start``."""
+        """expat's handler of start tags. It is called for each of millions of elements, so what
+        a cell holds returns at once, a plain row number is taken here, and a cell's reference
+        is only kept, to be placed with the others of its block by polars (_flush); the rest
+        goes to ``_start``."""
         references = self._references
         keep = references.append
         start = self._start
 
         def handler(name: str, attributes: dict[str, str]) -> None:
-            if name == "v":
+            if name in _WITHIN_CELLS:
                 return
             if name == "c":
                 reference = attributes.get("r")
@@ -142,8 +152,6 @@ class _PartScan:
         local = self._local.get(name)
         if local is None:
             local = self._local[name] = name.rpartition(":")[2]
-            if self.root is None:
-                self.root = local
         if local == "c":
             reference = attributes.get("r")
             if reference is None:
