@@ -1,7 +1,8 @@
 """What reading an XLSX return costs, with its declared sizes checked and its reader in a child.
 
-For one synthetic ecds_attendance workbook (``--rows``, written by xlsxwriter as Excel would:
-shared strings, dates as numbers) and one small ae_monthly workbook, each timed ``--repeat``
+For one synthetic ecds_attendance return of ``--rows`` written twice by xlsxwriter (as Excel
+writes it, text in a shared-strings table; and with text inline in each cell, as streaming
+writers do), and one small ae_monthly workbook, each timed ``--repeat``
 times and the median shown:
 
 - ``zip checks and declared sizes``: ``check_xlsx_limits`` (the zip directory, the inflated
@@ -39,8 +40,10 @@ from services.validator.reading.xlsx_source import (
 from services.validator.validation import validate_file
 
 
-def write_workbook(frame: pl.DataFrame, path: Path) -> None:
-    book = xlsxwriter.Workbook(path, {"constant_memory": True})
+def write_workbook(frame: pl.DataFrame, path: Path, *, inline: bool = False) -> None:
+    """As Excel writes it (text in a shared-strings table), or with text inline in the cells
+    (``inline``: xlsxwriter's constant-memory mode, as streaming writers do)."""
+    book = xlsxwriter.Workbook(path, {"constant_memory": inline})
     sheet = book.add_worksheet("Return")
     stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     sheet.write_row(0, 0, frame.columns)
@@ -92,9 +95,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        big = Path(directory) / "ecds.xlsx"
+        shared, inline = Path(directory) / "shared.xlsx", Path(directory) / "inline.xlsx"
         frame = pl.concat(list(blocks(options.rows, period="2025-01")))
-        write_workbook(frame, big)
+        write_workbook(frame, shared)
+        write_workbook(frame, inline, inline=True)
         small = Path(directory) / "ae.xlsx"
         write_workbook(
             pl.DataFrame(
@@ -112,7 +116,8 @@ def main() -> None:
         print(f"| workbook | size | step | median of {options.repeat} |")
         print("|---|---|---|---|")
         for path, code, label in (
-            (big, "ecds_attendance", f"{options.rows:,} rows"),
+            (shared, "ecds_attendance", f"{options.rows:,} rows, shared strings"),
+            (inline, "ecds_attendance", f"{options.rows:,} rows, inline strings"),
             (small, "ae_monthly", "3 rows"),
         ):
             size = f"{path.stat().st_size / 2**20:.1f} MiB"
