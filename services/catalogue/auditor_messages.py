@@ -28,6 +28,10 @@ _FILE_MESSAGES = {
     "csv": "the file could not be read as CSV",
     "too_large": "the XLSX workbook is larger than the limit for workbooks",
     "unsafe_zip": "the XLSX workbook was refused as unsafe to open (a possible zip bomb)",
+    "unsafe_xlsx": "the XLSX workbook was refused as unsafe to read: it declares sizes over the"
+    " limits for workbooks",
+    "unsafe_parquet": "the Parquet file was refused as unsafe to read (a possible decompression"
+    " bomb)",
     "not_empty": "the file has no data rows",
     "field_count": "a row of the file has a different number of fields from its header",
     "max_errors": "more errors were found than are listed",

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from queue import Empty, SimpleQueue
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -36,6 +37,10 @@ from services.catalogue.states import JobStatus
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# A job whose process died while running it this many times in a row is given up: a file that
+# ends every process that reads it (a reader's abort, the kernel's OOM killer) is rejected after
+# this many crashes, not MAX_ATTEMPTS. Each death is an attempt, and is recorded in last_error.
+MAX_DEATHS = 3
 # A pending job younger than this is left to the relay of the request that created it.
 RELAY_GRACE = timedelta(seconds=5)
 
@@ -50,6 +55,25 @@ def is_transient(error: BaseException) -> bool:
     answer), not because of its work: such a run does not use up one of its MAX_ATTEMPTS, so a
     disk that stays full for hours leaves the job retried, never given up."""
     return store.is_storage_full(error) or isinstance(error, OperationalError | InterfaceError)
+
+
+# The process deaths in a row are kept at the end of last_error, where the run that died could
+# not write anything (the jobs table has no column for them); any run that ends resets them.
+_DEATHS = re.compile(r"\((\d+) of \d+ process deaths allowed\)")
+
+
+def deaths(last_error: str | None) -> int:
+    """How many times in a row a process died while running a job, from its last_error."""
+    found = _DEATHS.search(last_error or "")
+    return int(found.group(1)) if found else 0
+
+
+def _death_record(job: Job) -> str:
+    """last_error for a job whose worker died while running it: one more death in a row."""
+    return (
+        f"the worker ({job.claimed_by}) stopped while running it"
+        f" ({deaths(job.last_error) + 1} of {MAX_DEATHS} process deaths allowed)"
+    )
 
 
 # The identity of the queue answering now (services/catalogue/queue.identity).
@@ -261,23 +285,22 @@ def sweep(
             limit=limit,
             queue_id=queue_id,
         ):
-            if job.attempts >= MAX_ATTEMPTS:
-                job.status = JobStatus.FAILED
-                job.finished_at = now
-                job.last_error = (job.last_error or "") + f"\ngave up after {job.attempts} attempts"
-                log.error(
-                    "job %s (%s) failed for good",
-                    job.id,
-                    job.kind,
-                    extra={"job_id": job.id, "job_kind": job.kind, "subject_id": job.subject_id},
-                )
-                if on_give_up is not None:
-                    on_give_up(session, job)
+            # A running job here is one whose worker died while running it: that run was an
+            # attempt (its claim counted it), and a death.
+            error = _death_record(job) if job.status == JobStatus.RUNNING else None
+            if job.attempts >= MAX_ATTEMPTS or deaths(error or job.last_error) >= MAX_DEATHS:
+                job.last_error = error or job.last_error
+                _give_up(session, job, now, on_give_up)
                 continue
             why = _why_sent_again(job, queue_id)
             # Marked before it is sent, and only if no worker has moved it on meanwhile.
             if job_repo.mark_sent(
-                session=session, job_id=job.id, when=now, only_if=job.status, sent_to=queue_id
+                session=session,
+                job_id=job.id,
+                when=now,
+                only_if=job.status,
+                sent_to=queue_id,
+                error=error,
             ):
                 to_send.append(job.id)
                 log.info(
@@ -303,6 +326,23 @@ def sweep(
             )
             return index
     return len(to_send)
+
+
+def _give_up(session: Session, job: Job, now: datetime, on_give_up: GiveUp | None) -> None:
+    """Fail the job for good, and let ``on_give_up`` decide what it was for."""
+    died = deaths(job.last_error) >= MAX_DEATHS
+    job.status = JobStatus.FAILED
+    job.finished_at = now
+    job.last_error = (job.last_error or "") + f"\ngave up after {job.attempts} attempts"
+    log.error(
+        "job %s (%s) failed for good%s",
+        job.id,
+        job.kind,
+        f": its process died {MAX_DEATHS} times running it" if died else "",
+        extra={"job_id": job.id, "job_kind": job.kind, "subject_id": job.subject_id},
+    )
+    if on_give_up is not None:
+        on_give_up(session, job)
 
 
 def _why_sent_again(job: Job, queue_id: str | None) -> str:
@@ -343,6 +383,8 @@ def run(
             return "missing"
         if job.status in (JobStatus.DONE, JobStatus.FAILED):
             return job.status
+        # Running, yet claimable: its worker died while running it (a death, as in the sweep).
+        died = _death_record(job) if job.status == JobStatus.RUNNING else None
         if not job_repo.claim(
             session=session,
             job_id=job_id,
@@ -350,9 +392,21 @@ def run(
             worker_id=leases.worker_id,
             lease_before=now - timedelta(seconds=settings.job_lease_seconds),
             stale_before=now - stale_after,
+            takeover_error=died,
         ):
             return JobStatus.RUNNING
         kind, subject_id = job.kind, job.subject_id
+        if deaths(died) >= MAX_DEATHS:
+            # Not run again: left pending, for the next sweep to give it up.
+            job_repo.release(session=session, job_id=job_id, worker_id=leases.worker_id)
+            log.warning(
+                "job %s (%s) is not run again: its process died %d times running it",
+                job_id,
+                kind,
+                MAX_DEATHS,
+                extra={"job_id": job_id, "job_kind": kind, "subject_id": subject_id},
+            )
+            return JobStatus.PENDING
     leases.hold(job_id, factory)
     handler = handlers.get(kind)
     try:

@@ -343,9 +343,21 @@ GAVE_UP_MESSAGE = (
 )
 
 
-def give_up(*, session: Session, settings: Settings, submission_id: str, attempts: int) -> None:
+# A validation whose process died each time it read the file (jobs.MAX_DEATHS): the file, most
+# likely, ends any process that reads it, so it is not tried again.
+DIED_MESSAGE = (
+    "the file could not be validated: the process validating it stopped {deaths} times while"
+    " reading it (the cause is logged), so it is not tried again; check the file, send it again"
+    " as CSV, or ask the broker's stewards"
+)
+
+
+def give_up(
+    *, session: Session, settings: Settings, submission_id: str, attempts: int, deaths: int = 0
+) -> None:
     """Reject a submission whose validation job was given up, so that it never stays
-    ``received`` or ``validating`` for ever (a decided one is left as it is)."""
+    ``received`` or ``validating`` for ever (a decided one is left as it is). ``deaths``: the
+    job was given up because its process died that many times in a row running it."""
     submission = submission_repo.get(session=session, submission_id=submission_id)
     if submission is None or submission.status not in UNDECIDED:
         return
@@ -361,7 +373,9 @@ def give_up(*, session: Session, settings: Settings, submission_id: str, attempt
                 column=None,
                 check="internal",
                 value=None,
-                message=GAVE_UP_MESSAGE.format(attempts=attempts),
+                message=DIED_MESSAGE.format(deaths=deaths)
+                if deaths
+                else GAVE_UP_MESSAGE.format(attempts=attempts),
             )
         ],
         error_count=1,

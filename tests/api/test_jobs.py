@@ -257,6 +257,104 @@ def test_a_job_whose_heartbeat_stopped_is_taken_over(runtime: Runtime) -> None:
     assert (job.claimed_by, job.attempts) == ("host:2:b", 2)
 
 
+def die_running(runtime: Runtime, job_id: str, worker_id: str) -> None:
+    """A worker claims the job, then its process dies: its lease is left to expire."""
+    assert claim(runtime, job_id, worker_id)
+    set_job(runtime, job_id, heartbeat_at=utcnow() - timedelta(minutes=5))
+
+
+def sweep_after_lease(runtime: Runtime, sent: list[str] | None = None) -> int:
+    return jobs.sweep(
+        factory=runtime.factory,
+        send=(sent if sent is not None else []).append,
+        stale_after=runtime.stale_after,
+        lease=timedelta(seconds=30),
+        on_give_up=runtime._give_up,
+    )
+
+
+def test_a_job_whose_worker_died_records_it_and_counts_the_attempt(runtime: Runtime) -> None:
+    job_id = enqueue_probe(runtime)
+    die_running(runtime, job_id, "host:1:dead")
+    sent: list[str] = []
+    assert sweep_after_lease(runtime, sent) == 1
+    job = job_row(runtime, job_id)
+    assert (job.status, job.attempts, sent) == ("sent", 1, [job_id])
+    assert job.last_error == (
+        "the worker (host:1:dead) stopped while running it (1 of 3 process deaths allowed)"
+    )
+    # A run that ends, however it ends, starts the count again.
+    assert (
+        jobs.run(
+            factory=runtime.factory,
+            job_id=job_id,
+            handlers={"probe": lambda _context: None},
+            stale_after=runtime.stale_after,
+            settings=runtime.settings,
+        )
+        == "done"
+    )
+    assert job_row(runtime, job_id).last_error is None
+
+
+def test_a_job_whose_process_dies_each_time_is_given_up_after_max_deaths(
+    runtime: Runtime,
+) -> None:
+    job_id = enqueue_probe(runtime)
+    for death in range(1, jobs.MAX_DEATHS + 1):
+        die_running(runtime, job_id, f"host:{death}:dead")
+        sweep_after_lease(runtime)
+        job = job_row(runtime, job_id)
+        assert job.attempts == death
+        if death < jobs.MAX_DEATHS:
+            assert job.status == "sent"
+            assert f"({death} of {jobs.MAX_DEATHS} process deaths allowed)" in str(job.last_error)
+    assert jobs.MAX_DEATHS < jobs.MAX_ATTEMPTS
+    assert job.status == "failed"
+    assert str(job.last_error).startswith(
+        f"the worker (host:{jobs.MAX_DEATHS}:dead) stopped while running it"
+    )
+    assert str(job.last_error).endswith(f"gave up after {jobs.MAX_DEATHS} attempts")
+
+
+def test_a_takeover_of_a_dead_workers_job_counts_the_death_too(runtime: Runtime) -> None:
+    """The other way a dead worker's job comes back: its message is delivered again and another
+    worker claims it directly, before any sweep."""
+    ran: list[str] = []
+
+    def run_as(job_id: str, worker_id: str) -> str:
+        return jobs.run(
+            factory=runtime.factory,
+            job_id=job_id,
+            handlers={"probe": lambda _context: ran.append(job_id)},
+            stale_after=runtime.stale_after,
+            settings=runtime.settings,
+            leases=jobs.Leases(worker_id),
+        )
+
+    def died_before(job_id: str, times: int) -> None:
+        die_running(runtime, job_id, "host:1:dead")
+        earlier = f"({times} of {jobs.MAX_DEATHS} process deaths allowed)"
+        set_job(runtime, job_id, last_error=f"the worker (host:0:dead) stopped {earlier}")
+
+    # Below the limit: taken over and run.
+    below, at = enqueue_probe(runtime), enqueue_probe(runtime)
+    died_before(below, jobs.MAX_DEATHS - 2)
+    assert run_as(below, "host:2:b") == "done"
+    # At the limit: the death is counted, the job is not run again, and the sweep gives it up.
+    died_before(at, jobs.MAX_DEATHS - 1)
+    assert run_as(at, "host:2:b") == "pending"
+    assert ran == [below]
+    set_job(runtime, at, created_at=utcnow() - timedelta(minutes=1))  # as any such job is
+    assert sweep_after_lease(runtime) == 0
+    job = job_row(runtime, at)
+    assert (job.status, job.attempts) == ("failed", 2)
+    assert str(job.last_error).startswith(
+        "the worker (host:1:dead) stopped while running it"
+        f" ({jobs.MAX_DEATHS} of {jobs.MAX_DEATHS} process deaths allowed)"
+    )
+
+
 def test_a_long_job_with_a_live_heartbeat_is_never_resent(runtime: Runtime) -> None:
     # Running for an hour (far past the 600 s timeout), heartbeat a second ago: left alone.
     job_id = enqueue_probe(runtime)
@@ -579,6 +677,34 @@ def test_a_validation_given_up_rejects_its_submission(
     assert runtime.sweep() == 0
     events = client.get("/v1/audit-events", headers=auditor).json()
     assert sum(e["action"] == "submission.rejected" for e in events) == 1
+
+
+def test_a_validation_whose_process_keeps_dying_rejects_its_submission(
+    client: TestClient, make_org: Callable[..., dict[str, str]], runtime: Runtime
+) -> None:
+    trust = make_org("RJ1", "trust", "Y56")
+    content = ae_monthly_sample(org_code="RJ1", period="2025-01").write_csv().encode()
+    sent = client.post(
+        "/v1/submissions",
+        headers=trust,
+        data={"dataset": "ae_monthly", "period": "2025-01"},
+        files={"file": ("ae.csv", content, "text/csv")},
+    )
+    assert sent.status_code == 202, sent.text
+    submission_id = sent.json()["id"]
+    with runtime.factory() as session:
+        job_id = session.scalars(select(Job.id).where(Job.subject_id == submission_id)).one()
+    for death in range(jobs.MAX_DEATHS):
+        die_running(runtime, job_id, f"host:{death}:dead")
+        sweep_after_lease(runtime)
+    shown = client.get(f"/v1/submissions/{submission_id}", headers=trust).json()
+    assert (shown["status"], shown["rows"], shown["error_count"]) == ("rejected", None, 1)
+    errors = client.get(f"/v1/submissions/{submission_id}/errors", headers=trust).json()
+    assert [(e["row"], e["check"]) for e in errors] == [(None, "internal")]
+    assert errors[0]["message"].startswith(
+        f"the file could not be validated: the process validating it stopped {jobs.MAX_DEATHS}"
+        " times while reading it"
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from sqlalchemy import create_engine, select
 
+from services.catalogue.jobs import MAX_DEATHS
 from services.catalogue.models import Job
 from services.catalogue.queue import QUEUE_NAME
 from tests.faults.conftest import DedicatedPostgres, DedicatedRedis, DrbProcesses
@@ -24,6 +27,11 @@ from tests.faults.returns import (
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
+
+
+def holds(database_url: str, pid: int) -> bool:
+    """Whether the worker process ``pid`` holds a running validation."""
+    return any(f":{pid}:" in holder for holder in holders(database_url))
 
 
 def holders(database_url: str) -> list[str]:
@@ -211,3 +219,50 @@ def _job_ids(database_url: str, *, status: str) -> list[str]:
             ]
     finally:
         engine.dispose()
+
+
+def test_a_return_whose_worker_dies_each_time_is_rejected_after_max_deaths(
+    dedicated_redis: DedicatedRedis,
+    dedicated_postgres: DedicatedPostgres,
+    drb_processes: DrbProcesses,
+    tmp_path: Path,
+) -> None:
+    """A poison file, as the broker sees one: each worker that validates it dies (killed -9 here,
+    as an abort or the OOM killer would end it). Each death is recorded and counted; after
+    MAX_DEATHS the return is rejected with one plain error, and no worker runs it again."""
+    data_dir = tmp_path / "var"
+    distributed(drb_processes, dedicated_postgres, dedicated_redis, data_dir)
+    api = drb_processes.serve()
+    ((code, token),) = register(api.base, 1).items()
+    (submission_id,) = ids = [submit(api.base, token, code)]
+    for death in range(1, MAX_DEATHS + 1):
+        worker, log = drb_processes.worker(threads=1, slow_validation=60)
+        wait_until(
+            functools.partial(holds, dedicated_postgres.url, worker.pid),
+            timeout=60,
+            what=f"worker {death} to be validating",
+            log=log,
+        )
+        drb_processes.kill(worker)
+    # The next worker's sweep finds the last death, and gives the job up.
+    last, log = drb_processes.worker(threads=1, slow_validation=60)
+    wait_until(
+        lambda: finished(dedicated_postgres.url, data_dir, ids),
+        timeout=60,
+        what="a decision",
+        log=log,
+    )
+    result = outcome(dedicated_postgres.url, data_dir)
+    assert result.statuses == {submission_id: "rejected"}
+    assert result.attempts == {submission_id: MAX_DEATHS}
+    assert result.store_files == []
+    errors = httpx.get(
+        f"{api.base}/v1/submissions/{submission_id}/errors",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    assert [(e["row"], e["check"]) for e in errors] == [(None, "internal")]
+    assert errors[0]["message"].startswith(
+        f"the file could not be validated: the process validating it stopped {MAX_DEATHS} times"
+    )
+    assert last.poll() is None
+    assert holders(dedicated_postgres.url) == []

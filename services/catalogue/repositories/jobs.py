@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.catalogue.models import Job
 from services.catalogue.states import WAITING, JobKind, JobStatus
@@ -69,12 +69,17 @@ def claim(
     worker_id: str,
     lease_before: datetime,
     stale_before: datetime,
+    takeover_error: str | None = None,
 ) -> bool:
     """Mark a job running, held by ``worker_id``, if no live worker holds it; True when won.
 
     Conditional in one UPDATE, so of two workers given the same job only one wins it; a job
-    whose holder stopped renewing its lease (killed, or its host lost) may be taken over.
+    whose holder stopped renewing its lease (killed, or its host lost) may be taken over, and
+    then ``takeover_error`` becomes its last_error.
     """
+    error: ColumnElement[str | None] | InstrumentedAttribute[str | None] = Job.last_error
+    if takeover_error is not None:
+        error = case((Job.status == JobStatus.RUNNING, takeover_error), else_=Job.last_error)
     result = session.execute(
         update(Job)
         .where(
@@ -90,6 +95,7 @@ def claim(
             claimed_by=worker_id,
             heartbeat_at=now,
             attempts=Job.attempts + 1,
+            last_error=error,
         )
         .execution_options(synchronize_session=False)
     )
@@ -144,6 +150,17 @@ def finish(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+def release(*, session: Session, job_id: str, worker_id: str) -> bool:
+    """Give back a job ``worker_id`` holds without running it: pending, for the sweep."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.claimed_by == worker_id)
+        .values(status=JobStatus.PENDING, sent_to=None, heartbeat_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
 def unmark_sent(*, session: Session, job_ids: Sequence[str]) -> int:
     """Put jobs marked sent but never sent (the queue failed) back to pending."""
     result = session.execute(
@@ -173,14 +190,23 @@ def mark_all_sent(
 
 
 def mark_sent(
-    *, session: Session, job_id: str, when: datetime, only_if: str, sent_to: str | None = None
+    *,
+    session: Session,
+    job_id: str,
+    when: datetime,
+    only_if: str,
+    sent_to: str | None = None,
+    error: str | None = None,
 ) -> bool:
     """Set a job's status to sent (to the queue ``sent_to``) if it is still ``only_if``; True
-    when it was changed."""
+    when it was changed. ``error``, if given, is recorded as its last_error."""
+    values: dict[str, object] = {"status": JobStatus.SENT, "sent_at": when, "sent_to": sent_to}
+    if error is not None:
+        values["last_error"] = error
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == only_if)
-        .values(status=JobStatus.SENT, sent_at=when, sent_to=sent_to)
+        .values(values)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)

@@ -26,6 +26,8 @@ The package, by job:
 - ``sniffing``: the format from the content (``detect_format``);
 - ``sources``, ``csv_source``, ``parquet_source``, ``xlsx_source``: each format's header and
   rows as Arrow tables, and the limits that refuse a hostile file before it is read;
+  ``xlsx_declared`` (every size a workbook's XML declares, checked in bounded memory) and
+  ``xlsx_child`` (the XLSX reader's own process, with a memory limit);
 - ``header``: which file column is each dataset column (``match_header``);
 - ``conversion``: values to the dataset's types (``cast_table``, ``convert``);
 - ``reader``: ``ReturnReader``, the chunks of a return whatever its format.

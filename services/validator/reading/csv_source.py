@@ -27,6 +27,14 @@ class CsvSource(Source):
         self._max_ragged = max_ragged
         self.ragged: list[RaggedRow] = []
         self.ragged_count = 0
+        nul = first_nul(path)
+        if nul is not None:
+            # pyarrow would read it into a value, which no database column can then hold.
+            raise file_error(
+                "encoding",
+                f"the file holds a NUL byte (0x00) at line {nul}: it is not CSV text;"
+                " save it as CSV UTF-8",
+            )
         # Column names are taken as the first data row, so the header is parsed by the same
         # rules as the rows (quotes, BOM) and every column is read as text whatever its name.
         self._reader = self._guard(
@@ -62,7 +70,9 @@ class CsvSource(Source):
         # Reading goes on so that the other errors are found too; the rows are located later.
         self.ragged_count += 1
         if len(self.ragged) < self._max_ragged:
-            self.ragged.append(RaggedRow(fields=row.actual_columns, text=row.text))
+            # Only the start is ever shown: a row may be hundreds of kilobytes long.
+            text = row.text[:VALUE_CHARS]
+            self.ragged.append(RaggedRow(fields=row.actual_columns, text=text))
         return "skip"
 
     def _next_batch(self) -> pa.RecordBatch | None:
@@ -77,9 +87,19 @@ class CsvSource(Source):
         try:
             return read()
         except pa.ArrowInvalid as error:
-            if "UTF8" in str(error) or "UTF-8" in str(error):
-                raise self._encoding_error() from error
-            raise file_error("csv", f"the file could not be read as CSV: {error}") from error
+            problem = str(error)
+        # Raised outside the except block, so that no traceback keeps the half-open reader (and
+        # its row handler) in a cycle: destroyed at interpreter exit, it aborts the process.
+        if "UTF8" in problem or "UTF-8" in problem:
+            raise self._encoding_error()
+        if "straddling object straddles two block boundaries" in problem:
+            raise file_error(
+                "csv",
+                f"the file could not be read as CSV: a row is longer than"
+                f" {_CSV_BLOCK_BYTES // 1024} KiB (a quote that is never closed, or a line that"
+                " never ends?)",
+            )
+        raise file_error("csv", f"the file could not be read as CSV: {problem}")
 
     def _encoding_error(self) -> FileError:
         """The error for text that is not UTF-8, naming the first bad byte and its line."""
@@ -131,6 +151,18 @@ def locate_ragged(path: Path, *, width: int, count: int) -> list[RaggedRow]:
         except (csv.Error, UnicodeDecodeError):
             pass  # a field beyond csv's size limit: the rows found so far are still right
     return found
+
+
+def first_nul(path: Path) -> int | None:
+    """The 1-based line of the first NUL byte, reading in blocks; None if there is none."""
+    lines = 0
+    with path.open("rb") as file:
+        while block := file.read(1024 * 1024):
+            found = block.find(b"\0")
+            if found >= 0:
+                return lines + block.count(b"\n", 0, found) + 1
+            lines += block.count(b"\n")
+    return None
 
 
 def first_invalid_utf8(path: Path) -> tuple[int, int] | None:

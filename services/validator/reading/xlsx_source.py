@@ -1,19 +1,32 @@
-"""XLSX: bounded in size and checked for zip bombs before its reader sees it."""
+"""XLSX: bounded in size, checked for zip bombs and declared sizes, read in a child process.
+
+Before its reader sees the workbook, its size, its zip directory, what its parts inflate to and
+every size its XML declares (``xlsx_declared``) are checked. The reader (fastexcel, calamine)
+then runs in a child process with a memory limit (``xlsx_child``): a reader that aborts on a
+workbook nobody foresaw ends that process, and the return is refused with one plain error.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
+import os
+import signal
 import struct
+import subprocess
+import sys
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import fastexcel
 import pyarrow as pa
 
+from services.validator.reading import xlsx_child
 from services.validator.reading.records import file_error
 from services.validator.reading.sources import Source
+from services.validator.reading.xlsx_declared import check_declared_sizes
 
 # XLSX is read whole into memory by its reader, so its size is bounded here; big returns come as
 # CSV or Parquet, which are streamed. A 200,000-row patient-level sheet is about 11 MiB zipped
@@ -26,6 +39,19 @@ XLSX_MAX_TOTAL_RATIO = 100
 XLSX_MAX_MEMBER_RATIO = 100
 XLSX_RATIO_FLOOR = 1024 * 1024  # members smaller than this may compress as well as they like
 XLSX_MAX_MEMBERS = 1_000
+# The reader's process may use this much address space (pyarrow's and calamine's arenas, mostly
+# reserved rather than used, and the grid of cells). A 200,000-row return (2.4M cells) peaks at
+# 580 MB of it (230 MB resident); about the largest sheet the limits above let through, 7.7M
+# cells of shared strings in 256 MiB of XML, at 1.98 GB (650 MB resident).
+XLSX_READER_MEMORY = 4 * 1024**3
+XLSX_READER_SECONDS = 300
+_CHILD = Path(xlsx_child.__file__)
+# How a reader out of memory ends: a MemoryError, the Rust allocator's abort, or the kernel's
+# OOM killer.
+_OUT_OF_MEMORY = {xlsx_child.EXIT_MEMORY, -signal.SIGABRT, -signal.SIGKILL}
+_SEND_AS = "send large returns as CSV or Parquet"
+
+log = logging.getLogger(__name__)
 
 
 class XlsxSource(Source):
@@ -33,13 +59,7 @@ class XlsxSource(Source):
 
     def __init__(self, path: Path) -> None:
         check_xlsx_limits(path)
-        try:
-            sheet = fastexcel.read_excel(path).load_sheet(
-                0, header_row=None, dtypes="string", skip_whitespace_tail_rows=True
-            )
-            table = sheet.to_arrow()
-        except Exception as error:  # fastexcel raises its own error types for damaged workbooks
-            raise file_error("format", f"the XLSX workbook could not be read: {error}") from error
+        table = read_first_sheet(path)
         if table.num_rows == 0:
             raise file_error("empty_file", "the file is empty: its first sheet has no cells")
         header = [table.column(i)[0].as_py() or "" for i in range(table.num_columns)]
@@ -61,8 +81,59 @@ class XlsxSource(Source):
             yield self._data.slice(start, rows)
 
 
+def read_first_sheet(path: Path) -> pa.Table:
+    """The first sheet, every cell as text, read by fastexcel in a child process (xlsx_child)
+    within XLSX_READER_MEMORY: if the reader aborts, that process ends, not this one."""
+    with tempfile.TemporaryDirectory(prefix="drb-xlsx-") as directory:
+        arrow_file = Path(directory) / "sheet.arrow"
+        command = [sys.executable, "-I", str(_CHILD), str(path), str(arrow_file)]
+        try:
+            done = subprocess.run(  # noqa: S603 (our own script, the paths as arguments)
+                [*command, str(XLSX_READER_MEMORY)],
+                capture_output=True,
+                timeout=XLSX_READER_SECONDS,
+                # None of the broker's settings (database URL, tokens): it parses hostile input.
+                env={"PATH": os.environ.get("PATH", ""), "RUST_BACKTRACE": "0"},
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise file_error(
+                "too_large",
+                f"the XLSX workbook could not be read within {XLSX_READER_SECONDS} seconds:"
+                f" {_SEND_AS}",
+            ) from error
+        if done.returncode == xlsx_child.EXIT_READ:
+            # Mapped, not copied: the table's buffers keep the mapping once the file is gone.
+            return pa.ipc.open_file(pa.memory_map(str(arrow_file))).read_all()
+    if done.returncode == xlsx_child.EXIT_UNREADABLE:
+        message = done.stdout.decode(errors="replace")
+        raise file_error("format", f"the XLSX workbook could not be read: {message}")
+    log.warning(
+        "the XLSX reader's process ended with %s; the workbook is refused", _ending(done.returncode)
+    )
+    if done.returncode in _OUT_OF_MEMORY:
+        raise file_error(
+            "too_large",
+            f"the XLSX workbook could not be read within {XLSX_READER_MEMORY // 2**20:,} MiB of"
+            f" memory: {_SEND_AS}",
+        )
+    ending = _ending(done.returncode)
+    raise file_error("format", f"the XLSX workbook could not be read: its reader failed ({ending})")
+
+
+def _ending(code: int) -> str:
+    """How a process ended, in words: its exit code or the signal that ended it."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+
+
 def check_xlsx_limits(path: Path) -> None:
-    """FileError if the workbook is too big or could be a zip bomb; nothing is extracted."""
+    """FileError if the workbook is too big, could be a zip bomb, or declares sizes its reader
+    cannot hold (xlsx_declared); nothing is extracted, the parts are streamed."""
     size = path.stat().st_size
     if size > XLSX_MAX_BYTES:
         raise file_error(
@@ -97,6 +168,8 @@ def check_xlsx_limits(path: Path) -> None:
                     "unsafe_zip",
                     unsafe + f"{member.filename} expands to more than its declared size",
                 )
+    with zipfile.ZipFile(path) as archive:
+        check_declared_sizes(archive, members)
 
 
 def _inflates_within(file: io.BufferedReader, member: zipfile.ZipInfo) -> bool:
