@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 import socket
 import threading
@@ -57,22 +56,11 @@ def is_transient(error: BaseException) -> bool:
     return store.is_storage_full(error) or isinstance(error, OperationalError | InterfaceError)
 
 
-# The process deaths in a row are kept at the end of last_error, where the run that died could
-# not write anything (the jobs table has no column for them); any run that ends resets them.
-_DEATHS = re.compile(r"\((\d+) of \d+ process deaths allowed\)")
-
-
-def deaths(last_error: str | None) -> int:
-    """How many times in a row a process died while running a job, from its last_error."""
-    found = _DEATHS.search(last_error or "")
-    return int(found.group(1)) if found else 0
-
-
 def _death_record(job: Job) -> str:
     """last_error for a job whose worker died while running it: one more death in a row."""
     return (
         f"the worker ({job.claimed_by}) stopped while running it"
-        f" ({deaths(job.last_error) + 1} of {MAX_DEATHS} process deaths allowed)"
+        f" ({job.deaths + 1} of {MAX_DEATHS} process deaths allowed)"
     )
 
 
@@ -287,9 +275,11 @@ def sweep(
         ):
             # A running job here is one whose worker died while running it: that run was an
             # attempt (its claim counted it), and a death.
-            error = _death_record(job) if job.status == JobStatus.RUNNING else None
-            if job.attempts >= MAX_ATTEMPTS or deaths(error or job.last_error) >= MAX_DEATHS:
+            died = job.status == JobStatus.RUNNING
+            error = _death_record(job) if died else None
+            if job.attempts >= MAX_ATTEMPTS or job.deaths + died >= MAX_DEATHS:
                 job.last_error = error or job.last_error
+                job.deaths += died
                 _give_up(session, job, now, on_give_up)
                 continue
             why = _why_sent_again(job, queue_id)
@@ -330,7 +320,7 @@ def sweep(
 
 def _give_up(session: Session, job: Job, now: datetime, on_give_up: GiveUp | None) -> None:
     """Fail the job for good, and let ``on_give_up`` decide what it was for."""
-    died = deaths(job.last_error) >= MAX_DEATHS
+    died = job.deaths >= MAX_DEATHS
     job.status = JobStatus.FAILED
     job.finished_at = now
     job.last_error = (job.last_error or "") + f"\ngave up after {job.attempts} attempts"
@@ -396,7 +386,7 @@ def run(
         ):
             return JobStatus.RUNNING
         kind, subject_id = job.kind, job.subject_id
-        if deaths(died) >= MAX_DEATHS:
+        if died is not None and job.deaths + 1 >= MAX_DEATHS:
             # Not run again: left pending, for the next sweep to give it up.
             job_repo.release(session=session, job_id=job_id, worker_id=leases.worker_id)
             log.warning(

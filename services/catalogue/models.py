@@ -197,6 +197,8 @@ class Job(Base):
     # pending: not yet sent; sent: on the queue; running: claimed; done / failed: finished.
     status: Mapped[str] = mapped_column(String(10), default=JobStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Runs in a row whose process died while running it (jobs.MAX_DEATHS); a run that ends: 0.
+    deaths: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     # The queue it was sent to (services/catalogue/queue.identity): another one lost it.

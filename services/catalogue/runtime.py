@@ -79,7 +79,7 @@ class Runtime:
                 settings=self.settings,
                 submission_id=job.subject_id,
                 attempts=job.attempts,
-                deaths=died if (died := jobs.deaths(job.last_error)) >= jobs.MAX_DEATHS else 0,
+                deaths=job.deaths if job.deaths >= jobs.MAX_DEATHS else 0,
             )
 
     @property

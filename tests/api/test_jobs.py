@@ -279,7 +279,7 @@ def test_a_job_whose_worker_died_records_it_and_counts_the_attempt(runtime: Runt
     sent: list[str] = []
     assert sweep_after_lease(runtime, sent) == 1
     job = job_row(runtime, job_id)
-    assert (job.status, job.attempts, sent) == ("sent", 1, [job_id])
+    assert (job.status, job.attempts, job.deaths, sent) == ("sent", 1, 1, [job_id])
     assert job.last_error == (
         "the worker (host:1:dead) stopped while running it (1 of 3 process deaths allowed)"
     )
@@ -294,7 +294,8 @@ def test_a_job_whose_worker_died_records_it_and_counts_the_attempt(runtime: Runt
         )
         == "done"
     )
-    assert job_row(runtime, job_id).last_error is None
+    job = job_row(runtime, job_id)
+    assert (job.last_error, job.deaths) == (None, 0)
 
 
 def test_a_job_whose_process_dies_each_time_is_given_up_after_max_deaths(
@@ -305,7 +306,7 @@ def test_a_job_whose_process_dies_each_time_is_given_up_after_max_deaths(
         die_running(runtime, job_id, f"host:{death}:dead")
         sweep_after_lease(runtime)
         job = job_row(runtime, job_id)
-        assert job.attempts == death
+        assert (job.attempts, job.deaths) == (death, death)
         if death < jobs.MAX_DEATHS:
             assert job.status == "sent"
             assert f"({death} of {jobs.MAX_DEATHS} process deaths allowed)" in str(job.last_error)
@@ -334,8 +335,7 @@ def test_a_takeover_of_a_dead_workers_job_counts_the_death_too(runtime: Runtime)
 
     def died_before(job_id: str, times: int) -> None:
         die_running(runtime, job_id, "host:1:dead")
-        earlier = f"({times} of {jobs.MAX_DEATHS} process deaths allowed)"
-        set_job(runtime, job_id, last_error=f"the worker (host:0:dead) stopped {earlier}")
+        set_job(runtime, job_id, deaths=times, last_error="the worker (host:0:dead) stopped")
 
     # Below the limit: taken over and run.
     below, at = enqueue_probe(runtime), enqueue_probe(runtime)
@@ -348,7 +348,7 @@ def test_a_takeover_of_a_dead_workers_job_counts_the_death_too(runtime: Runtime)
     set_job(runtime, at, created_at=utcnow() - timedelta(minutes=1))  # as any such job is
     assert sweep_after_lease(runtime) == 0
     job = job_row(runtime, at)
-    assert (job.status, job.attempts) == ("failed", 2)
+    assert (job.status, job.attempts, job.deaths) == ("failed", 2, jobs.MAX_DEATHS)
     assert str(job.last_error).startswith(
         "the worker (host:1:dead) stopped while running it"
         f" ({jobs.MAX_DEATHS} of {jobs.MAX_DEATHS} process deaths allowed)"

@@ -75,11 +75,14 @@ def claim(
 
     Conditional in one UPDATE, so of two workers given the same job only one wins it; a job
     whose holder stopped renewing its lease (killed, or its host lost) may be taken over, and
-    then ``takeover_error`` becomes its last_error.
+    then ``takeover_error`` becomes its last_error and the run that died counts as a death.
     """
     error: ColumnElement[str | None] | InstrumentedAttribute[str | None] = Job.last_error
+    deaths: ColumnElement[int] | InstrumentedAttribute[int] = Job.deaths
     if takeover_error is not None:
-        error = case((Job.status == JobStatus.RUNNING, takeover_error), else_=Job.last_error)
+        taken_over = Job.status == JobStatus.RUNNING
+        error = case((taken_over, takeover_error), else_=Job.last_error)
+        deaths = case((taken_over, Job.deaths + 1), else_=Job.deaths)
     result = session.execute(
         update(Job)
         .where(
@@ -96,6 +99,7 @@ def claim(
             heartbeat_at=now,
             attempts=Job.attempts + 1,
             last_error=error,
+            deaths=deaths,
         )
         .execution_options(synchronize_session=False)
     )
@@ -141,6 +145,7 @@ def finish(
         .values(
             status=status,
             last_error=error,
+            deaths=0,  # this run ended: whatever died before, the deaths in a row are over
             heartbeat_at=None,
             finished_at=when if status == JobStatus.DONE else None,
             attempts=Job.attempts - 1 if refund else Job.attempts,
@@ -199,10 +204,12 @@ def mark_sent(
     error: str | None = None,
 ) -> bool:
     """Set a job's status to sent (to the queue ``sent_to``) if it is still ``only_if``; True
-    when it was changed. ``error``, if given, is recorded as its last_error."""
+    when it was changed. ``error``, if given (its worker died running it), is recorded as its
+    last_error, and that run as one more death."""
     values: dict[str, object] = {"status": JobStatus.SENT, "sent_at": when, "sent_to": sent_to}
     if error is not None:
         values["last_error"] = error
+        values["deaths"] = Job.deaths + 1
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == only_if)
