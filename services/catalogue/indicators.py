@@ -28,11 +28,12 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 import schemas
-from services.catalogue import audit, extract_data, extracts
+from services.catalogue import audit, extract_data, extracts, store
 from services.catalogue.errors import Forbidden, Invalid, NotFound
-from services.catalogue.models import DataRequest
+from services.catalogue.models import DataRequest, Submission
 from services.catalogue.periods import month_label, parse
 from services.catalogue.regions import REGIONS
+from services.catalogue.repositories import item_values as item_values_repo
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as requests_repo
 from services.catalogue.settings import Settings
@@ -288,7 +289,7 @@ def monthly_series(
     suppressed: set[str] = set()
     if used:
         frame = (
-            _by_trust_and_month(used, item)
+            _per_trust(session, settings, used, item, first=first, last=last)
             .group_by("month")
             .agg(_over_organisations(item), pl.col(item).count().alias("trusts"))
             .sort("month")
@@ -317,8 +318,101 @@ def values_by_trust(
     )
     if not found.sources:
         return {}
-    frame = _by_trust_and_month(found.sources, item).select("org_code", item).collect()
+    frame = (
+        _per_trust(session, settings, found.sources, item, first=month, last=month)
+        .select("org_code", item)
+        .collect()
+    )
     return {str(code): float(value) for code, value in frame.iter_rows() if value is not None}
+
+
+def record_values(*, session: Session, settings: Settings, submission: Submission) -> None:
+    """Keep an accepted return's value of each item it carries or derives (for its trust and
+    month), in the caller's unit of work, so that charts over it need not read its file."""
+    assert submission.data_path is not None
+    dataset = submission.dataset_code
+    path = store.absolute(settings, submission.data_path)
+    carried = [(i, False) for i, spec in schemas.ITEMS.items() if spec.primary_dataset == dataset]
+    derivable = [(i, True) for i in schemas.ITEMS if dataset in schemas.datasets_deriving(i)]
+    for item, derived in [*carried, *derivable]:
+        source = extract_data.Source(
+            org_code=submission.org_code,
+            month=submission.period,
+            dataset=dataset,
+            submission_id=submission.id,
+            path=path,
+            items=(item,),
+            derived=derived,
+        )
+        _computed(session, [source], item)
+
+
+def _per_trust(
+    session: Session,
+    settings: Settings,
+    sources: Sequence[extract_data.Source],
+    item: str,
+    *,
+    first: int,
+    last: int,
+) -> pl.LazyFrame:
+    """(org_code, month, item) of each source holding a row for the trust, in source order.
+
+    Read from item_values in one query; a source without values there (a return accepted before
+    they were kept) is computed from its file and its values kept for the next read.
+    """
+    wanted = {s.org_code for s in sources}
+    rows = item_values_repo.in_months(
+        session=session,
+        item=item,
+        first=month_label(first),
+        last=month_label(last),
+        org_codes=sorted(wanted) if len(wanted) <= extracts.ORG_FILTER_IN_SQL else None,
+    )
+    kept = {(sid, derived): (held, value) for sid, derived, held, value in rows}
+    lacking = [s for s in sources if (s.submission_id, s.derived) not in kept]
+    if lacking:
+        kept.update(_computed(session, lacking, item))
+    codes: list[str] = []
+    labels: list[str] = []
+    values: list[float | None] = []
+    for source in sources:
+        held, value = kept[(source.submission_id, source.derived)]
+        if held:
+            codes.append(source.org_code)
+            labels.append(source.month)
+            values.append(value)
+    return pl.LazyFrame(
+        {"org_code": codes, "month": labels, item: values},
+        schema={"org_code": pl.String, "month": pl.String, item: pl.Float64},
+    )
+
+
+def _computed(
+    session: Session, sources: Sequence[extract_data.Source], item: str
+) -> dict[tuple[str, bool], tuple[bool, float | None]]:
+    """The item's value of each source from its Parquet file, kept in item_values."""
+    frame = _by_trust_and_month(sources, item).collect()
+    found = {(str(code), str(month)): value for code, month, value in frame.iter_rows()}
+    computed: dict[tuple[str, bool], tuple[bool, float | None]] = {}
+    rows: list[dict[str, object]] = []
+    for source in sources:
+        key = (source.org_code, source.month)
+        value = None if found.get(key) is None else float(found[key])
+        computed[(source.submission_id, source.derived)] = (key in found, value)
+        rows.append(
+            {
+                "submission_id": source.submission_id,
+                "item": item,
+                "derived": source.derived,
+                "org_code": source.org_code,
+                "month": source.month,
+                "held": key in found,
+                "value": value,
+            }
+        )
+    item_values_repo.add(session=session, rows=rows)
+    return computed
 
 
 def _by_trust_and_month(sources: Sequence[extract_data.Source], item: str) -> pl.LazyFrame:
