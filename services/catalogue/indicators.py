@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 from sqlalchemy.orm import Session
@@ -273,23 +274,17 @@ def monthly_series(
             [{"field": "org_code", "message": "a trust's code is needed for this item"}],
         )
     months = list(range(first, last + 1))
-    found = extracts.plan(
-        session=session,
-        settings=settings,
-        org_codes=list(scope.org_codes),
-        months=months,
-        items=[item],
-    )
+    cells = _cells(session, settings, item, scope.org_codes, first=first, last=last)
     held: dict[str, set[str]] = {}
-    for source in found.sources:
-        held.setdefault(source.month, set()).add(source.org_code)
+    for cell in cells:
+        held.setdefault(cell.month, set()).add(cell.org_code)
     complete = {month for month, trusts in held.items() if len(trusts) == len(scope.org_codes)}
-    used = [source for source in found.sources if source.month in complete]
+    used = [cell for cell in cells if cell.month in complete]
     values: dict[str, float] = {}
     suppressed: set[str] = set()
     if used:
         frame = (
-            _per_trust(session, settings, used, item, first=first, last=last)
+            _per_trust(used, item)
             .group_by("month")
             .agg(_over_organisations(item), pl.col(item).count().alias("trusts"))
             .sort("month")
@@ -304,7 +299,7 @@ def monthly_series(
     return Series(
         points=[Point(period=label, value=values[label]) for label in labels if label in values],
         missing=[label for label in labels if label not in values and label not in suppressed],
-        sources=sorted({s.submission_id for s in used if s.month not in suppressed}),
+        sources=sorted({c.submission_id for c in used if c.month not in suppressed}),
         suppressed=sorted(suppressed),
     )
 
@@ -313,16 +308,8 @@ def values_by_trust(
     *, session: Session, settings: Settings, item: str, month: int, org_codes: Sequence[str]
 ) -> dict[str, float]:
     """The item's value in one month for each of ``org_codes`` that holds it (for ranking)."""
-    found = extracts.plan(
-        session=session, settings=settings, org_codes=list(org_codes), months=[month], items=[item]
-    )
-    if not found.sources:
-        return {}
-    frame = (
-        _per_trust(session, settings, found.sources, item, first=month, last=month)
-        .select("org_code", item)
-        .collect()
-    )
+    cells = _cells(session, settings, item, tuple(org_codes), first=month, last=month)
+    frame = _per_trust(cells, item).select("org_code", item).collect()
     return {str(code): float(value) for code, value in frame.iter_rows() if value is not None}
 
 
@@ -347,59 +334,102 @@ def record_values(*, session: Session, settings: Settings, submission: Submissio
         _computed(session, [source], item)
 
 
-def _per_trust(
+@dataclass(frozen=True)
+class _Cell:
+    """The return a (trust, month)'s value of an item comes from, and that value."""
+
+    org_code: str
+    month: str
+    submission_id: str
+    held: bool  # False when the return has no rows for the trust
+    value: float | None
+
+
+def _cells(
     session: Session,
     settings: Settings,
-    sources: Sequence[extract_data.Source],
     item: str,
+    org_codes: Sequence[str],
     *,
     first: int,
     last: int,
-) -> pl.LazyFrame:
-    """(org_code, month, item) of each source holding a row for the trust, in source order.
+) -> list[_Cell]:
+    """Each (trust, month)'s value of the item, in trust then month order: from the latest
+    accepted return of the item's primary dataset, or else of the first dataset deriving it
+    (as extracts.plan chooses), read with its kept value in one query.
 
-    Read from item_values in one query; a source without values there (a return accepted before
-    they were kept) is computed from its file and its values kept for the next read.
+    A return whose value is not kept yet (accepted before item_values) is computed from its
+    file and kept for the next read.
     """
-    wanted = {s.org_code for s in sources}
-    rows = item_values_repo.in_months(
+    primary = schemas.ITEMS[item].primary_dataset
+    rank = {primary: 0} | {d: n + 1 for n, d in enumerate(schemas.datasets_deriving(item))}
+    wanted = {code: n for n, code in enumerate(org_codes)}
+    labels = [month_label(m) for m in range(first, last + 1)]
+    rows = item_values_repo.current(
         session=session,
         item=item,
-        first=month_label(first),
-        last=month_label(last),
+        dataset_codes=list(rank),
+        periods=labels,
         org_codes=sorted(wanted) if len(wanted) <= extracts.ORG_FILTER_IN_SQL else None,
     )
-    kept = {(sid, derived): (held, value) for sid, derived, held, value in rows}
-    lacking = [s for s in sources if (s.submission_id, s.derived) not in kept]
-    if lacking:
-        kept.update(_computed(session, lacking, item))
-    codes: list[str] = []
-    labels: list[str] = []
-    values: list[float | None] = []
-    for source in sources:
-        held, value = kept[(source.submission_id, source.derived)]
-        if held:
-            codes.append(source.org_code)
-            labels.append(source.month)
-            values.append(value)
+    chosen: dict[tuple[str, str], Any] = {}
+    for row in rows:
+        key = (row.org_code, row.period)
+        if row.org_code in wanted and (
+            key not in chosen or rank[row.dataset_code] < rank[chosen[key].dataset_code]
+        ):
+            chosen[key] = row
+    found = sorted(
+        (row for row in chosen.values() if row.data_path is not None),
+        key=lambda row: (wanted[row.org_code], row.period),
+    )
+    lacking = [
+        extract_data.Source(
+            org_code=row.org_code,
+            month=row.period,
+            dataset=row.dataset_code,
+            submission_id=row.id,
+            path=store.absolute(settings, row.data_path),
+            items=(item,),
+            derived=row.dataset_code != primary,
+        )
+        for row in found
+        if row.held is None
+    ]
+    computed = _computed(session, lacking, item) if lacking else {}
+    return [
+        _Cell(row.org_code, row.period, row.id, *computed[row.id])
+        if row.held is None
+        else _Cell(row.org_code, row.period, row.id, row.held, row.value)
+        for row in found
+    ]
+
+
+def _per_trust(cells: Sequence[_Cell], item: str) -> pl.LazyFrame:
+    """(org_code, month, item) of each cell whose return has a row for the trust, in order."""
+    kept = [cell for cell in cells if cell.held]
     return pl.LazyFrame(
-        {"org_code": codes, "month": labels, item: values},
+        {
+            "org_code": [cell.org_code for cell in kept],
+            "month": [cell.month for cell in kept],
+            item: [cell.value for cell in kept],
+        },
         schema={"org_code": pl.String, "month": pl.String, item: pl.Float64},
     )
 
 
 def _computed(
     session: Session, sources: Sequence[extract_data.Source], item: str
-) -> dict[tuple[str, bool], tuple[bool, float | None]]:
+) -> dict[str, tuple[bool, float | None]]:
     """The item's value of each source from its Parquet file, kept in item_values."""
     frame = _by_trust_and_month(sources, item).collect()
     found = {(str(code), str(month)): value for code, month, value in frame.iter_rows()}
-    computed: dict[tuple[str, bool], tuple[bool, float | None]] = {}
+    computed: dict[str, tuple[bool, float | None]] = {}
     rows: list[dict[str, object]] = []
     for source in sources:
         key = (source.org_code, source.month)
         value = None if found.get(key) is None else float(found[key])
-        computed[(source.submission_id, source.derived)] = (key in found, value)
+        computed[source.submission_id] = (key in found, value)
         rows.append(
             {
                 "submission_id": source.submission_id,

@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.catalogue.models import ItemValue
+from services.catalogue.models import ItemValue, Submission
+from services.catalogue.states import SubmissionStatus
 
 
-def in_months(
-    *, session: Session, item: str, first: str, last: str, org_codes: Sequence[str] | None
-) -> Sequence[Row[str, bool, bool, float | None]]:
-    """(submission_id, derived, held, value) of every return holding ``item`` in first..last
-    (YYYY-MM, inclusive), of ``org_codes`` only when given: one query, whichever are current."""
-    query = select(
-        ItemValue.submission_id, ItemValue.derived, ItemValue.held, ItemValue.value
-    ).where(ItemValue.item == item, ItemValue.month >= first, ItemValue.month <= last)
+def current(
+    *,
+    session: Session,
+    item: str,
+    dataset_codes: Iterable[str],
+    periods: Sequence[str],
+    org_codes: Sequence[str] | None,
+) -> Sequence[Row[str, str, str, str, str | None, bool | None, float | None]]:
+    """(org_code, period, dataset_code, submission_id, data_path, held, value) of each accepted,
+    not superseded return of these datasets and periods (and trusts, unless ``org_codes`` is
+    None): one query. ``held`` is None where the return's value of ``item`` is not kept yet."""
+    query = (
+        select(
+            Submission.org_code,
+            Submission.period,
+            Submission.dataset_code,
+            Submission.id,
+            Submission.data_path,
+            ItemValue.held,
+            ItemValue.value,
+        )
+        .outerjoin(
+            ItemValue, and_(ItemValue.submission_id == Submission.id, ItemValue.item == item)
+        )
+        .where(
+            Submission.status == SubmissionStatus.ACCEPTED,
+            Submission.superseded_by_id.is_(None),
+            Submission.dataset_code.in_(dataset_codes),
+            Submission.period.in_(periods),
+        )
+    )
     if org_codes is not None:
-        query = query.where(ItemValue.org_code.in_(org_codes))
+        query = query.where(Submission.org_code.in_(org_codes))
     return session.execute(query).all()
 
 
