@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 from sqlalchemy.orm import Session
@@ -275,14 +274,16 @@ def monthly_series(
         )
     months = list(range(first, last + 1))
     cells = _cells(session, settings, item, scope.org_codes, first=first, last=last)
-    held: dict[str, set[str]] = {}
-    for cell in cells:
-        held.setdefault(cell.month, set()).add(cell.org_code)
-    complete = {month for month, trusts in held.items() if len(trusts) == len(scope.org_codes)}
-    used = [cell for cell in cells if cell.month in complete]
+    # Months held by every trust of the scope.
+    complete = (
+        cells.group_by("month")
+        .agg(pl.col("org_code").n_unique().alias("trusts"))
+        .filter(pl.col("trusts") == len(scope.org_codes))
+    )
+    used = cells.join(complete.select("month"), on="month", how="semi", maintain_order="left")
     values: dict[str, float] = {}
     suppressed: set[str] = set()
-    if used:
+    if used.height:
         frame = (
             _per_trust(used, item)
             .group_by("month")
@@ -295,11 +296,12 @@ def monthly_series(
                 suppressed.add(month)
             elif value is not None:
                 values[month] = float(value)
+    sources = used.filter(~pl.col("month").is_in(sorted(suppressed)))["submission_id"]
     labels = [month_label(m) for m in months]
     return Series(
         points=[Point(period=label, value=values[label]) for label in labels if label in values],
         missing=[label for label in labels if label not in values and label not in suppressed],
-        sources=sorted({c.submission_id for c in used if c.month not in suppressed}),
+        sources=sources.unique().sort().to_list(),
         suppressed=sorted(suppressed),
     )
 
@@ -308,9 +310,9 @@ def values_by_trust(
     *, session: Session, settings: Settings, item: str, month: int, org_codes: Sequence[str]
 ) -> dict[str, float]:
     """The item's value in one month for each of ``org_codes`` that holds it (for ranking)."""
-    cells = _cells(session, settings, item, tuple(org_codes), first=month, last=month)
-    frame = _per_trust(cells, item).select("org_code", item).collect()
-    return {str(code): float(value) for code, value in frame.iter_rows() if value is not None}
+    cells = _cells(session, settings, item, org_codes, first=month, last=month)
+    frame = _per_trust(cells, item).collect()
+    return {str(code): float(value) for code, _, value in frame.iter_rows() if value is not None}
 
 
 def record_values(*, session: Session, settings: Settings, submission: Submission) -> None:
@@ -334,17 +336,6 @@ def record_values(*, session: Session, settings: Settings, submission: Submissio
         _computed(session, [source], item)
 
 
-@dataclass(frozen=True)
-class _Cell:
-    """The return a (trust, month)'s value of an item comes from, and that value."""
-
-    org_code: str
-    month: str
-    submission_id: str
-    held: bool  # False when the return has no rows for the trust
-    value: float | None
-
-
 def _cells(
     session: Session,
     settings: Settings,
@@ -353,68 +344,94 @@ def _cells(
     *,
     first: int,
     last: int,
-) -> list[_Cell]:
-    """Each (trust, month)'s value of the item, in trust then month order: from the latest
-    accepted return of the item's primary dataset, or else of the first dataset deriving it
-    (as extracts.plan chooses), read with its kept value in one query.
+) -> pl.DataFrame:
+    """(org_code, month, submission_id, held, value) of each (trust, month) holding the item,
+    in trust then month order: from the latest accepted return of the item's primary dataset,
+    or else of the first dataset deriving it (as extracts.plan chooses), read with the value
+    kept for it in one query. ``held`` is False when the return has no rows for the trust.
 
     A return whose value is not kept yet (accepted before item_values) is computed from its
     file and kept for the next read.
     """
     primary = schemas.ITEMS[item].primary_dataset
     rank = {primary: 0} | {d: n + 1 for n, d in enumerate(schemas.datasets_deriving(item))}
-    wanted = {code: n for n, code in enumerate(org_codes)}
-    labels = [month_label(m) for m in range(first, last + 1)]
+    wanted = sorted(set(org_codes))
     rows = item_values_repo.current(
         session=session,
         item=item,
         dataset_codes=list(rank),
-        periods=labels,
-        org_codes=sorted(wanted) if len(wanted) <= extracts.ORG_FILTER_IN_SQL else None,
+        periods=[month_label(m) for m in range(first, last + 1)],
+        org_codes=wanted if len(wanted) <= extracts.ORG_FILTER_IN_SQL else None,
     )
-    chosen: dict[tuple[str, str], Any] = {}
-    for row in rows:
-        key = (row.org_code, row.period)
-        if row.org_code in wanted and (
-            key not in chosen or rank[row.dataset_code] < rank[chosen[key].dataset_code]
-        ):
-            chosen[key] = row
-    found = sorted(
-        (row for row in chosen.values() if row.data_path is not None),
-        key=lambda row: (wanted[row.org_code], row.period),
+    order = pl.DataFrame(
+        {"org_code": list(org_codes), "_order": range(len(org_codes))},
+        schema={"org_code": pl.String, "_order": pl.Int64},
     )
-    lacking = [
-        extract_data.Source(
-            org_code=row.org_code,
-            month=row.period,
-            dataset=row.dataset_code,
-            submission_id=row.id,
-            path=store.absolute(settings, row.data_path),
-            items=(item,),
-            derived=row.dataset_code != primary,
+    frame = (
+        pl.DataFrame(rows, schema=_CURRENT, orient="row")
+        .join(order, on="org_code", how="inner")
+        .with_columns(
+            pl.col("held").cast(pl.Boolean),
+            pl.col("dataset").replace_strict(rank, return_dtype=pl.Int64).alias("_rank"),
         )
-        for row in found
-        if row.held is None
-    ]
-    computed = _computed(session, lacking, item) if lacking else {}
-    return [
-        _Cell(row.org_code, row.period, row.id, *computed[row.id])
-        if row.held is None
-        else _Cell(row.org_code, row.period, row.id, row.held, row.value)
-        for row in found
-    ]
+        .sort("_order", "month", "_rank")
+        .unique(subset=["org_code", "month"], keep="first", maintain_order=True)
+        .filter(pl.col("data_path").is_not_null())
+    )
+    lacking = frame.filter(pl.col("held").is_null())
+    if lacking.height:
+        computed = _computed(
+            session,
+            [
+                extract_data.Source(
+                    org_code=row["org_code"],
+                    month=row["month"],
+                    dataset=row["dataset"],
+                    submission_id=row["submission_id"],
+                    path=store.absolute(settings, row["data_path"]),
+                    items=(item,),
+                    derived=row["dataset"] != primary,
+                )
+                for row in lacking.iter_rows(named=True)
+            ],
+            item,
+        )
+        filled = pl.DataFrame(
+            {
+                "submission_id": list(computed),
+                "_held": [held for held, _ in computed.values()],
+                "_value": [value for _, value in computed.values()],
+            },
+            schema={"submission_id": pl.String, "_held": pl.Boolean, "_value": pl.Float64},
+        )
+        frame = frame.join(
+            filled, on="submission_id", how="left", maintain_order="left"
+        ).with_columns(
+            pl.coalesce("held", "_held").alias("held"),
+            pl.when(pl.col("held").is_null())
+            .then(pl.col("_value"))
+            .otherwise(pl.col("value"))
+            .alias("value"),
+        )
+    return frame.select("org_code", "month", "submission_id", "held", "value")
 
 
-def _per_trust(cells: Sequence[_Cell], item: str) -> pl.LazyFrame:
+# The columns of item_values_repo.current, as read.
+_CURRENT = {
+    "org_code": pl.String,
+    "month": pl.String,
+    "dataset": pl.String,
+    "submission_id": pl.String,
+    "data_path": pl.String,
+    "held": pl.Int8,
+    "value": pl.Float64,
+}
+
+
+def _per_trust(cells: pl.DataFrame, item: str) -> pl.LazyFrame:
     """(org_code, month, item) of each cell whose return has a row for the trust, in order."""
-    kept = [cell for cell in cells if cell.held]
-    return pl.LazyFrame(
-        {
-            "org_code": [cell.org_code for cell in kept],
-            "month": [cell.month for cell in kept],
-            item: [cell.value for cell in kept],
-        },
-        schema={"org_code": pl.String, "month": pl.String, item: pl.Float64},
+    return (
+        cells.lazy().filter(pl.col("held")).select("org_code", "month", pl.col("value").alias(item))
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, select
+from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,10 +20,14 @@ def current(
     dataset_codes: Iterable[str],
     periods: Sequence[str],
     org_codes: Sequence[str] | None,
-) -> Sequence[Row[str, str, str, str, str | None, bool | None, float | None]]:
+) -> list[tuple[Any, ...]]:
     """(org_code, period, dataset_code, submission_id, data_path, held, value) of each accepted,
     not superseded return of these datasets and periods (and trusts, unless ``org_codes`` is
-    None): one query. ``held`` is None where the return's value of ``item`` is not kept yet."""
+    None): one query. ``held`` is None where the return's value of ``item`` is not kept yet.
+
+    Fetched as the driver's plain tuples: a national chart over 20 years reads 50,000 rows, and
+    making result rows of them would take about half of the 0.5 s a chart may (bench/spc_values.py).
+    """
     query = (
         select(
             Submission.org_code,
@@ -46,7 +50,19 @@ def current(
     )
     if org_codes is not None:
         query = query.where(Submission.org_code.in_(org_codes))
-    return session.execute(query).all()
+    connection = session.connection()
+    compiled = query.compile(bind=connection, compile_kwargs={"render_postcompile": True})
+    params: Any = (
+        tuple(compiled.params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else compiled.params
+    )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def add(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
