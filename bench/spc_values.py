@@ -42,11 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import polars as pl  # noqa: E402
+from auditor_scale import postgres_database, trusts  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import delete, func, insert, select  # noqa: E402
 
 import schemas  # noqa: E402
-from auditor_scale import postgres_database, trusts  # noqa: E402
 from services.broker.app import create_app  # noqa: E402
 from services.catalogue import extracts, indicators, store  # noqa: E402
 from services.catalogue.db import build_engine, session_factory, session_scope  # noqa: E402
