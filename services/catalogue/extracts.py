@@ -85,7 +85,7 @@ def enqueue_refresh(*, session: Session, request_id: str) -> None:
 
 
 # Up to this many organisations, plan() filters them in SQL (an IN list); more are filtered after.
-_ORG_FILTER_IN_SQL = 500
+ORG_FILTER_IN_SQL = 500
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def plan(
     latest: dict[tuple[str, str, str], Submission] = {}
     wanted = set(org_codes)
     # One trust's chart (or a submission's history check) reads that trust's rows only.
-    in_sql = sorted(wanted) if len(wanted) <= _ORG_FILTER_IN_SQL else None
+    in_sql = sorted(wanted) if len(wanted) <= ORG_FILTER_IN_SQL else None
     for submission in submission_repo.accepted_current(
         session=session, dataset_codes=datasets, periods=labels, org_codes=in_sql
     ):

@@ -28,11 +28,12 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 import schemas
-from services.catalogue import audit, extract_data, extracts
+from services.catalogue import audit, extract_data, extracts, store
 from services.catalogue.errors import Forbidden, Invalid, NotFound
-from services.catalogue.models import DataRequest
+from services.catalogue.models import DataRequest, Submission
 from services.catalogue.periods import month_label, parse
 from services.catalogue.regions import REGIONS
+from services.catalogue.repositories import item_values as item_values_repo
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as requests_repo
 from services.catalogue.settings import Settings
@@ -272,23 +273,19 @@ def monthly_series(
             [{"field": "org_code", "message": "a trust's code is needed for this item"}],
         )
     months = list(range(first, last + 1))
-    found = extracts.plan(
-        session=session,
-        settings=settings,
-        org_codes=list(scope.org_codes),
-        months=months,
-        items=[item],
+    cells = _cells(session, settings, item, scope.org_codes, first=first, last=last)
+    # Months held by every trust of the scope.
+    complete = (
+        cells.group_by("month")
+        .agg(pl.col("org_code").n_unique().alias("trusts"))
+        .filter(pl.col("trusts") == len(scope.org_codes))
     )
-    held: dict[str, set[str]] = {}
-    for source in found.sources:
-        held.setdefault(source.month, set()).add(source.org_code)
-    complete = {month for month, trusts in held.items() if len(trusts) == len(scope.org_codes)}
-    used = [source for source in found.sources if source.month in complete]
+    used = cells.join(complete.select("month"), on="month", how="semi", maintain_order="left")
     values: dict[str, float] = {}
     suppressed: set[str] = set()
-    if used:
+    if used.height:
         frame = (
-            _by_trust_and_month(used, item)
+            _per_trust(used, item)
             .group_by("month")
             .agg(_over_organisations(item), pl.col(item).count().alias("trusts"))
             .sort("month")
@@ -299,11 +296,12 @@ def monthly_series(
                 suppressed.add(month)
             elif value is not None:
                 values[month] = float(value)
+    sources = used.filter(~pl.col("month").is_in(sorted(suppressed)))["submission_id"]
     labels = [month_label(m) for m in months]
     return Series(
         points=[Point(period=label, value=values[label]) for label in labels if label in values],
         missing=[label for label in labels if label not in values and label not in suppressed],
-        sources=sorted({s.submission_id for s in used if s.month not in suppressed}),
+        sources=sources.unique().sort().to_list(),
         suppressed=sorted(suppressed),
     )
 
@@ -312,13 +310,156 @@ def values_by_trust(
     *, session: Session, settings: Settings, item: str, month: int, org_codes: Sequence[str]
 ) -> dict[str, float]:
     """The item's value in one month for each of ``org_codes`` that holds it (for ranking)."""
-    found = extracts.plan(
-        session=session, settings=settings, org_codes=list(org_codes), months=[month], items=[item]
+    cells = _cells(session, settings, item, org_codes, first=month, last=month)
+    frame = _per_trust(cells, item).collect()
+    return {str(code): float(value) for code, _, value in frame.iter_rows() if value is not None}
+
+
+def record_values(*, session: Session, settings: Settings, submission: Submission) -> None:
+    """Keep an accepted return's value of each item it carries or derives (for its trust and
+    month), in the caller's unit of work, so that charts over it need not read its file."""
+    assert submission.data_path is not None
+    dataset = submission.dataset_code
+    path = store.absolute(settings, submission.data_path)
+    carried = [(i, False) for i, spec in schemas.ITEMS.items() if spec.primary_dataset == dataset]
+    derivable = [(i, True) for i in schemas.ITEMS if dataset in schemas.datasets_deriving(i)]
+    for item, derived in [*carried, *derivable]:
+        source = extract_data.Source(
+            org_code=submission.org_code,
+            month=submission.period,
+            dataset=dataset,
+            submission_id=submission.id,
+            path=path,
+            items=(item,),
+            derived=derived,
+        )
+        _computed(session, [source], item)
+
+
+def _cells(
+    session: Session,
+    settings: Settings,
+    item: str,
+    org_codes: Sequence[str],
+    *,
+    first: int,
+    last: int,
+) -> pl.DataFrame:
+    """(org_code, month, submission_id, held, value) of each (trust, month) holding the item,
+    in trust then month order: from the latest accepted return of the item's primary dataset,
+    or else of the first dataset deriving it (as extracts.plan chooses), read with the value
+    kept for it in one query. ``held`` is False when the return has no rows for the trust.
+
+    A return whose value is not kept yet (accepted before item_values) is computed from its
+    file and kept for the next read.
+    """
+    primary = schemas.ITEMS[item].primary_dataset
+    rank = {primary: 0} | {d: n + 1 for n, d in enumerate(schemas.datasets_deriving(item))}
+    wanted = sorted(set(org_codes))
+    rows = item_values_repo.current(
+        session=session,
+        item=item,
+        dataset_codes=list(rank),
+        periods=[month_label(m) for m in range(first, last + 1)],
+        org_codes=wanted if len(wanted) <= extracts.ORG_FILTER_IN_SQL else None,
     )
-    if not found.sources:
-        return {}
-    frame = _by_trust_and_month(found.sources, item).select("org_code", item).collect()
-    return {str(code): float(value) for code, value in frame.iter_rows() if value is not None}
+    order = pl.DataFrame(
+        {"org_code": list(org_codes), "_order": range(len(org_codes))},
+        schema={"org_code": pl.String, "_order": pl.Int64},
+    )
+    frame = (
+        pl.DataFrame(rows, schema=_CURRENT, orient="row")
+        .join(order, on="org_code", how="inner")
+        .with_columns(
+            pl.col("held").cast(pl.Boolean),
+            pl.col("dataset").replace_strict(rank, return_dtype=pl.Int64).alias("_rank"),
+        )
+        .sort("_order", "month", "_rank")
+        .unique(subset=["org_code", "month"], keep="first", maintain_order=True)
+        .filter(pl.col("data_path").is_not_null())
+    )
+    lacking = frame.filter(pl.col("held").is_null())
+    if lacking.height:
+        computed = _computed(
+            session,
+            [
+                extract_data.Source(
+                    org_code=row["org_code"],
+                    month=row["month"],
+                    dataset=row["dataset"],
+                    submission_id=row["submission_id"],
+                    path=store.absolute(settings, row["data_path"]),
+                    items=(item,),
+                    derived=row["dataset"] != primary,
+                )
+                for row in lacking.iter_rows(named=True)
+            ],
+            item,
+        )
+        filled = pl.DataFrame(
+            {
+                "submission_id": list(computed),
+                "_held": [held for held, _ in computed.values()],
+                "_value": [value for _, value in computed.values()],
+            },
+            schema={"submission_id": pl.String, "_held": pl.Boolean, "_value": pl.Float64},
+        )
+        frame = frame.join(
+            filled, on="submission_id", how="left", maintain_order="left"
+        ).with_columns(
+            pl.coalesce("held", "_held").alias("held"),
+            pl.when(pl.col("held").is_null())
+            .then(pl.col("_value"))
+            .otherwise(pl.col("value"))
+            .alias("value"),
+        )
+    return frame.select("org_code", "month", "submission_id", "held", "value")
+
+
+# The columns of item_values_repo.current, as read.
+_CURRENT = {
+    "org_code": pl.String,
+    "month": pl.String,
+    "dataset": pl.String,
+    "submission_id": pl.String,
+    "data_path": pl.String,
+    "held": pl.Int8,
+    "value": pl.Float64,
+}
+
+
+def _per_trust(cells: pl.DataFrame, item: str) -> pl.LazyFrame:
+    """(org_code, month, item) of each cell whose return has a row for the trust, in order."""
+    return (
+        cells.lazy().filter(pl.col("held")).select("org_code", "month", pl.col("value").alias(item))
+    )
+
+
+def _computed(
+    session: Session, sources: Sequence[extract_data.Source], item: str
+) -> dict[str, tuple[bool, float | None]]:
+    """The item's value of each source from its Parquet file, kept in item_values."""
+    frame = _by_trust_and_month(sources, item).collect()
+    found = {(str(code), str(month)): value for code, month, value in frame.iter_rows()}
+    computed: dict[str, tuple[bool, float | None]] = {}
+    rows: list[dict[str, object]] = []
+    for source in sources:
+        key = (source.org_code, source.month)
+        value = None if found.get(key) is None else float(found[key])
+        computed[source.submission_id] = (key in found, value)
+        rows.append(
+            {
+                "submission_id": source.submission_id,
+                "item": item,
+                "derived": source.derived,
+                "org_code": source.org_code,
+                "month": source.month,
+                "held": key in found,
+                "value": value,
+            }
+        )
+    item_values_repo.add(session=session, rows=rows)
+    return computed
 
 
 def _by_trust_and_month(sources: Sequence[extract_data.Source], item: str) -> pl.LazyFrame:

@@ -374,6 +374,30 @@ class Submission(Base):
     validated_at: Mapped[datetime | None]
 
 
+class ItemValue(Base):
+    """An accepted return's value of one item for its trust and month, as a chart reads it.
+
+    Over the trust's disaggregation, by the item's aggregation: what an indicator would compute
+    from the return's Parquet file, kept so that a region or national chart is one query rather
+    than a read of every return (issue 22). Keyed as a plan's source is: the submission, the item
+    and whether it is derived (from a deriving dataset's return) or carried.
+    """
+
+    __tablename__ = "item_values"
+    __table_args__ = (Index("ix_item_values_item_month_org", "item", "month", "org_code"),)
+
+    submission_id: Mapped[str] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    derived: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    org_code: Mapped[str] = mapped_column(String(16))
+    month: Mapped[str] = mapped_column(String(7))
+    # False when the return has no rows for the trust (it then adds nothing to a chart's month).
+    held: Mapped[bool] = mapped_column(Boolean)
+    value: Mapped[float | None] = mapped_column(Float)
+
+
 class SubmissionError(Base):
     """One row-level (or file-level) error of a rejected submission."""
 

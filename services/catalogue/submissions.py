@@ -20,6 +20,7 @@ from services.catalogue import (
     coverage_index,
     db,
     extracts,
+    indicators,
     jobs,
     store,
     submission_warnings,
@@ -207,6 +208,7 @@ def accept(
     session.flush()
     # The file goes in place last: if the commit fails, a retry overwrites it with the same rows.
     store.place(validated, target)
+    indicators.record_values(session=session, settings=settings, submission=submission)
     coverage_index.mark_held(
         session=session,
         dataset_code=submission.dataset_code,
