@@ -55,7 +55,7 @@ def _logging(level: str = "INFO") -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the catalogue database and publish the dataset definitions."""
-    from services.catalogue import datasets
+    from services.catalogue import datasets, indicators
     from services.catalogue import migrate as migrations
     from services.catalogue.db import session_factory, session_scope
     from services.catalogue.runtime import database_engine
@@ -67,13 +67,17 @@ def migrate() -> None:
         _fail(str(error))
     try:
         migrations.upgrade(engine)
-        with session_scope(session_factory(engine)) as session:
+        factory = session_factory(engine)
+        with session_scope(factory) as session:
             published = datasets.publish(session=session)
+        filled = indicators.backfill_values(factory=factory, settings=settings)
     finally:
         engine.dispose()
     typer.echo(f"database up to date: {engine.url.render_as_string(hide_password=True)}")
     for line in published:
         typer.echo(f"  {line}")
+    if filled:
+        typer.echo(f"  kept the item values of {filled} return(s) accepted before they were kept")
 
 
 @app.command()

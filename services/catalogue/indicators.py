@@ -25,10 +25,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 import schemas
 from services.catalogue import audit, extract_data, extracts, store
+from services.catalogue.db import session_scope
 from services.catalogue.errors import Forbidden, Invalid, NotFound
 from services.catalogue.models import DataRequest, Submission
 from services.catalogue.periods import month_label, parse
@@ -36,6 +37,7 @@ from services.catalogue.regions import REGIONS
 from services.catalogue.repositories import item_values as item_values_repo
 from services.catalogue.repositories import organisations as org_repo
 from services.catalogue.repositories import requests as requests_repo
+from services.catalogue.repositories import submissions as submissions_repo
 from services.catalogue.settings import Settings
 from services.catalogue.spc import Point
 from services.catalogue.states import OrgKind
@@ -334,6 +336,25 @@ def record_values(*, session: Session, settings: Settings, submission: Submissio
             derived=derived,
         )
         _computed(session, [source], item)
+
+
+# Returns whose values are kept in one unit of work of the backfill.
+BACKFILL_BATCH = 200
+
+
+def backfill_values(*, factory: sessionmaker[Session], settings: Settings) -> int:
+    """Keep the values of every current return accepted before item_values existed, a batch to
+    a unit of work (``drb migrate``): so that no chart's first read has to compute them from
+    the files. How many returns it filled; a second run finds none."""
+    with session_scope(factory) as session:
+        ids = item_values_repo.lacking(session=session)
+    for start in range(0, len(ids), BACKFILL_BATCH):
+        with session_scope(factory) as session:
+            for submission_id in ids[start : start + BACKFILL_BATCH]:
+                submission = submissions_repo.get(session=session, submission_id=submission_id)
+                if submission is not None and submission.data_path is not None:
+                    record_values(session=session, settings=settings, submission=submission)
+    return len(ids)
 
 
 def _cells(

@@ -186,3 +186,30 @@ def test_kept_values_are_those_of_the_parquet_files_for_every_item(
                         ), key
     revision = [s for s in accepted if s.supersedes_id is not None]
     assert len(revision) == 1  # RV3's January A&E return, read in place of the first
+
+
+def test_drb_migrate_keeps_the_values_of_returns_accepted_before(
+    runtime: Runtime, held: dict[str, Headers]
+) -> None:
+    """The backfill (`drb migrate`) keeps every current return's values as acceptance would have,
+    so that no chart's first read computes them from the files; a second run finds nothing."""
+    kept_when_accepted = kept_rows(runtime)
+    current = {
+        key: row
+        for key, row in kept_when_accepted.items()
+        if key[0] not in superseded_ids(runtime)
+    }
+    with runtime.factory() as session:
+        session.execute(delete(ItemValue))
+        session.commit()
+    filled = indicators.backfill_values(factory=runtime.factory, settings=runtime.settings)
+    assert filled == len({key[0] for key in current})
+    assert kept_rows(runtime) == current
+    assert indicators.backfill_values(factory=runtime.factory, settings=runtime.settings) == 0
+
+
+def superseded_ids(runtime: Runtime) -> set[str]:
+    with runtime.factory() as session:
+        return set(
+            session.scalars(select(Submission.id).where(Submission.superseded_by_id.is_not(None)))
+        )

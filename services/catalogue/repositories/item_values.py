@@ -72,3 +72,20 @@ def add(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(dialect.insert(ItemValue).on_conflict_do_nothing(), list(rows))
+
+
+def lacking(*, session: Session) -> list[str]:
+    """The ids of the accepted, not superseded returns with no value kept (accepted before
+    item_values existed), oldest first."""
+    kept = select(ItemValue.submission_id).where(ItemValue.submission_id == Submission.id)
+    query = (
+        select(Submission.id)
+        .where(
+            Submission.status == SubmissionStatus.ACCEPTED,
+            Submission.superseded_by_id.is_(None),
+            Submission.data_path.is_not(None),
+            ~kept.exists(),
+        )
+        .order_by(Submission.received_at, Submission.id)
+    )
+    return list(session.scalars(query).all())
