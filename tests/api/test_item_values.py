@@ -195,9 +195,7 @@ def test_drb_migrate_keeps_the_values_of_returns_accepted_before(
     so that no chart's first read computes them from the files; a second run finds nothing."""
     kept_when_accepted = kept_rows(runtime)
     current = {
-        key: row
-        for key, row in kept_when_accepted.items()
-        if key[0] not in superseded_ids(runtime)
+        key: row for key, row in kept_when_accepted.items() if key[0] not in superseded_ids(runtime)
     }
     with runtime.factory() as session:
         session.execute(delete(ItemValue))
